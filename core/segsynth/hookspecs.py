@@ -1,0 +1,62 @@
+"""Every hook a segsynth plugin can implement, in one place.
+
+A plugin is a module (found through the ``segsynth`` entry-point group, or registered by a test
+with ``segsynth.testing.registered_plugin``) with functions decorated ``@segsynth.hookimpl``
+whose names match the specs below. Each registration hook returns component *classes*; core
+builds registries from them by each class's ``name``. All results from all plugins are
+collected (pluggy returns one list per plugin; core flattens them); two classes of one kind
+that claim the same ``name`` are an error naming both packages.
+
+A hook implementation may accept fewer arguments than its spec, so specs can grow new
+arguments without breaking existing plugins.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from segsynth.interfaces import DatasetAdapter, Evaluator, MaskGenerator, Translator
+
+PROJECT = "segsynth"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: Version of the hook API; bumped when a spec changes incompatibly. A plugin may declare the
+#: version it targets as a module attribute ``SEGSYNTH_API = 1``.
+API_VERSION = 1
+
+
+@hookspec
+def segsynth_register_datasets() -> list[type[DatasetAdapter]]:
+    """Return dataset adapter classes (``DatasetAdapter`` subclasses).
+
+    Called once when the plugin manager builds its registries. Results of all plugins are
+    concatenated; each class's ``name`` is what a recipe's ``data.name`` refers to.
+    """
+
+
+@hookspec
+def segsynth_register_mask_generators() -> list[type[MaskGenerator]]:
+    """Return Stage-I mask generator classes (``MaskGenerator`` subclasses).
+
+    Called once when the registries are built; results are concatenated and indexed by
+    ``name`` for a recipe's ``stage1.name``.
+    """
+
+
+@hookspec
+def segsynth_register_translators() -> list[type[Translator]]:
+    """Return Stage-II translator classes (``Translator`` subclasses).
+
+    Called once when the registries are built; results are concatenated and indexed by
+    ``name`` for a recipe's ``stage2.name``.
+    """
+
+
+@hookspec
+def segsynth_register_evaluators() -> list[type[Evaluator]]:
+    """Return evaluator classes (``Evaluator`` subclasses).
+
+    Called once when the registries are built; results are concatenated and indexed by
+    ``name`` for the entries of a recipe's ``evaluation`` list.
+    """

@@ -1,0 +1,248 @@
+"""The four kinds of component a recipe can name, and the data that flows between them.
+
+Core knows only these classes. Every concrete model, dataset and evaluator is a subclass that
+arrives through a plugin hook (see ``segsynth.hookspecs``), first-party or third-party alike.
+
+Conventions every component can rely on (and must honour):
+
+- Images are float32 tensors shaped ``(N, C, H, W)`` with values in ``[0, 1]``.
+- Masks are float32 tensors shaped ``(N, Cm, H, W)`` holding exactly ``0.0`` or ``1.0``.
+- Fields of view are float32 ``(N, 1, H, W)`` in ``{0, 1}``; ``None`` means "the whole image".
+- Tensors handed to a component live on the CPU; the component moves what it needs to
+  ``trainer.device`` and returns CPU tensors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
+    from segsynth.trainer import Trainer
+
+__all__ = [
+    "Component",
+    "DatasetAdapter",
+    "DatasetInfo",
+    "EvaluationResult",
+    "Evaluator",
+    "MaskGenerator",
+    "PairSet",
+    "Params",
+    "Translator",
+]
+
+
+class Params(BaseModel):
+    """Base for every component's parameter block: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset adapter promises about its samples, known before any pixel is loaded.
+
+    Models size their first and last layers from ``image_channels`` and ``mask_channels``;
+    ``size`` is the ``(height, width)`` every sample of every split has.
+    """
+
+    image_channels: int
+    mask_channels: int
+    size: tuple[int, int]
+    has_fov: bool = False
+    description: str = ""
+    splits: tuple[str, ...] = ("train", "test")
+
+
+@dataclass
+class PairSet:
+    """A batch of aligned (image, mask[, fov]) samples held decoded in memory.
+
+    The data sets this tool is built for are small (tens to thousands of images), so whole
+    splits live as tensors: no re-decoding per epoch and no worker processes on 2 cores.
+    """
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    fovs: torch.Tensor | None = None
+    ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = self.images.shape[0]
+        if self.masks.shape[0] != n:
+            raise ValueError(f"PairSet has {n} images but {self.masks.shape[0]} masks")
+        if self.images.shape[-2:] != self.masks.shape[-2:]:
+            raise ValueError(
+                f"PairSet images are {tuple(self.images.shape[-2:])} but masks are "
+                f"{tuple(self.masks.shape[-2:])}"
+            )
+        if self.fovs is not None and self.fovs.shape[0] != n:
+            raise ValueError(f"PairSet has {n} images but {self.fovs.shape[0]} fields of view")
+        if not self.ids:
+            self.ids = [f"{i:05d}" for i in range(n)]
+        elif len(self.ids) != n:
+            raise ValueError(f"PairSet has {n} images but {len(self.ids)} ids")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, index: slice | list[int] | torch.Tensor) -> PairSet:
+        """Return the samples at ``index`` (a slice, a list of positions or an index tensor)."""
+        if isinstance(index, slice):
+            positions = list(range(len(self)))[index]
+        elif isinstance(index, torch.Tensor):
+            positions = [int(i) for i in index.tolist()]
+        else:
+            positions = [int(i) for i in index]
+        idx = torch.tensor(positions, dtype=torch.long)
+        return PairSet(
+            images=self.images[idx],
+            masks=self.masks[idx],
+            fovs=None if self.fovs is None else self.fovs[idx],
+            ids=[self.ids[i] for i in positions],
+        )
+
+    @staticmethod
+    def concat(parts: list[PairSet]) -> PairSet:
+        """Join several sets; the result has a field of view only if every part has one."""
+        fovs = None
+        if parts and all(p.fovs is not None for p in parts):
+            fovs = torch.cat([p.fovs for p in parts])  # type: ignore[misc]
+        return PairSet(
+            images=torch.cat([p.images for p in parts]),
+            masks=torch.cat([p.masks for p in parts]),
+            fovs=fovs,
+            ids=[i for p in parts for i in p.ids],
+        )
+
+
+@dataclass
+class EvaluationResult:
+    """What an evaluator hands back.
+
+    ``metrics`` are flat ``name -> number`` pairs written to ``metrics.json``; a metric that
+    could not be computed is absent and explained in ``notes`` (never reported as zero).
+    ``tables`` are ``title -> rows`` (each row a ``dict`` of column -> value) shown in the report.
+    ``figures`` are ``title -> path`` of pictures the evaluator wrote under its work folder.
+    """
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Component(ABC):
+    """Common shape of everything a recipe names.
+
+    Subclasses set ``name`` (unique across installed plugins, used in recipes), ``description``
+    (one line for ``synth plugins``) and ``Params`` (a pydantic model validating the recipe's
+    ``params`` block). The constructor receives the validated params and the dataset's
+    ``DatasetInfo`` so that networks can be built at once, before any training: this lets a run
+    restore a finished component from its checkpoint without fitting it again.
+    """
+
+    kind: ClassVar[str] = "component"
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params, info: DatasetInfo) -> None:
+        self.params = params
+        self.info = info
+
+
+class _Trainable(Component):
+    """A component with weights: the trainer checkpoints whatever ``state()`` returns."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """Everything that must survive a restart, by name.
+
+        Values may be ``torch.nn.Module``, ``torch.optim.Optimizer``, any object with
+        ``state_dict``/``load_state_dict``, or tensors. The trainer saves and restores these in
+        place; the same dict is used to reload a finished component for sampling.
+        """
+
+    def to(self, device: torch.device) -> None:
+        """Move every module in ``state()`` to ``device`` (called by the pipeline before use)."""
+        for value in self.state().values():
+            if isinstance(value, torch.nn.Module):
+                value.to(device)
+
+
+class MaskGenerator(_Trainable):
+    """Stage I: learns the distribution of segmentation masks and samples new ones."""
+
+    kind: ClassVar[str] = "mask_generator"
+
+    @abstractmethod
+    def fit(self, masks: torch.Tensor, trainer: Trainer) -> None:
+        """Train on real masks ``(N, Cm, H, W)``; resumable through ``trainer``."""
+
+    @abstractmethod
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Return ``n`` binary masks ``(n, Cm, H, W)`` on the CPU, drawn with ``generator``."""
+
+
+class Translator(_Trainable):
+    """Stage II: learns to render an image from a mask (mask -> image translation)."""
+
+    kind: ClassVar[str] = "translator"
+
+    @abstractmethod
+    def fit(self, pairs: PairSet, trainer: Trainer) -> None:
+        """Train on real (mask, image) pairs; resumable through ``trainer``."""
+
+    @abstractmethod
+    def translate(self, masks: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Return images ``(N, C, H, W)`` in ``[0, 1]`` on the CPU for binary ``masks``."""
+
+
+class Evaluator(Component):
+    """Measures how useful (or how faithful, or how private) the synthetic pairs are."""
+
+    kind: ClassVar[str] = "evaluator"
+
+    @abstractmethod
+    def evaluate(
+        self,
+        real_train: PairSet,
+        real_test: PairSet,
+        synthetic: PairSet,
+        trainer: Trainer,
+    ) -> EvaluationResult:
+        """Compare synthetic with real data and return named metrics."""
+
+
+class DatasetAdapter(Component):
+    """Reads one data set (from disk, or made procedurally) into in-memory ``PairSet`` splits.
+
+    ``info()`` must not read pixels where it can avoid it: ``synth recipe validate`` calls it.
+    """
+
+    kind: ClassVar[str] = "dataset"
+
+    def __init__(self, params: Params) -> None:  # datasets define the info, they do not get one
+        self.params = params
+
+    @abstractmethod
+    def info(self) -> DatasetInfo:
+        """Describe the samples (channels, size, field of view, splits)."""
+
+    @abstractmethod
+    def load(self, split: str) -> PairSet:
+        """Return every sample of ``split`` (one of ``info().splits``)."""
+
+
+COMPONENT_KINDS: dict[str, type[Component]] = {
+    "dataset": DatasetAdapter,
+    "mask_generator": MaskGenerator,
+    "translator": Translator,
+    "evaluator": Evaluator,
+}
