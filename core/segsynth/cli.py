@@ -1,0 +1,177 @@
+"""The ``synth`` command: thin typer commands that parse arguments and call library functions.
+
+Every command turns a ``UserError`` into a one-paragraph message on stderr and exit code 2
+(3 for a diverged training); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from segsynth.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="synth",
+    help="segsynth: make synthetic (mask, image) data sets and prove they are useful and private.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+recipe_app = typer.Typer(help="Check and describe recipes.", no_args_is_help=True)
+plugins_app = typer.Typer(help="List installed plugins, or show one.", invoke_without_command=True)
+app.add_typer(recipe_app, name="recipe")
+app.add_typer(plugins_app, name="plugins")
+
+
+def user_errors(func: F) -> F:
+    """Print ``UserError`` as a message and exit with its code instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; continue the run later with --resume.", err=True)
+            raise typer.Exit(code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+RecipeArg = Annotated[Path, typer.Argument(help="Path of a recipe YAML file.", show_default=False)]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a recipe value: key.path=value (repeatable)."),
+]
+
+
+@app.command()
+@user_errors
+def run(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its checkpoints.")] = False,
+    force: Annotated[bool, typer.Option(help="Delete an existing run folder and start again.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Validate and print the plan; train nothing.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train both stages, write the synthetic pairs, evaluate them and write the report."""
+    from segsynth.pipeline import Pipeline, RunOptions, run_folder
+    from segsynth.plugins import get_registry
+    from segsynth.recipe import load_recipe
+
+    if resume and force:
+        raise UserError("--resume and --force contradict each other; choose one.")
+    registry = get_registry()
+    loaded = load_recipe(recipe, registry, set_ or [])
+    options = RunOptions(out=out, device=device, resume=resume, force=force, progress=progress,
+                         argv=["synth", *sys.argv[1:]])
+    if dry_run:
+        import yaml
+
+        typer.echo(f"recipe {recipe} is valid; the run would write to {run_folder(loaded, out)}")
+        typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False))
+        return
+    result = Pipeline(loaded, registry, options).run()
+    headline = {k: v for k, v in result.metrics.items() if k.endswith(".f1") or k.startswith("kl.")}
+    for key, value in sorted(headline.items()):
+        typer.echo(f"{key:>28s}  {value:.4f}")
+    if result.skipped:
+        typer.echo(f"resumed: skipped finished steps {', '.join(result.skipped)}")
+    typer.echo(f"synthetic pairs: {result.run_dir / 'synthetic'}")
+    typer.echo(f"report: {result.report}")
+
+
+@recipe_app.command("validate")
+@user_errors
+def recipe_validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
+    """Check a recipe (shape and every component's params) without running anything."""
+    from segsynth.plugins import get_registry
+    from segsynth.recipe import load_recipe
+
+    loaded = load_recipe(recipe, get_registry(), set_ or [])
+    typer.echo(
+        f"{recipe}: valid (data {loaded.recipe.data.name}, stage1 {loaded.recipe.stage1.name}, "
+        f"stage2 {loaded.recipe.stage2.name}, evaluation "
+        f"{', '.join(r.name for r in loaded.recipe.evaluation) or 'none'})"
+    )
+
+
+@recipe_app.command("schema")
+@user_errors
+def recipe_schema() -> None:
+    """Print the JSON Schema of recipes."""
+    from segsynth.recipe import recipe_json_schema
+
+    typer.echo(json.dumps(recipe_json_schema(), indent=2))
+
+
+@plugins_app.callback()
+@user_errors
+def plugins(ctx: typer.Context) -> None:
+    """List every component: its name, kind, package and version."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from segsynth.plugins import KIND_LABEL, get_registry
+
+    registry = get_registry()
+    rows = [
+        (e.name, KIND_LABEL[e.kind], e.source.package, e.source.version or "-", e.cls.description)
+        for e in registry.all_entries()
+    ]
+    headers = ("name", "kind", "package", "version", "description")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers[:4])]
+    typer.echo("  ".join(h.ljust(w) for h, w in zip(headers[:4], widths, strict=False)) + "  description")
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=False)) + "  " + row[4])
+    for problem in registry.broken:
+        typer.echo(f"broken: {problem}", err=True)
+
+
+@plugins_app.command("show")
+@user_errors
+def plugins_show(name: Annotated[str, typer.Argument(help="A component name from `synth plugins`.")]) -> None:
+    """Describe one component and print its parameter schema with defaults."""
+    from segsynth.plugins import KIND_LABEL, get_registry
+
+    registry = get_registry()
+    matches = [e for e in registry.all_entries() if e.name == name]
+    if not matches:
+        names = ", ".join(sorted({e.name for e in registry.all_entries()}))
+        raise UserError(f"no plugin component named {name!r}. Installed: {names}.")
+    for entry in matches:
+        typer.echo(f"{entry.name} ({KIND_LABEL[entry.kind]}) from {entry.source.package} "
+                   f"{entry.source.version}")
+        if entry.cls.description:
+            typer.echo(f"  {entry.cls.description}")
+        for field_name, info in entry.cls.Params.model_fields.items():
+            default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+            typer.echo(f"  {field_name} = {default}  {info.description or ''}")
+
+
+def _short_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> str:
+    return f"warning: {message}\n"
+
+
+def main() -> None:
+    import warnings
+
+    warnings.formatwarning = _short_warning
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

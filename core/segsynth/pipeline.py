@@ -1,0 +1,387 @@
+"""One run, end to end: data -> Stage I -> masks -> Stage II -> images -> files -> evaluation -> report.
+
+Every step records in ``state.json`` that it finished (with hashes of what it wrote), so a run
+started again with ``--resume`` skips finished steps and continues an interrupted training from
+its newest checkpoint. A finished or partly finished run folder is never overwritten without
+``--force``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+import segsynth
+from segsynth.checkpoint import atomic_write_bytes, sha256_file
+from segsynth.errors import UserError
+from segsynth.imageio import read_png, write_png
+from segsynth.interfaces import (
+    DatasetAdapter,
+    DatasetInfo,
+    EvaluationResult,
+    Evaluator,
+    MaskGenerator,
+    PairSet,
+    Translator,
+)
+from segsynth.plugins import Registry
+from segsynth.recipe import LoadedRecipe
+from segsynth.trainer import Trainer, TrainerSettings
+
+STATE_FILE = "state.json"
+MANIFEST = "synthetic/manifest.csv"
+
+
+@dataclass
+class RunOptions:
+    """How to run a recipe (from the CLI): where, on what device, resume or overwrite."""
+
+    out: Path | None = None
+    device: str | None = None
+    resume: bool = False
+    force: bool = False
+    progress: bool = True
+    argv: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, float]
+    report: Path
+    skipped: list[str]
+
+
+def run_folder(loaded: LoadedRecipe, out: Path | None) -> Path:
+    if out is not None:
+        return Path(out)
+    if loaded.recipe.output:
+        return Path(loaded.recipe.output)
+    return Path("runs") / loaded.recipe.name
+
+
+def json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode()
+
+
+class RunState:
+    """``state.json``: which steps finished, when, how long they took and what they wrote."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"steps": {}}
+        if path.exists():
+            try:
+                self.data = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise UserError(
+                    f"{path} is damaged ({exc}); remove it and run with --resume to redo the steps, "
+                    "or use --force to start the run again."
+                ) from exc
+
+    def finished(self, step: str) -> bool:
+        return bool(self.data["steps"].get(step, {}).get("finished"))
+
+    def mark(self, step: str, seconds: float, **extra: Any) -> None:
+        self.data["steps"][step] = {"finished": True, "seconds": round(seconds, 2), **extra}
+        atomic_write_bytes(self.path, json_bytes(self.data))
+
+
+def environment(loaded: LoadedRecipe, registry: Registry, trainer: Trainer, argv: list[str]) -> dict[str, Any]:
+    """What a bug report or a reviewer needs to know about where a run happened."""
+    plugins = sorted(
+        {(e.source.package, e.source.version) for e in registry.all_entries()}
+    )
+    return {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": argv,
+        "seed": loaded.recipe.seed,
+        "device": str(trainer.device),
+        "precision": trainer.precision,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "segsynth": segsynth.__version__,
+        "plugin_packages": [{"package": p, "version": v} for p, v in plugins],
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+class Pipeline:
+    """Runs a validated recipe in a run folder."""
+
+    def __init__(self, loaded: LoadedRecipe, registry: Registry, options: RunOptions) -> None:
+        self.loaded = loaded
+        self.recipe = loaded.recipe
+        self.registry = registry
+        self.options = options
+        self.run_dir = run_folder(loaded, options.out)
+        self.settings = TrainerSettings(
+            device=options.device or self.recipe.device,
+            precision=self.recipe.trainer.precision,
+            seed=self.recipe.seed,
+            checkpoint_every=self.recipe.trainer.checkpoint_every,
+            keep_checkpoints=self.recipe.trainer.keep_checkpoints,
+            deterministic=self.recipe.trainer.deterministic,
+            channels_last=self.recipe.trainer.channels_last,
+            progress=options.progress,
+        )
+        self.skipped: list[str] = []
+
+    # ------------------------------------------------------------------ helpers
+    def trainer(self, sub: str) -> Trainer:
+        return Trainer(self.run_dir / sub, self.settings, resume=self.options.resume)
+
+    def _log(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def prepare_folder(self) -> RunState:
+        """Create the run folder, refusing to clobber an earlier run without --force."""
+        state_path = self.run_dir / STATE_FILE
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            if self.options.force:
+                shutil.rmtree(self.run_dir)
+            elif not self.options.resume:
+                raise UserError(
+                    f"run folder {self.run_dir} already holds a run. Continue it with --resume, "
+                    "write elsewhere with --out DIR, or start it again from scratch with --force "
+                    "(which deletes what is there)."
+                )
+            elif not state_path.exists():
+                raise UserError(
+                    f"run folder {self.run_dir} is not empty but has no {STATE_FILE}, so it is not "
+                    "a segsynth run that can be resumed; choose another --out or use --force."
+                )
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(
+                f"cannot write to run folder {self.run_dir} ({exc.strerror}); choose a writable "
+                "folder with --out DIR."
+            ) from exc
+        return RunState(state_path)
+
+    def dataset(self) -> tuple[DatasetAdapter, DatasetInfo]:
+        entry = self.registry.get("dataset", self.recipe.data.name, "data -> name")
+        adapter = entry.cls(self.loaded.data_params)  # type: ignore[call-arg]
+        return adapter, adapter.info()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ steps
+    def run(self) -> RunResult:
+        state = self.prepare_folder()
+        if not self.options.resume or not (self.run_dir / "recipe.resolved.yaml").exists():
+            atomic_write_bytes(
+                self.run_dir / "recipe.resolved.yaml",
+                yaml.safe_dump(self.loaded.resolved(), sort_keys=False).encode(),
+            )
+        probe_trainer = self.trainer("stage1")
+        atomic_write_bytes(
+            self.run_dir / "environment.json",
+            json_bytes(environment(self.loaded, self.registry, probe_trainer, self.options.argv)),
+        )
+        self._log(f"segsynth: run {self.recipe.name!r} in {self.run_dir} on {probe_trainer.device} "
+                  f"({probe_trainer.precision})")
+
+        adapter, info = self.dataset()
+        t0 = time.perf_counter()
+        train = adapter.load("train")
+        test = adapter.load("test")
+        self._check_split(train, info, "train")
+        self._check_split(test, info, "test")
+        self._log(f"data: {len(train)} train and {len(test)} test pairs of {info.size[0]}x{info.size[1]} "
+                  f"({time.perf_counter() - t0:.1f}s)")
+
+        generator = self.stage1(state, info, train)
+        translator = self.stage2(state, info, train)
+        synthetic = self.synthesize(state, info, generator, translator)
+        metrics, results = self.evaluate(state, info, train, test, synthetic)
+
+        from segsynth.report import write_report
+
+        report = write_report(self.run_dir, self.loaded, info, train, synthetic, results, metrics)
+        return RunResult(self.run_dir, metrics, report, self.skipped)
+
+    def _check_split(self, pairs: PairSet, info: DatasetInfo, split: str) -> None:
+        if len(pairs) == 0:
+            raise UserError(
+                f"dataset {self.recipe.data.name!r} returned no samples for split {split!r}; "
+                "check its params (counts, paths, split lists)."
+            )
+        expected = (info.image_channels, *info.size)
+        if tuple(pairs.images.shape[1:]) != expected or pairs.masks.shape[1] != info.mask_channels:
+            raise UserError(
+                f"dataset {self.recipe.data.name!r} promised images of shape {expected} and "
+                f"{info.mask_channels}-channel masks but split {split!r} holds images "
+                f"{tuple(pairs.images.shape[1:])} and masks {tuple(pairs.masks.shape[1:])}."
+            )
+
+    def _component(self, kind: str, name: str, params: Any, info: DatasetInfo, seed_offset: int) -> Any:
+        entry = self.registry.get(kind, name)
+        torch.manual_seed(self.recipe.seed + seed_offset)  # network init is part of the recipe
+        return entry.cls(params, info)
+
+    def stage1(self, state: RunState, info: DatasetInfo, train: PairSet) -> MaskGenerator:
+        trainer = self.trainer("stage1")
+        generator: MaskGenerator = self._component(
+            "mask_generator", self.recipe.stage1.name, self.loaded.stage1_params, info, 1
+        )
+        generator.to(trainer.device)
+        if state.finished("stage1") and generator_load(trainer, generator):
+            self.skipped.append("stage1")
+            self._log("stage1: finished earlier, loaded its final checkpoint")
+            return generator
+        t0 = time.perf_counter()
+        generator.fit(train.masks, trainer)
+        state.mark("stage1", time.perf_counter() - t0,
+                   checkpoint_sha256=sha256_file(trainer.store.final_path))
+        return generator
+
+    def stage2(self, state: RunState, info: DatasetInfo, train: PairSet) -> Translator:
+        trainer = self.trainer("stage2")
+        translator: Translator = self._component(
+            "translator", self.recipe.stage2.name, self.loaded.stage2_params, info, 2
+        )
+        translator.to(trainer.device)
+        if state.finished("stage2") and generator_load(trainer, translator):
+            self.skipped.append("stage2")
+            self._log("stage2: finished earlier, loaded its final checkpoint")
+            return translator
+        t0 = time.perf_counter()
+        translator.fit(train, trainer)
+        state.mark("stage2", time.perf_counter() - t0,
+                   checkpoint_sha256=sha256_file(trainer.store.final_path))
+        return translator
+
+    def synthesize(
+        self, state: RunState, info: DatasetInfo, generator: MaskGenerator, translator: Translator
+    ) -> PairSet:
+        manifest = self.run_dir / MANIFEST
+        if state.finished("synthesis") and manifest.exists():
+            self.skipped.append("synthesis")
+            return read_synthetic(self.run_dir, info)
+        t0 = time.perf_counter()
+        synthetic = synthesize_pairs(
+            generator, translator, self.recipe.synthesis.count,
+            self.recipe.synthesis.batch_size, self.recipe.seed, self.options.progress,
+        )
+        write_synthetic(self.run_dir, synthetic, self.recipe.seed, self.recipe.synthesis.batch_size)
+        seconds = time.perf_counter() - t0
+        state.mark("synthesis", seconds, count=len(synthetic),
+                   manifest_sha256=sha256_file(manifest),
+                   pairs_per_second=round(len(synthetic) / max(seconds, 1e-9), 2))
+        # Evaluate exactly what was published (8-bit PNGs), whether or not the run was resumed.
+        return read_synthetic(self.run_dir, info)
+
+    def evaluate(
+        self, state: RunState, info: DatasetInfo, train: PairSet, test: PairSet, synthetic: PairSet
+    ) -> tuple[dict[str, float], dict[str, EvaluationResult]]:
+        metrics: dict[str, float] = {}
+        results: dict[str, EvaluationResult] = {}
+        for i, ref in enumerate(self.recipe.evaluation):
+            key = ref.name if [r.name for r in self.recipe.evaluation].count(ref.name) == 1 else f"{ref.name}_{i}"
+            step = f"evaluation/{key}"
+            result_path = self.run_dir / step / "result.json"
+            if state.finished(step) and result_path.exists():
+                result = EvaluationResult(**json.loads(result_path.read_text()))
+                self.skipped.append(step)
+            else:
+                trainer = self.trainer(step)
+                evaluator: Evaluator = self._component(
+                    "evaluator", ref.name, self.loaded.evaluation_params[i], info, 10 + i
+                )
+                t0 = time.perf_counter()
+                result = evaluator.evaluate(train, test, synthetic, trainer)
+                atomic_write_bytes(result_path, json_bytes(result.__dict__))
+                state.mark(step, time.perf_counter() - t0)
+            results[key] = result
+            metrics.update(result.metrics)
+        atomic_write_bytes(self.run_dir / "metrics.json", json_bytes(metrics))
+        return metrics, results
+
+
+def generator_load(trainer: Trainer, component: Any) -> bool:
+    """Reload a finished component from its final checkpoint (``False`` if there is none)."""
+    return trainer.load_final(component.state())
+
+
+# ---------------------------------------------------------------------- synthesis & files
+def synthesize_pairs(
+    generator: MaskGenerator, translator: Translator, count: int, batch_size: int, seed: int,
+    progress: bool = True,
+) -> PairSet:
+    """Sample ``count`` masks and translate them, batch by batch.
+
+    Batch ``b`` draws from a generator seeded with ``(seed, b)``, so a pair depends only on the
+    seed, the batch size and its position: re-running reproduces the same files.
+    """
+    from tqdm.auto import tqdm
+
+    masks, images = [], []
+    with tqdm(total=count, desc="synthesis", unit="pair", disable=not progress, file=sys.stderr) as bar:
+        for b, start in enumerate(range(0, count, batch_size)):
+            n = min(batch_size, count - start)
+            g = torch.Generator().manual_seed(batch_seed(seed, b))
+            with torch.no_grad():
+                m = generator.sample(n, g)
+                img = translator.translate(m, g)
+            masks.append(m.cpu())
+            images.append(img.cpu())
+            bar.update(n)
+    return PairSet(
+        images=torch.cat(images), masks=torch.cat(masks),
+        ids=[f"synth_{i:05d}" for i in range(count)],
+    )
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    return (seed * 1_000_003 + batch * 7919 + 17) % (2**63 - 1)
+
+
+def write_synthetic(run_dir: Path, pairs: PairSet, seed: int, batch_size: int) -> Path:
+    """Write the pairs as PNG files plus ``manifest.csv`` (one row a pair, with content hashes)."""
+    folder = run_dir / "synthetic"
+    rows = []
+    for i, sample_id in enumerate(pairs.ids):
+        mask_rel = f"masks/{sample_id}.png"
+        image_rel = f"images/{sample_id}.png"
+        rows.append({
+            "id": sample_id,
+            "mask": mask_rel,
+            "image": image_rel,
+            "seed": seed,
+            "batch_seed": batch_seed(seed, i // batch_size),
+            "mask_sha256": write_png(folder / mask_rel, pairs.masks[i]),
+            "image_sha256": write_png(folder / image_rel, pairs.images[i]),
+        })
+    path = run_dir / MANIFEST
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return path
+
+
+def read_synthetic(run_dir: Path, info: DatasetInfo) -> PairSet:
+    """Load the synthetic pairs a run wrote (after a resume, or for ``synth evaluate``)."""
+    folder = run_dir / "synthetic"
+    with (run_dir / MANIFEST).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    masks = torch.stack([(read_png(folder / r["mask"], info.mask_channels) > 0.5).float() for r in rows])
+    images = torch.stack([read_png(folder / r["image"], info.image_channels) for r in rows])
+    return PairSet(images=images, masks=masks, ids=[r["id"] for r in rows])

@@ -1,0 +1,307 @@
+"""Recipes: YAML files that name the components of a run and their parameters.
+
+Validation happens in two phases so that each error names its place:
+
+1. the recipe's shape (``Recipe`` below: unknown keys, wrong types, missing blocks);
+2. each component's ``params`` against that component's own pydantic ``Params`` model, found
+   in the plugin registry by its ``name``.
+
+Errors are flattened to lines like ``stage2 -> params -> lambda_l1: Input should be a valid
+number (recipes/quickstart.yaml, line 14)`` and raised as one ``UserError``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from segsynth.errors import UserError
+from segsynth.interfaces import Params
+from segsynth.plugins import Registry
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(_Strict):
+    """A component chosen by name, with its parameter block."""
+
+    name: str = Field(description="Registered name of the component (see `synth plugins`).")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Parameters, validated by the component's own Params model.",
+    )
+
+
+class TrainerBlock(_Strict):
+    """Options of the core trainer, shared by every training stage."""
+
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Autocast precision; auto = bf16/fp16 on GPU, fp32 on CPU."
+    )
+    checkpoint_every: int = Field(
+        200, ge=0, description="Write a resumable checkpoint every N steps (0: only at the end)."
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="How many step checkpoints to keep.")
+    deterministic: bool = Field(
+        False, description="Use deterministic algorithms (slower; exact reproducibility)."
+    )
+    channels_last: bool = Field(False, description="Channels-last memory format for conv nets.")
+
+
+class SynthesisBlock(_Strict):
+    """How many synthetic pairs to make and how."""
+
+    count: int = Field(100, ge=1, description="Number of synthetic (mask, image) pairs to write.")
+    batch_size: int = Field(16, ge=1, description="Pairs generated per batch.")
+
+
+class ReportBlock(_Strict):
+    """What the HTML report shows."""
+
+    samples: int = Field(8, ge=1, le=64, description="Pairs shown in each sample grid.")
+
+
+class Recipe(_Strict):
+    """A segsynth run: data, Stage I, Stage II, synthesis, evaluation."""
+
+    name: str = Field(description="Short run name; the default output folder is runs/<name>.")
+    description: str = Field("", description="Free text shown in the report.")
+    seed: int = Field(0, description="Seed for every random choice of the run.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    output: str | None = Field(
+        None, description="Run folder; relative paths are relative to the current directory."
+    )
+    data: ComponentRef = Field(description="The dataset adapter and its parameters.")
+    stage1: ComponentRef = Field(description="Stage I: the mask generator.")
+    stage2: ComponentRef = Field(description="Stage II: the mask-to-image translator.")
+    synthesis: SynthesisBlock = Field(default_factory=SynthesisBlock)
+    evaluation: list[ComponentRef] = Field(
+        default_factory=list, description="Evaluators run on the synthetic pairs, in order."
+    )
+    trainer: TrainerBlock = Field(default_factory=TrainerBlock)
+    report: ReportBlock = Field(default_factory=ReportBlock)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not value or any(ch in value for ch in "/\\") or value in {".", ".."}:
+            raise ValueError("must be a plain name without slashes (it names the run folder)")
+        return value
+
+
+@dataclass
+class LoadedRecipe:
+    """A validated recipe plus each component's validated ``Params`` and where it came from."""
+
+    recipe: Recipe
+    path: Path | None
+    data_params: Params
+    stage1_params: Params
+    stage2_params: Params
+    evaluation_params: list[Params]
+
+    def resolved(self) -> dict[str, Any]:
+        """The full recipe with every default filled in (what the run really used)."""
+        out = self.recipe.model_dump(mode="json")
+        out["data"]["params"] = self.data_params.model_dump(mode="json")
+        out["stage1"]["params"] = self.stage1_params.model_dump(mode="json")
+        out["stage2"]["params"] = self.stage2_params.model_dump(mode="json")
+        for block, params in zip(out["evaluation"], self.evaluation_params, strict=True):
+            block["params"] = params.model_dump(mode="json")
+        return out
+
+
+# --------------------------------------------------------------------------- YAML with lines
+def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map each key path of a composed YAML document to its 1-based line number."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            for sub, line in _line_map(value_node, (*path, key)).items():
+                lines.setdefault(sub, line)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_map(item, (*path, i)))
+    return lines
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """Parse ``path`` safely (no arbitrary tags) and return the data and a line map."""
+    if not path.exists():
+        raise UserError(f"recipe file {path} does not exist; check the path (try `ls recipes/`).")
+    if path.is_dir():
+        raise UserError(f"recipe {path} is a folder; give the path of a .yaml file inside it.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"recipe file {path} cannot be read as UTF-8 text: {exc}") from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"recipe file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UserError(
+            f"recipe file {path} must hold a mapping of keys (name, data, stage1, stage2, ...), "
+            f"not {type(data).__name__}."
+        )
+    return data, (_line_map(node) if node is not None else {})
+
+
+# --------------------------------------------------------------------------- overrides
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides; values are parsed as YAML (``3``, ``true``, ``[1,2]``)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(
+                f"--set {item!r} is not of the form key.path=value (e.g. --set stage1.params.steps=500)."
+            )
+        key, _, raw = item.partition("=")
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise UserError(f"--set {item!r} has an empty key path.")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {item!r}: the value is not valid YAML ({exc}).") from exc
+        target: Any = data
+        for i, part in enumerate(parts[:-1]):
+            target = _step_into(target, part, parts[: i + 1], item)
+        last = parts[-1]
+        if isinstance(target, list):
+            index = _list_index(target, last, parts, item)
+            target[index] = value
+        elif isinstance(target, dict):
+            target[last] = value
+        else:
+            raise UserError(f"--set {item!r}: {'.'.join(parts[:-1])} is not a mapping or list.")
+    return data
+
+
+def _step_into(target: Any, part: str, walked: list[str], item: str) -> Any:
+    if isinstance(target, list):
+        return target[_list_index(target, part, walked, item)]
+    if isinstance(target, dict):
+        if target.get(part) is None:
+            target[part] = {}
+        return target[part]
+    raise UserError(f"--set {item!r}: {'.'.join(walked[:-1])} is not a mapping or list.")
+
+
+def _list_index(target: list[Any], part: str, walked: list[str], item: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(target) <= int(part) < len(target):
+        raise UserError(
+            f"--set {item!r}: {'.'.join(walked[:-1]) or 'value'} is a list of {len(target)} "
+            f"entries, so {part!r} must be an index from 0 to {len(target) - 1}."
+        )
+    return int(part)
+
+
+# --------------------------------------------------------------------------- validation
+def _format_errors(
+    exc: ValidationError, prefix: tuple[Any, ...], lines: dict[tuple[Any, ...], int],
+    source: str,
+) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = (*prefix, *err["loc"])
+        where = " -> ".join(str(p) for p in loc) or "recipe"
+        line = None
+        for cut in range(len(loc), -1, -1):  # the nearest enclosing key that has a line
+            line = lines.get(tuple(loc[:cut]))
+            if line is not None:
+                break
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; `synth recipe schema` lists every key)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        at = f" ({source}, line {line})" if line and source else (f" ({source})" if source else "")
+        out.append(f"{where}: {msg}{at}")
+    return out
+
+
+def validate(
+    data: dict[str, Any], registry: Registry, path: Path | None = None,
+    lines: dict[tuple[Any, ...], int] | None = None,
+) -> LoadedRecipe:
+    """Validate recipe ``data`` in two phases; raise one ``UserError`` listing every problem."""
+    lines = lines or {}
+    source = str(path) if path else ""
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = _format_errors(exc, (), lines, source)
+        raise UserError(_summary(path, problems)) from None
+
+    problems: list[str] = []
+
+    def check(kind: str, ref: ComponentRef, loc: tuple[Any, ...]) -> Params:
+        where = " -> ".join(str(p) for p in (*loc, "name"))
+        try:
+            entry = registry.get(kind, ref.name, where=where)
+        except UserError as exc:
+            problems.append(f"{where}: {exc}")
+            return Params()
+        try:
+            params = entry.cls.Params.model_validate(ref.params)
+        except ValidationError as exc:
+            problems.extend(_format_errors(exc, (*loc, "params"), lines, source))
+            return Params()
+        return _resolve_paths(params, path.parent if path else None)
+
+    data_params = check("dataset", recipe.data, ("data",))
+    stage1 = check("mask_generator", recipe.stage1, ("stage1",))
+    stage2 = check("translator", recipe.stage2, ("stage2",))
+    evaluation = [
+        check("evaluator", ref, ("evaluation", i)) for i, ref in enumerate(recipe.evaluation)
+    ]
+    if problems:
+        raise UserError(_summary(path, problems))
+    return LoadedRecipe(recipe, path, data_params, stage1, stage2, evaluation)
+
+
+def _resolve_paths(params: Params, base: Path | None) -> Params:
+    """Make relative ``Path`` fields relative to the recipe's folder, not the current one.
+
+    A recipe is a document that travels with its data; ``root: ../data/DRIVE`` must mean the
+    same thing whichever folder ``synth`` is started from.
+    """
+    if base is None:
+        return params
+    changes = {}
+    for field_name in type(params).model_fields:
+        value = getattr(params, field_name)
+        if isinstance(value, Path) and not value.is_absolute():
+            changes[field_name] = (base / value).resolve()
+    return params.model_copy(update=changes) if changes else params
+
+
+def _summary(path: Path | None, problems: list[str]) -> str:
+    head = f"recipe {path} is not valid" if path else "the recipe is not valid"
+    return f"{head} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n  " + "\n  ".join(
+        problems
+    )
+
+
+def load_recipe(path: Path, registry: Registry, overrides: list[str] | None = None) -> LoadedRecipe:
+    """Read, override and validate the recipe at ``path``."""
+    data, lines = read_yaml(path)
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return validate(data, registry, path, lines)
+
+
+def recipe_json_schema() -> dict[str, Any]:
+    """JSON Schema of the recipe's shape (component params are documented per plugin)."""
+    return Recipe.model_json_schema()

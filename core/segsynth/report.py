@@ -1,0 +1,181 @@
+"""The HTML report of a run: one self-contained file a reviewer can open offline.
+
+Pictures are written as PNG files into ``report/`` (to reuse in papers) and also embedded in
+``report/index.html`` as data URIs, so the HTML alone can be mailed or archived.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segsynth.checkpoint import atomic_write_bytes
+from segsynth.imageio import pair_grid
+from segsynth.interfaces import DatasetInfo, EvaluationResult, PairSet
+from segsynth.recipe import LoadedRecipe
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
+color:#222;line-height:1.45}
+h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;margin:.6rem 0} td,th{border:1px solid #ccc;padding:.25rem .6rem;
+text-align:right} th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+.pairs{display:flex;gap:2rem;flex-wrap:wrap} figure{margin:0} figcaption{color:#555;font-size:.9rem}
+img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
+pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem} .note{color:#8a5a00}
+.muted{color:#666}
+"""
+
+
+def _img_tag(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p class=muted>(no rows)</p>"
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(row.get(c, ''))}</td>" for c in columns) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def read_losses(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Columns of a trainer's ``losses.csv`` as ``name -> [(step, value), ...]``."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            step = int(row["step"])
+            for key, value in row.items():
+                if key != "step" and value not in ("", None):
+                    series.setdefault(key, []).append((step, float(value)))
+    return series
+
+
+def plot_losses(path: Path, title: str, out: Path) -> Path | None:
+    """Draw one loss-curve picture for a training task; ``None`` if it logged nothing."""
+    series = read_losses(path)
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=100)
+    for name, points in series.items():
+        steps, values = zip(*points, strict=True)
+        ax.plot(steps, values, label=name, linewidth=1.2)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def write_report(
+    run_dir: Path,
+    loaded: LoadedRecipe,
+    info: DatasetInfo,
+    real: PairSet,
+    synthetic: PairSet,
+    results: dict[str, EvaluationResult],
+    metrics: dict[str, float],
+) -> Path:
+    """Write ``report/index.html`` (and its pictures) for the run in ``run_dir``."""
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    recipe = loaded.recipe
+    n = min(recipe.report.samples, len(real), len(synthetic))
+    real_png = out / "real_pairs.png"
+    synth_png = out / "synthetic_pairs.png"
+    pair_grid(real.masks[:n], real.images[:n], columns=min(4, n)).save(real_png)
+    pair_grid(synthetic.masks[:n], synthetic.images[:n], columns=min(4, n)).save(synth_png)
+
+    parts = [
+        f"<h1>segsynth run: {html.escape(recipe.name)}</h1>",
+        f"<p class=muted>{html.escape(recipe.description)}</p>" if recipe.description else "",
+        "<h2>Real and synthetic pairs</h2>",
+        "<p>Each pair is shown as mask, then image. Left: real training pairs; right: pairs made "
+        "by Stage I (mask) and Stage II (image).</p>",
+        "<div class=pairs>",
+        f"<figure>{_img_tag(real_png, 'real pairs')}<figcaption>real ({len(real)} training pairs)"
+        "</figcaption></figure>",
+        f"<figure>{_img_tag(synth_png, 'synthetic pairs')}<figcaption>synthetic "
+        f"({len(synthetic)} pairs written)</figcaption></figure>",
+        "</div>",
+    ]
+
+    for key, result in results.items():
+        parts.append(f"<h2>Evaluation: {html.escape(key)}</h2>")
+        for title, rows in result.tables.items():
+            parts.append(f"<h3>{html.escape(title)}</h3>{_table(rows)}")
+        for title, fig in result.figures.items():
+            path = Path(fig)
+            if not path.is_absolute():
+                path = run_dir / path
+            if path.exists():
+                parts.append(f"<figure>{_img_tag(path, title)}<figcaption>{html.escape(title)}"
+                             "</figcaption></figure>")
+        for note in result.notes:
+            parts.append(f"<p class=note>{html.escape(note)}</p>")
+
+    curves = []
+    for csv_path in sorted(run_dir.rglob("losses.csv")):
+        task = csv_path.parent.relative_to(run_dir).as_posix()
+        png = plot_losses(csv_path, task, out / f"losses_{task.replace('/', '_')}.png")
+        if png is not None:
+            curves.append(f"<figure>{_img_tag(png, task)}</figure>")
+    if curves:
+        parts += ["<h2>Loss curves</h2>", "<div class=pairs>", *curves, "</div>"]
+
+    parts.append("<h2>All metrics</h2>")
+    parts.append(_table([{"metric": k, "value": v} for k, v in sorted(metrics.items())]))
+
+    state_path = run_dir / "state.json"
+    if state_path.exists():
+        steps = json.loads(state_path.read_text()).get("steps", {})
+        parts.append("<h2>Steps</h2>")
+        parts.append(_table([{"step": k, "seconds": v.get("seconds", "")} for k, v in steps.items()]))
+
+    parts.append("<h2>Resolved recipe</h2>")
+    parts.append(f"<pre>{html.escape(yaml.safe_dump(loaded.resolved(), sort_keys=False))}</pre>")
+    env_path = run_dir / "environment.json"
+    if env_path.exists():
+        parts.append("<h2>Environment</h2>")
+        parts.append(f"<pre>{html.escape(env_path.read_text())}</pre>")
+    parts.append(
+        f"<p class=muted>Data: {html.escape(recipe.data.name)} ({info.size[0]}x{info.size[1]}, "
+        f"{info.image_channels}-channel images, {info.mask_channels}-channel masks"
+        f"{', field of view' if info.has_fov else ''}).</p>"
+    )
+    page = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>segsynth: {html.escape(recipe.name)}</title><style>{_CSS}</style></head><body>"
+        + "\n".join(p for p in parts if p)
+        + "</body></html>\n"
+    )
+    index = out / "index.html"
+    atomic_write_bytes(index, page.encode())
+    return index

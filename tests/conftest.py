@@ -1,0 +1,34 @@
+"""Shared fixtures: register the toy components, write recipes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from segsynth.testing import segsynth_plugin  # noqa: F401  (re-exported fixture)
+from toys import TOY_RECIPE, ToyPlugin
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm reads this: no bars in test logs
+
+
+@pytest.fixture
+def toy_plugin(segsynth_plugin):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Register the toy components for one test."""
+    segsynth_plugin(ToyPlugin(), name="toy", package="toy-package")
+    return ToyPlugin
+
+
+@pytest.fixture
+def write_recipe(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Write a recipe dict (default: the toy recipe) to a YAML file and return its path."""
+
+    def write(data: dict[str, Any] | None = None, name: str = "recipe.yaml", text: str | None = None) -> Path:
+        path = tmp_path / name
+        path.write_text(text if text is not None else yaml.safe_dump(data or TOY_RECIPE, sort_keys=False))
+        return path
+
+    return write

@@ -1,0 +1,172 @@
+"""Toy components: real (tiny) implementations of every interface, for fast framework tests.
+
+They let the tests of registration, validation, resume, files and report run in seconds
+without waiting for GANs; the real plugins have their own tests in tests/plugins/.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field
+
+import segsynth
+
+
+class ToyData(segsynth.DatasetAdapter):
+    """Discs of random radius; the image is a blurred, noisy copy of the mask."""
+
+    name = "toy_discs"
+    description = "Bright discs on dark noise (tests only)."
+
+    class Params(segsynth.Params):
+        size: int = Field(16, ge=8)
+        n_train: int = Field(6, ge=0)
+        n_test: int = Field(4, ge=0)
+
+    def info(self) -> segsynth.DatasetInfo:
+        s = self.params.size
+        return segsynth.DatasetInfo(image_channels=1, mask_channels=1, size=(s, s), has_fov=True)
+
+    def load(self, split: str) -> segsynth.PairSet:
+        if split not in ("train", "test"):
+            raise segsynth.UserError(f"no split {split!r}")
+        n = self.params.n_train if split == "train" else self.params.n_test
+        g = torch.Generator().manual_seed(0 if split == "train" else 1)
+        s = self.params.size
+        yy, xx = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+        masks = []
+        for _ in range(n):
+            cy, cx = torch.randint(s // 4, 3 * s // 4, (2,), generator=g)
+            r = torch.randint(2, s // 4 + 1, (1,), generator=g)
+            masks.append((((yy - cy) ** 2 + (xx - cx) ** 2) <= r**2).float())
+        m = torch.stack(masks)[:, None] if masks else torch.zeros(0, 1, s, s)
+        images = (0.2 + 0.6 * m + 0.05 * torch.rand(m.shape, generator=g)).clamp(0, 1)
+        fov = torch.ones_like(m)
+        return segsynth.PairSet(images=images, masks=m, fovs=fov,
+                                ids=[f"{split}_{i}" for i in range(n)])
+
+
+class ToyMasks(segsynth.MaskGenerator):
+    """Learns the mean mask by gradient descent; samples by thresholding mean + noise."""
+
+    name = "toy_masks"
+    description = "Mean-mask sampler (tests only)."
+
+    class Params(segsynth.Params):
+        steps: int = Field(10, ge=1)
+
+    def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
+        super().__init__(params, info)
+        self.logits = torch.nn.Parameter(torch.zeros(info.mask_channels, *info.size))
+        self.holder = torch.nn.ParameterList([self.logits])
+        self.opt = torch.optim.Adam(self.holder.parameters(), lr=0.1)
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.holder, "opt": self.opt}
+
+    def fit(self, masks: torch.Tensor, trainer: segsynth.Trainer) -> None:
+        state = self.state()
+        start = trainer.resume(state)
+        target = masks.mean(0)
+        for step in trainer.steps(start, self.params.steps, "toy stage1"):
+            noise = 0.01 * torch.randn(())
+            loss = ((torch.sigmoid(self.holder[0]) - target) ** 2).mean() + 0 * noise
+            trainer.backward(loss)
+            trainer.step(self.opt)
+            trainer.log(step, loss=loss)
+            trainer.checkpoint(step, state)
+        trainer.finish(state, self.params.steps)
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        p = torch.sigmoid(self.holder[0].detach().cpu())
+        u = torch.rand((n, *p.shape), generator=generator)
+        return (u < p).float()
+
+
+class ToyTranslator(segsynth.Translator):
+    """image = sigmoid(a * mask + b), a per-pixel-free 2-parameter model."""
+
+    name = "toy_translator"
+    description = "Affine mask-to-image model (tests only)."
+
+    class Params(segsynth.Params):
+        steps: int = Field(10, ge=1)
+        lr: float = Field(0.1, gt=0)
+
+    def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
+        super().__init__(params, info)
+        self.net = torch.nn.Conv2d(info.mask_channels, info.image_channels, 1)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=params.lr)
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net, "opt": self.opt}
+
+    def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
+        state = self.state()
+        start = trainer.resume(state)
+        for step in trainer.steps(start, self.params.steps, "toy stage2"):
+            idx = torch.randint(len(pairs), (4,))
+            pred = torch.sigmoid(self.net(trainer.to_device(pairs.masks[idx])))
+            loss = ((pred - trainer.to_device(pairs.images[idx])) ** 2).mean()
+            trainer.backward(loss)
+            trainer.step(self.opt)
+            trainer.log(step, loss=loss)
+            trainer.checkpoint(step, state)
+        trainer.finish(state, self.params.steps)
+
+    def translate(self, masks: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        device = next(self.net.parameters()).device
+        with torch.no_grad():
+            return torch.sigmoid(self.net(masks.to(device))).cpu()
+
+
+class ToyEvaluator(segsynth.Evaluator):
+    """Mean absolute intensity difference between synthetic and real images."""
+
+    name = "toy_eval"
+    description = "Mean intensity gap (tests only)."
+
+    def evaluate(self, real_train, real_test, synthetic, trainer):  # type: ignore[no-untyped-def]
+        gap = float((real_train.images.mean() - synthetic.images.mean()).abs())
+        return segsynth.EvaluationResult(
+            metrics={"toy.gap": gap, "toy.count": float(len(synthetic))},
+            tables={"Toy": [{"what": "gap", "value": gap}]},
+        )
+
+
+class ToyPlugin:
+    """A plugin object (not a module) with hook implementations, as a test would write one."""
+
+    @segsynth.hookimpl
+    def segsynth_register_datasets(self):  # type: ignore[no-untyped-def]
+        return [ToyData]
+
+    @segsynth.hookimpl
+    def segsynth_register_mask_generators(self):  # type: ignore[no-untyped-def]
+        return [ToyMasks]
+
+    @segsynth.hookimpl
+    def segsynth_register_translators(self):  # type: ignore[no-untyped-def]
+        return [ToyTranslator]
+
+    @segsynth.hookimpl
+    def segsynth_register_evaluators(self):  # type: ignore[no-untyped-def]
+        return [ToyEvaluator]
+
+
+TOY_RECIPE: dict[str, Any] = {
+    "name": "toy",
+    "seed": 3,
+    "device": "cpu",
+    "data": {"name": "toy_discs", "params": {"size": 16}},
+    "stage1": {"name": "toy_masks", "params": {"steps": 12}},
+    "stage2": {"name": "toy_translator", "params": {"steps": 12}},
+    "synthesis": {"count": 10, "batch_size": 4},
+    "evaluation": [{"name": "toy_eval"}],
+    "trainer": {"checkpoint_every": 5},
+    "report": {"samples": 4},
+}
+
+
