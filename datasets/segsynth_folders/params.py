@@ -1,0 +1,125 @@
+"""The recipe parameters of ``paired_folders``, validated before any file is touched."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+import segsynth
+from segsynth.preprocess import Preprocess
+
+ID_FIELD = "{id}"
+ID_GROUP = "(?P<id>"
+
+
+def check_name_pattern(value: str) -> str:
+    """A name pattern is a template with exactly one ``{id}`` or a regex with ``(?P<id>...)``."""
+    if ID_GROUP in value:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
+        return value
+    if value.count(ID_FIELD) != 1:
+        raise ValueError(
+            f"{value!r} must contain {ID_FIELD} exactly once (a template such as "
+            "'{id}_manual.png') or a named group (?P<id>...) (a regular expression)"
+        )
+    return value
+
+
+class PairedFoldersParams(segsynth.Params):
+    """Where the files are, how their names pair, how to split and fit them."""
+
+    root: Path = Field(
+        description="Folder the glob patterns are relative to (relative paths: to the recipe).",
+    )
+    images: str = Field(
+        "images/*",
+        description="Glob pattern of the image files under root, e.g. 'images/*.jpg'; ** recurses.",
+    )
+    masks: str = Field(
+        "masks/*",
+        description="Glob pattern of the mask files under root; may be the images' own folder.",
+    )
+    fovs: str | None = Field(
+        None,
+        description="Glob pattern of field-of-view masks under root; None: no fov files.",
+    )
+    image_name: str = Field(
+        "{id}.*",
+        description=(
+            "How an image's file name gives its id: a template with {id} and optional * ? "
+            "wildcards ('{id}.jpg'), or a regex with a group (?P<id>...). With '/' it matches "
+            "that many trailing path parts ('{id}/image.png')."
+        ),
+    )
+    mask_name: str = Field(
+        "{id}.*",
+        description="How a mask's file name gives its id, like image_name (e.g. '{id}_manual.png').",
+    )
+    fov_name: str = Field("{id}.*", description="How a fov file's name gives its id, like image_name.")
+    channels: Literal["rgb", "grey"] = Field(
+        "rgb", description="Image channels: rgb (3) or grey (1, BT.601 luminance of colour files)."
+    )
+    intensity: Literal["dtype", "percentile"] = Field(
+        "dtype",
+        description=(
+            "Intensity scaling: dtype (divide by 255 or 65535) or percentile (stretch the "
+            "0.5..99.5th percentiles, for 12-bit data in 16-bit files)."
+        ),
+    )
+    mask_threshold: float | None = Field(
+        None,
+        description=(
+            "Raw mask value above which a pixel is foreground; None: clean two-level masks "
+            "as they are, others at half their maximum (with a warning)."
+        ),
+    )
+    train_list: Path | None = Field(
+        None, description="Text file of training ids, one per line (# comments); None: see below."
+    )
+    test_list: Path | None = Field(
+        None,
+        description=(
+            "Text file of test ids, one per line. With one list the other split is the rest; "
+            "with none the split is random (test_fraction, seed)."
+        ),
+    )
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Share of ids drawn for test when no list is given."
+    )
+    seed: int = Field(0, description="Seed of the random train/test split (no lists given).")
+    preprocess: Preprocess = Field(
+        default_factory=Preprocess, description="Training size and how other shapes are fitted."
+    )
+    cache_dir: Path | None = Field(
+        None, description="Folder for decoded images (.npy) reused by later runs; None: memory only."
+    )
+
+    @field_validator("images", "masks", "fovs")
+    @classmethod
+    def _relative_glob(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("a glob pattern must not be empty (e.g. 'images/*.png')")
+        if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
+            raise ValueError(
+                f"{value!r} is absolute; patterns are relative to root (set root to the folder)"
+            )
+        return value
+
+    @field_validator("image_name", "mask_name", "fov_name")
+    @classmethod
+    def _name_pattern(cls, value: str) -> str:
+        return check_name_pattern(value)
+
+    @model_validator(mode="after")
+    def _distinct_lists(self) -> PairedFoldersParams:
+        if self.train_list is not None and self.train_list == self.test_list:
+            raise ValueError("train_list and test_list are the same file")
+        return self

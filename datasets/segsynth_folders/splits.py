@@ -1,0 +1,94 @@
+"""Which ids are for training and which for testing: from list files, or a seeded draw.
+
+A test split chosen by hand (a list file) is the norm in medical data, where images of one
+patient must not sit on both sides; without lists a seeded random draw is reproducible on
+every machine (NumPy's PCG64 stream is stable across versions and platforms).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import segsynth
+from segsynth_folders.matching import natural_key
+
+
+def read_id_list(path: Path, known: set[str]) -> list[str]:
+    """Ids of a list file (one per line; blank lines and ``#`` comments skipped), all known."""
+    if not path.is_file():
+        raise segsynth.UserError(
+            f"split list {path} does not exist; it should be a text file with one id per line "
+            "(relative paths are relative to the recipe's folder)."
+        )
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise segsynth.UserError(f"cannot read split list {path} as UTF-8 text: {exc}") from exc
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if entry not in known:
+            examples = ", ".join(sorted(known, key=natural_key)[:5])
+            raise segsynth.UserError(
+                f"split list {path}, line {number}: id {entry!r} is not among the paired files "
+                f"(ids look like: {examples}). Fix the list or add the files."
+            )
+        if entry in seen:
+            raise segsynth.UserError(
+                f"split list {path} names id {entry!r} twice (lines {seen[entry]} and {number})."
+            )
+        seen[entry] = number
+        ids.append(entry)
+    return ids
+
+
+def split_ids(
+    ids: list[str],
+    train_list: Path | None,
+    test_list: Path | None,
+    test_fraction: float,
+    seed: int,
+) -> dict[str, list[str]]:
+    """``{"train": [...], "test": [...]}``, each in natural id order; never empty."""
+    known = set(ids)
+    if train_list is None and test_list is None:
+        chosen = _random_split(sorted(ids, key=natural_key), test_fraction, seed)
+    else:
+        train = read_id_list(train_list, known) if train_list is not None else None
+        test = read_id_list(test_list, known) if test_list is not None else None
+        if train is not None and test is not None:
+            both = sorted(set(train) & set(test), key=natural_key)
+            if both:
+                raise segsynth.UserError(
+                    f"ids {both[:8]} are in both {train_list} and {test_list}; a sample must be "
+                    "in one split only."
+                )
+        elif train is None:
+            taken = set(test or [])
+            train = [i for i in ids if i not in taken]
+        else:
+            taken = set(train)
+            test = [i for i in ids if i not in taken]
+        chosen = {"train": train or [], "test": test or []}
+    for split, members in chosen.items():
+        if not members:
+            source = {"train": train_list, "test": test_list}[split]
+            why = f"{source} lists no ids" if source else "every id is in the other split's list"
+            raise segsynth.UserError(f"the {split} split is empty: {why}. Each split needs a sample.")
+    return {split: sorted(members, key=natural_key) for split, members in chosen.items()}
+
+
+def _random_split(ids: list[str], test_fraction: float, seed: int) -> dict[str, list[str]]:
+    if len(ids) < 2:
+        raise segsynth.UserError(
+            f"only {len(ids)} paired sample(s) found; a train/test split needs at least 2."
+        )
+    n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    test = {ids[i] for i in order[:n_test]}
+    return {"train": [i for i in ids if i not in test], "test": [i for i in ids if i in test]}
