@@ -1,0 +1,300 @@
+"""The ``pix2pix`` Stage-II translator: training loop, rendering and its recipe parameters.
+
+Objective (Isola et al. 2017, eq. 4): ``G* = arg min_G max_D L_cGAN(G, D) + lambda * L_L1(G)``,
+with D's loss halved so it learns more slowly than G, Adam(2e-4, betas 0.5/0.999) for both nets
+and one D update per G update. Images and masks are scaled to ``[-1, 1]`` for the networks
+(matching the generator's Tanh) and images are scaled back to ``[0, 1]`` on the way out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import Tensor
+
+import segsynth
+from segsynth import DatasetInfo, PairSet, Trainer, UserError
+from segsynth_pix2pix.augment import POLICIES, AugmentPolicy, PairAugment
+from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
+from segsynth_pix2pix.generator import UNetGenerator
+from segsynth_pix2pix.layers import init_weights
+from segsynth_pix2pix.losses import adversarial_loss
+
+# Offsets from the run seed for the initial weights, so they differ between the two nets.
+_GENERATOR_INIT_OFFSET = 101
+_DISCRIMINATOR_INIT_OFFSET = 102
+
+
+class Pix2PixTranslator(segsynth.Translator):
+    """pix2pix: U-Net generator + PatchGAN discriminator, adversarial + L1 loss."""
+
+    name: ClassVar[str] = "pix2pix"
+    description: ClassVar[str] = (
+        "pix2pix cGAN (Isola et al. 2017): U-Net generator, PatchGAN discriminator, GAN + L1 loss"
+    )
+
+    class Params(segsynth.Params):
+        """Recipe parameters of the pix2pix translator (defaults follow the paper)."""
+
+        steps: int = Field(2000, ge=1, description="Training iterations (one D and one G update each).")
+        batch_size: int = Field(
+            1, ge=1, description="Pairs per iteration; the paper uses 1, larger batches train faster per pair on GPUs."
+        )
+        base_filters: int = Field(
+            64, ge=1, description="Width of the generator's first layer; doubles per level up to 8x."
+        )
+        disc_filters: int | None = Field(
+            None, ge=1, description="Width of the discriminator's first layer; null means base_filters."
+        )
+        disc_layers: int = Field(
+            3, ge=1, le=8,
+            description="Stride-2 layers of the PatchGAN: 3 gives 70x70 patches, 2 gives 34x34, 1 gives 16x16.",
+        )
+        norm: Literal["batch", "instance"] = Field(
+            "batch", description="Normalisation in both networks: 'batch' (paper) or 'instance'."
+        )
+        gan_loss: Literal["bce", "lsgan"] = Field(
+            "bce", description="Adversarial loss: 'bce' (paper, on logits) or 'lsgan' (least squares)."
+        )
+        lambda_l1: float = Field(100.0, ge=0.0, description="Weight of the L1 term against the GAN term.")
+        lr: float = Field(2e-4, gt=0.0, description="Adam learning rate of both networks.")
+        beta1: float = Field(0.5, ge=0.0, lt=1.0, description="Adam beta1 of both networks.")
+        beta2: float = Field(0.999, ge=0.0, lt=1.0, description="Adam beta2 of both networks.")
+        lr_decay_start: float = Field(
+            1.0, ge=0.0, le=1.0,
+            description="Fraction of steps after which the learning rate falls linearly towards 0 "
+            "(1.0: constant, as the task's Adam setting; 0.5: the reference code's schedule).",
+        )
+        dropout: float = Field(
+            0.5, ge=0.0, lt=1.0, description="Dropout probability in the innermost decoder blocks (the noise)."
+        )
+        dropout_blocks: int = Field(
+            3, ge=0, description="How many innermost decoder blocks carry dropout (3 in the paper)."
+        )
+        dropout_at_inference: bool = Field(
+            True, description="Keep dropout on when rendering, so one mask gives varied images (paper)."
+        )
+        augment: list[AugmentPolicy] = Field(
+            default_factory=list,
+            description="Differentiable augmentation of the discriminator's inputs, applied identically "
+            "to mask and image: any of 'translation', 'cutout', 'flip' (a list or a comma-separated "
+            "string); true means all three, false none.",
+        )
+        flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
+        log_every: int = Field(10, ge=1, description="Log d_loss, g_gan and g_l1 every this many steps.")
+        translate_batch_size: int = Field(16, ge=1, description="Masks rendered per forward pass.")
+
+        @field_validator("augment", mode="before")
+        @classmethod
+        def _augment_shorthand(cls, value: Any) -> Any:
+            """Accept ``augment: true`` / ``false`` as shorthand for all policies / none."""
+            if value is True:
+                return list(POLICIES)
+            if value is False or value is None:
+                return []
+            if isinstance(value, str):
+                return [part.strip() for part in value.split(",") if part.strip()]
+            return value
+
+        @field_validator("augment")
+        @classmethod
+        def _augment_unique(cls, value: list[AugmentPolicy]) -> list[AugmentPolicy]:
+            """A policy listed twice would apply twice: almost surely a typo in the recipe."""
+            repeated = sorted({p for p in value if value.count(p) > 1})
+            if repeated:
+                raise ValueError(
+                    f"augmentation policies may appear once each; repeated: {', '.join(repeated)}"
+                )
+            return value
+
+    params: Params
+
+    def __init__(self, params: Params, info: DatasetInfo) -> None:
+        super().__init__(params, info)
+        p = params
+        self.generator = UNetGenerator(
+            info.mask_channels,
+            info.image_channels,
+            info.size,
+            base_filters=p.base_filters,
+            norm=p.norm,
+            dropout=p.dropout,
+            dropout_blocks=p.dropout_blocks,
+        )
+        self.discriminator = PatchDiscriminator(
+            info.mask_channels + info.image_channels,
+            base_filters=p.disc_filters or p.base_filters,
+            n_layers=p.disc_layers,
+            norm=p.norm,
+        )
+        self._check_patch_grid(info.size[0])
+        init_weights(self.generator)
+        init_weights(self.discriminator)
+        betas = (p.beta1, p.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr, betas=betas, fused=True)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=p.lr, betas=betas, fused=True)
+        self.augment = PairAugment(p.augment)
+
+    def _check_patch_grid(self, size: int) -> None:
+        if output_size(self.discriminator, size) >= 1:
+            return
+        fits = [n for n in range(1, self.params.disc_layers) if size // 2**n - 2 >= 1]
+        hint = f"use disc_layers: {fits[-1]} or fewer" if fits else "use larger images"
+        raise UserError(
+            f"a PatchGAN with disc_layers={self.params.disc_layers} leaves no patch to judge on "
+            f"{size}x{size} images; {hint}."
+        )
+
+    def state(self) -> dict[str, Any]:
+        """Both nets (with batch-norm statistics) and both optimizers: all a resume needs."""
+        return {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
+        }
+
+    # ------------------------------------------------------------------ training
+    def fit(self, pairs: PairSet, trainer: Trainer) -> None:
+        """Train for ``steps`` iterations on random real pairs, resumable through ``trainer``."""
+        p = self.params
+        self._check_shapes(pairs.masks, pairs.images)
+        trainer.setup(self.generator)
+        trainer.setup(self.discriminator)
+        state = self.state()
+        start = trainer.resume(state)
+        if start == 0:
+            # Weights depend on the run seed only, not on what ran before fit().
+            init_weights(self.generator, trainer.generator(_GENERATOR_INIT_OFFSET))
+            init_weights(self.discriminator, trainer.generator(_DISCRIMINATOR_INIT_OFFSET))
+        # The data sets are small: keep every pair on the device, already in [-1, 1].
+        masks = trainer.to_device(pairs.masks.float() * 2 - 1)
+        images = trainer.to_device(pairs.images.float() * 2 - 1)
+        self.generator.train()
+        self.discriminator.train()
+        for step in trainer.steps(start, p.steps, f"stage2 {self.name}"):
+            self._set_lr(step)
+            mask, image = self._batch(masks, images)
+            losses = self._train_step(mask, image, trainer)
+            if step % p.log_every == 0 or step == p.steps:
+                trainer.log(step, **losses)
+            trainer.checkpoint(step, state)
+        trainer.finish(state, p.steps)
+
+    def _set_lr(self, step: int) -> None:
+        """Linear decay after ``lr_decay_start``; a function of the step so resuming needs no state."""
+        p = self.params
+        begin = int(p.lr_decay_start * p.steps)
+        factor = 1.0 - max(0, step - begin) / (p.steps - begin + 1)
+        for opt in (self.opt_g, self.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = p.lr * factor
+
+    def _batch(self, masks: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Random pairs (with replacement), mirrored at random, drawn from torch's CPU RNG.
+
+        Drawing on the CPU keeps the sequence identical on every device and makes it part of
+        the RNG state that checkpoints restore.
+        """
+        n, size = masks.shape[0], self.params.batch_size
+        index = torch.randint(n, (size,))
+        flip = torch.rand(size) < 0.5 if self.params.flip else None
+        index = index.to(masks.device)
+        mask, image = masks[index], images[index]
+        if flip is not None:
+            flip = flip.to(masks.device).view(-1, 1, 1, 1)
+            mask = torch.where(flip, mask.flip(-1), mask)
+            image = torch.where(flip, image.flip(-1), image)
+        return mask, image
+
+    def _train_step(self, mask: Tensor, image: Tensor, trainer: Trainer) -> dict[str, Tensor]:
+        """One discriminator update, then one generator update, on the same generated batch."""
+        p = self.params
+        g, d = self.generator, self.discriminator
+        with trainer.autocast():
+            fake = g(mask)
+        real_pair = torch.cat([mask, image], dim=1)
+        fake_pair = torch.cat([mask, fake.to(image.dtype)], dim=1)
+
+        d.requires_grad_(True)
+        with trainer.autocast():
+            logits_real = d(self.augment(real_pair))
+            logits_fake = d(self.augment(fake_pair.detach()))
+        d_loss = 0.5 * (
+            adversarial_loss(logits_real, True, p.gan_loss)
+            + adversarial_loss(logits_fake, False, p.gan_loss)
+        )
+        trainer.backward(d_loss)
+        trainer.step(self.opt_d)
+
+        # D is frozen for G's update: its gradients would otherwise leak into its next step.
+        d.requires_grad_(False)
+        with trainer.autocast():
+            logits_gen = d(self.augment(fake_pair))
+        g_gan = adversarial_loss(logits_gen, True, p.gan_loss)
+        g_l1 = F.l1_loss(fake.float(), image.float())
+        trainer.backward(g_gan + p.lambda_l1 * g_l1)
+        trainer.step(self.opt_g)
+        d.requires_grad_(True)
+        return {"d_loss": d_loss.detach(), "g_gan": g_gan.detach(), "g_l1": g_l1.detach()}
+
+    # ------------------------------------------------------------------ rendering
+    def translate(self, masks: Tensor, generator: torch.Generator) -> Tensor:
+        """Render images in ``[0, 1]`` for 0/1 ``masks``; all noise is drawn from ``generator``."""
+        p = self.params
+        self._check_shapes(masks, None)
+        if masks.shape[0] == 0:
+            return torch.empty(0, self.info.image_channels, *self.info.size)
+        g = self.generator
+        device = next(g.parameters()).device
+        # One draw from the caller's generator seeds all dropout noise of this call, in a
+        # forked RNG so the global stream (and any training that follows) is untouched.
+        seed = int(torch.randint(2**31, (1,), generator=generator))
+        was_training = g.training
+        outputs: list[Tensor] = []
+        try:
+            with _forked_rng(device), torch.inference_mode():
+                _seed_device(device, seed)
+                g.set_inference(dropout=p.dropout_at_inference)
+                for chunk in masks.split(p.translate_batch_size):
+                    out = g(chunk.to(device, torch.float32) * 2 - 1)
+                    outputs.append(((out.float() + 1) / 2).clamp_(0, 1).cpu())
+        finally:
+            g.train(was_training)
+        return torch.cat(outputs)
+
+    def _check_shapes(self, masks: Tensor, images: Tensor | None) -> None:
+        """Fail with a readable message when data do not match the ``DatasetInfo`` the nets were built for."""
+        info = self.info
+        expected = (info.mask_channels, *info.size)
+        if masks.dim() != 4 or tuple(masks.shape[1:]) != expected:
+            raise UserError(
+                f"pix2pix was built for masks shaped (N, {expected[0]}, {expected[1]}, {expected[2]}) "
+                f"but got {tuple(masks.shape)}; the masks must match the data set's channels and size."
+            )
+        if images is not None and tuple(images.shape[1:]) != (info.image_channels, *info.size):
+            raise UserError(
+                f"pix2pix was built for images shaped (N, {info.image_channels}, {info.size[0]}, "
+                f"{info.size[1]}) but got {tuple(images.shape)}."
+            )
+        if images is not None and masks.shape[0] == 0:
+            raise UserError("pix2pix cannot train on an empty set of pairs.")
+
+
+def _forked_rng(device: torch.device) -> Any:
+    """Fork the CPU RNG, plus the RNG of ``device`` when it is an accelerator."""
+    if device.type == "cpu":
+        return torch.random.fork_rng(devices=[])
+    module = torch.get_device_module(device.type)
+    index = device.index if device.index is not None else module.current_device()
+    return torch.random.fork_rng(devices=[index], device_type=device.type)
+
+
+def _seed_device(device: torch.device, seed: int) -> None:
+    """Seed only the generators this call forked (CPU, and the accelerator in use)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type != "cpu":
+        torch.get_device_module(device.type).manual_seed(seed)
