@@ -1,0 +1,13 @@
+"""Registers the intensity-histogram KL evaluator with segsynth."""
+
+from __future__ import annotations
+
+import segsynth
+from segsynth_metrics.evaluator import IntensityKLEvaluator
+
+SEGSYNTH_API = 1
+
+
+@segsynth.hookimpl
+def segsynth_register_evaluators() -> list[type[segsynth.Evaluator]]:
+    return [IntensityKLEvaluator]

@@ -1,0 +1,13 @@
+"""Registers the U-Net segmentation evaluator with segsynth."""
+
+from __future__ import annotations
+
+import segsynth
+from segsynth_unet.evaluator import UNetSegmentationEvaluator
+
+SEGSYNTH_API = 1
+
+
+@segsynth.hookimpl
+def segsynth_register_evaluators() -> list[type[segsynth.Evaluator]]:
+    return [UNetSegmentationEvaluator]

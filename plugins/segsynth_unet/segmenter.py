@@ -1,0 +1,94 @@
+"""One trainable U-Net segmenter: its weights, optimizer, resumable loop and prediction.
+
+The evaluator trains several of these (on real, on synthetic, on both), each in its own child
+trainer folder, so the loop lives here once instead of in the evaluator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+import segsynth
+from segsynth_unet.augment import random_dihedral, small_affine
+from segsynth_unet.loss import segmentation_loss
+from segsynth_unet.network import UNet
+
+LOG_EVERY = 10
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The knobs of one segmenter's training run, taken from the evaluator's params."""
+
+    steps: int
+    batch_size: int
+    flip_rotate: bool = True
+    affine: bool = False
+
+
+class Segmenter:
+    """A U-Net plus its Adam optimizer, trained on a ``PairSet`` through a ``segsynth.Trainer``."""
+
+    def __init__(
+        self, image_channels: int, mask_channels: int, depth: int, base_filters: int, lr: float
+    ) -> None:
+        self.net = UNet(image_channels, mask_channels, depth=depth, base_filters=base_filters)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint holds: the net and the optimizer (the RNG is saved by the trainer)."""
+        return {"net": self.net, "optimizer": self.optimizer}
+
+    def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer, plan: TrainingPlan, desc: str) -> None:
+        """Train for ``plan.steps`` random augmented batches, resumable from ``trainer``'s checkpoints.
+
+        Batches are drawn with replacement by torch's global RNG (seeded and checkpointed by the
+        trainer), so an interrupted and resumed run reproduces an unbroken one on the CPU.
+        """
+        trainer.setup(self.net)
+        state = self.state()
+        start = trainer.resume(state)
+        images = pairs.images.to(trainer.device)
+        masks = pairs.masks.to(trainer.device)
+        fovs = None if pairs.fovs is None else pairs.fovs.to(trainer.device)
+        if fovs is None and plan.affine:
+            fovs = torch.ones_like(masks[:, :1])  # so pixels warped in from outside get no loss
+        affine = small_affine() if plan.affine else None
+        self.net.train()
+        for step in trainer.steps(start, plan.steps, desc):
+            index = torch.randint(0, len(pairs), (plan.batch_size,)).to(trainer.device)
+            batch = [images[index], masks[index]] + ([] if fovs is None else [fovs[index]])
+            if plan.flip_rotate:
+                batch = list(random_dihedral(*batch))
+            if affine is not None:
+                batch = list(affine(*batch))
+            x, y = trainer.to_device(batch[0]), batch[1]
+            weight = batch[2] if len(batch) > 2 else None
+            with trainer.autocast():
+                logits = self.net(x)
+            loss = segmentation_loss(logits, y, weight)
+            trainer.backward(loss)
+            trainer.step(self.optimizer)
+            if step % LOG_EVERY == 0 or step == plan.steps:
+                trainer.log(step, loss=loss)
+            trainer.checkpoint(step, state)
+        trainer.finish(state, plan.steps)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, trainer: segsynth.Trainer, batch_size: int = 8) -> torch.Tensor:
+        """Foreground probabilities ``(N, Cm, H, W)`` on the CPU (BatchNorm in inference mode)."""
+        trainer.setup(self.net)
+        self.net.eval()
+        parts = []
+        for start in range(0, images.shape[0], batch_size):
+            x = trainer.to_device(images[start : start + batch_size])
+            with trainer.autocast():
+                logits = self.net(x)
+            parts.append(torch.sigmoid(logits.float()).cpu())
+        self.net.train()
+        if not parts:
+            return torch.zeros((0, self.net.head.out_channels, *images.shape[-2:]))
+        return torch.cat(parts)

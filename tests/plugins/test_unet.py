@@ -1,0 +1,264 @@
+"""The U-Net segmentation evaluator: network shapes, loss, augmentation, resumable training, end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydantic
+import pytest
+import torch
+
+import segsynth
+from segsynth import PairSet, Trainer, TrainerSettings
+from segsynth_unet import plugin
+from segsynth_unet.augment import random_dihedral
+from segsynth_unet.evaluator import UNetSegmentationEvaluator
+from segsynth_unet.loss import segmentation_loss
+from segsynth_unet.network import UNet, max_depth
+from segsynth_unet.segmenter import Segmenter, TrainingPlan
+
+Params = UNetSegmentationEvaluator.Params
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny convolutions gain nothing from intra-op threads, and on a shared 2-core machine two
+    threads contending with other processes ran these tests 5-10x slower; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_trainer(path: Path, resume: bool = False, every: int = 0) -> Trainer:
+    return Trainer(path, TrainerSettings(device="cpu", progress=False, checkpoint_every=every), resume=resume)
+
+
+def bright_squares(n: int, seed: int, size: int = 16, fov: bool = False) -> PairSet:
+    """Dark noisy images with one bright 6x6 square each; the mask is the square."""
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        r, c = torch.randint(0, size - 6, (2,), generator=g).tolist()
+        masks[i, :, r : r + 6, c : c + 6] = 1.0
+    images = (torch.rand(n, 1, size, size, generator=g) * 0.3 + 0.6 * masks).clamp(0, 1)
+    fovs = None
+    if fov:
+        fovs = torch.zeros(n, 1, size, size)
+        fovs[:, :, 1:-1, 1:-1] = 1.0
+    return PairSet(images, masks, fovs)
+
+
+# --------------------------------------------------------------------------- network
+@pytest.mark.parametrize(
+    ("size", "depth"), [((16, 16), 1), ((16, 16), 3), ((20, 28), 2), ((64, 64), 4), ((7, 9), 1)]
+)
+def test_unet_output_shape(size: tuple[int, int], depth: int) -> None:
+    net = UNet(3, 2, depth=depth, base_filters=4).eval()
+    out = net(torch.rand(2, 3, *size))
+    assert out.shape == (2, 2, *size)
+    assert torch.isfinite(out).all()
+
+
+def test_unet_structure_doubles_filters() -> None:
+    net = UNet(1, 1, depth=3, base_filters=8)
+    assert [block[0].out_channels for block in net.down] == [16, 32, 64]
+    assert net.head.out_channels == 1 and net.head.kernel_size == (1, 1)
+    assert isinstance(net.up[0].up, torch.nn.ConvTranspose2d)
+
+
+def test_max_depth_keeps_a_2x2_bottleneck() -> None:
+    assert max_depth((64, 64)) == 5
+    assert max_depth((16, 16)) == 3
+    assert max_depth((584, 565)) == 8
+    assert max_depth((3, 100)) == 0
+
+
+def test_too_deep_raises_user_error_and_auto_depth_fits() -> None:
+    with pytest.raises(segsynth.UserError, match="too deep for 16x16"):
+        UNetSegmentationEvaluator(Params(depth=4), segsynth.DatasetInfo(1, 1, (16, 16)))
+    assert UNetSegmentationEvaluator(Params(), segsynth.DatasetInfo(1, 1, (16, 16))).depth == 3
+    assert UNetSegmentationEvaluator(Params(), segsynth.DatasetInfo(3, 1, (64, 64))).depth == 4
+    assert UNetSegmentationEvaluator(Params(depth=5), segsynth.DatasetInfo(3, 1, (64, 64))).depth == 5
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"train_on": []},
+        {"train_on": ["real", "real"]},
+        {"train_on": ["fake"]},
+        {"steps": 0},
+        {"threshold": 1.0},
+        {"lr": 0.0},
+        {"depth": 0},
+        {"unknown": 1},
+    ],
+)
+def test_params_validation(bad: dict) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        Params(**bad)
+
+
+def test_params_defaults_and_every_field_described() -> None:
+    p = Params()
+    assert p.train_on == ["real", "synthetic"] and p.steps == 600 and p.batch_size == 8
+    assert p.lr == 1e-3 and p.threshold == 0.5
+    assert all(f.description for f in Params.model_fields.values())
+
+
+def test_plugin_registers_the_evaluator() -> None:
+    classes = plugin.segsynth_register_evaluators()
+    assert classes == [UNetSegmentationEvaluator]
+    assert UNetSegmentationEvaluator.name == "unet_segmentation"
+    assert issubclass(UNetSegmentationEvaluator, segsynth.Evaluator)
+
+
+# --------------------------------------------------------------------------- loss & augmentation
+def test_loss_ignores_pixels_outside_fov_and_is_low_when_right() -> None:
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., :2, :2] = 1.0
+    fov = torch.ones(1, 1, 4, 4)
+    fov[..., 3, :] = 0.0
+    logits = torch.randn(1, 1, 4, 4)
+    changed = logits.clone()
+    changed[..., 3, :] += 50.0
+    assert segmentation_loss(logits, target, fov) == pytest.approx(float(segmentation_loss(changed, target, fov)))
+    assert segmentation_loss(logits, target) != pytest.approx(float(segmentation_loss(changed, target)))
+    perfect = (target * 2 - 1) * 20.0
+    assert float(segmentation_loss(perfect, target)) < 1e-3
+    assert float(segmentation_loss(-perfect, target)) > 10.0
+
+
+def test_loss_falls_on_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    data = bright_squares(4, seed=1)
+    net = UNet(1, 1, depth=2, base_filters=8)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        loss = segmentation_loss(net(data.images), data.masks)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_dihedral_moves_image_mask_and_fov_together() -> None:
+    torch.manual_seed(3)
+    images = torch.rand(16, 2, 8, 8)
+    masks = (images[:, :1] > 0.5).float()
+    fovs = (images[:, 1:] > 0.3).float()
+    a, m, f = random_dihedral(images, masks, fovs)
+    assert torch.equal(m, (a[:, :1] > 0.5).float()) and torch.equal(f, (a[:, 1:] > 0.3).float())
+    assert not torch.equal(a, images)  # 16 samples: some were transformed
+    # every output is one of the 8 symmetries of its input
+    for i in range(16):
+        candidates = [torch.rot90(x, k, (-2, -1)) for x in (images[i], images[i].flip(-1)) for k in range(4)]
+        assert any(torch.equal(a[i], c) for c in candidates)
+    rect = torch.rand(4, 1, 6, 10)
+    (out,) = random_dihedral(rect)
+    assert out.shape == rect.shape
+
+
+# --------------------------------------------------------------------------- segmenter training
+def test_checkpoint_reload_gives_identical_predictions(tmp_path: Path) -> None:
+    data = bright_squares(6, seed=2)
+    trainer = make_trainer(tmp_path)
+    torch.manual_seed(0)
+    seg = Segmenter(1, 1, depth=2, base_filters=4, lr=1e-2)
+    seg.fit(data, trainer, TrainingPlan(steps=5, batch_size=4, affine=True), "test")
+    before = seg.predict(data.images, trainer)
+    assert before.shape == (6, 1, 16, 16) and 0.0 <= float(before.min()) and float(before.max()) <= 1.0
+    fresh = Segmenter(1, 1, depth=2, base_filters=4, lr=1e-2)
+    assert not torch.equal(fresh.predict(data.images, trainer), before)
+    assert make_trainer(tmp_path).load_final(fresh.state())
+    assert torch.equal(fresh.predict(data.images, trainer), before)
+    assert (tmp_path / "losses.csv").read_text().splitlines()[-1].startswith("5,")
+
+
+def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    data = bright_squares(6, seed=4, fov=True)
+    plan = TrainingPlan(steps=6, batch_size=3, affine=True)
+
+    def fresh() -> Segmenter:
+        torch.manual_seed(123)
+        return Segmenter(1, 1, depth=2, base_filters=4, lr=1e-2)
+
+    whole = fresh()
+    whole.fit(data, make_trainer(tmp_path / "whole", every=3), plan, "whole")
+
+    first = fresh()
+    first.fit(data, make_trainer(tmp_path / "split", every=3), TrainingPlan(3, 3, affine=True), "a")
+    resumed = fresh()  # a new process: weights come back from the step-3 checkpoint
+    resumed.fit(data, make_trainer(tmp_path / "split", resume=True, every=3), plan, "b")
+
+    for (name, a), (_, b) in zip(whole.net.state_dict().items(), resumed.net.state_dict().items()):
+        assert torch.equal(a, b), name
+    # the same loss is logged at step 6 (the split run also logged its own last step, 3)
+    last = (tmp_path / "split" / "losses.csv").read_text().splitlines()[-1]
+    assert last == (tmp_path / "whole" / "losses.csv").read_text().splitlines()[-1]
+
+
+# --------------------------------------------------------------------------- end to end
+METRICS = ["f1", "macro_f1", "precision", "recall", "specificity", "accuracy", "auc", "mean_image_f1"]
+
+
+def test_evaluator_end_to_end_on_bright_squares(tmp_path: Path) -> None:
+    real_train, real_test, synthetic = bright_squares(8, 10), bright_squares(6, 11, fov=True), bright_squares(16, 12)
+    info = segsynth.DatasetInfo(1, 1, (16, 16), has_fov=True)
+    params = Params(steps=40, lr=1e-2, depth=2, base_filters=8, batch_size=8)
+    evaluator = UNetSegmentationEvaluator(params, info)
+    result = evaluator.evaluate(real_train, real_test, synthetic, make_trainer(tmp_path))
+
+    expected = {f"{s}.{m}" for s in ("real", "synthetic") for m in METRICS} | {"ratio.f1"}
+    assert set(result.metrics) == expected
+    assert result.metrics["real.f1"] > 0.8 and result.metrics["synthetic.f1"] > 0.8
+    assert result.metrics["real.auc"] > 0.95
+    assert result.metrics["ratio.f1"] == pytest.approx(result.metrics["synthetic.f1"] / result.metrics["real.f1"])
+    for value in result.metrics.values():
+        assert 0.0 <= value <= 1.0 or value == result.metrics["ratio.f1"]
+
+    rows = result.tables["Train on synthetic, test on real"]
+    assert [r["trained on"] for r in rows] == ["real", "synthetic"]
+    assert rows[1]["training pairs"] == 16
+    assert rows[0]["F1 (vessel, in FOV)"] == round(result.metrics["real.f1"], 4)
+    assert "AUC (in FOV)" in rows[0] and "macro F1 (in FOV)" in rows[0]
+
+    figure = Path(result.figures["U-Net predictions on real test images"])
+    assert figure == tmp_path / "predictions.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for source in ("real", "synthetic"):
+        assert (tmp_path / source / "checkpoints" / "final.pt").exists()
+        assert (tmp_path / source / "losses.csv").exists()
+
+    # resuming a finished evaluation reloads both segmenters instead of training them again
+    (tmp_path / "real" / "losses.csv").unlink()
+    again = evaluator.evaluate(real_train, real_test, synthetic, make_trainer(tmp_path, resume=True))
+    assert again.metrics == result.metrics
+    assert not (tmp_path / "real" / "losses.csv").exists()
+
+
+def test_evaluator_notes_missing_training_data(tmp_path: Path) -> None:
+    real_train, real_test = bright_squares(4, 20), bright_squares(2, 21)
+    empty = real_train.subset([])
+    info = segsynth.DatasetInfo(1, 1, (16, 16))
+    params = Params(steps=2, depth=1, base_filters=2, train_on=["synthetic", "real+synthetic"], figure_images=0)
+    result = UNetSegmentationEvaluator(params, info).evaluate(real_train, real_test, empty, make_trainer(tmp_path))
+    assert set(result.metrics) == {f"real+synthetic.{m}" for m in METRICS}
+    assert any("No synthetic training pairs" in note for note in result.notes)
+    assert result.figures == {}
+    with pytest.raises(segsynth.UserError, match="3-channel images"):
+        UNetSegmentationEvaluator(params, segsynth.DatasetInfo(3, 1, (16, 16))).evaluate(
+            real_train, real_test, empty, make_trainer(tmp_path / "x")
+        )
+
+
+def test_mixed_training_set_keeps_the_real_fov() -> None:
+    real, synthetic = bright_squares(3, 30, fov=True), bright_squares(2, 31)
+    mixed = UNetSegmentationEvaluator._training_set("real+synthetic", real, synthetic)
+    assert len(mixed) == 5 and mixed.fovs is not None
+    assert torch.equal(mixed.fovs[:3], real.fovs) and bool((mixed.fovs[3:] == 1).all())
+    assert UNetSegmentationEvaluator._training_set("synthetic", real, synthetic) is synthetic
