@@ -1,8 +1,10 @@
 """segsynth: synthetic (mask, image) data sets from small private ones, with proof of use and privacy.
 
 The public API for plugin authors is what this module exports: the component interfaces, the
-data containers, the hook marker and the trainer. Nothing else in ``segsynth`` is promised to
-stay put.
+data containers, the hook marker, the trainer, and three helper modules: ``segsynth.measures``
+(confusion counts, F1, AUC, histogram KL), ``segsynth.images`` (reading image files correctly or
+refusing them clearly) and ``segsynth.preprocess`` (fitting samples to the training size).
+Nothing else in ``segsynth`` is promised to stay put.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from segsynth.interfaces import (
     Translator,
 )
 from segsynth.trainer import Trainer, TrainerSettings
+
+from segsynth import images, measures, preprocess  # noqa: E402  (public helper modules)
 
 __version__ = "0.1.0"
 
@@ -42,4 +46,7 @@ __all__ = [
     "UserError",
     "__version__",
     "hookimpl",
+    "images",
+    "measures",
+    "preprocess",
 ]

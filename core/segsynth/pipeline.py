@@ -183,6 +183,8 @@ class Pipeline:
     # ------------------------------------------------------------------ steps
     def run(self) -> RunResult:
         state = self.prepare_folder()
+        if self.recipe.trainer.threads:
+            torch.set_num_threads(self.recipe.trainer.threads)
         if not self.options.resume or not (self.run_dir / "recipe.resolved.yaml").exists():
             atomic_write_bytes(
                 self.run_dir / "recipe.resolved.yaml",

@@ -53,6 +53,11 @@ class TrainerBlock(_Strict):
         False, description="Use deterministic algorithms (slower; exact reproducibility)."
     )
     channels_last: bool = Field(False, description="Channels-last memory format for conv nets.")
+    threads: int | None = Field(
+        None, ge=1,
+        description="CPU threads for torch (torch.set_num_threads); null keeps torch's default. "
+        "On a shared machine 1 thread is often faster for small networks.",
+    )
 
 
 class SynthesisBlock(_Strict):

@@ -1,0 +1,278 @@
+"""``dcgan``: the Stage-I mask generator of Guibas, Virdi & Li (2017), made to cope with 20 masks.
+
+The recipe-facing class: it validates parameters, builds the networks from the data set's
+``DatasetInfo`` at construction (so a finished run can be reloaded from its final checkpoint
+without training), runs the resumable adversarial training loop through the segsynth
+``Trainer`` and samples binary masks from the (EMA) generator.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+import segsynth
+from segsynth_dcgan.augment import AugmentParams, DiffAugment
+from segsynth_dcgan.binarize import straight_through_binarize
+from segsynth_dcgan.ema import make_ema, recalibrate_batchnorm
+from segsynth_dcgan.losses import LossName, discriminator_loss, generator_loss, r1_penalty
+from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segsynth import Trainer
+
+# offset of trainer.generator() used for the batch-norm recalibration codes, away from others
+_BN_CALIBRATION_SEED_OFFSET = 7919
+
+
+class DCGANMaskGenerator(segsynth.MaskGenerator):
+    """DCGAN on masks in ``[-1, 1]``; samples are thresholded back to 0/1."""
+
+    name: ClassVar[str] = "dcgan"
+    description: ClassVar[str] = (
+        "DCGAN mask generator (Guibas et al. 2017) with DiffAugment/ADA, EMA, hinge, SN and R1 options"
+    )
+
+    class Params(segsynth.Params):
+        """Recipe ``stage1.params`` of the dcgan mask generator."""
+
+        nz: int = Field(100, ge=1, description="Length of the latent code z (100 in DCGAN).")
+        base_filters: int = Field(
+            64, ge=1, description="Channels at full resolution; doubled at every halving of the size."
+        )
+        max_filters: int = Field(
+            512, ge=1, description="Cap on channels per layer, so 512 px models stay a sane size."
+        )
+        loss: LossName = Field(
+            "nonsaturating",
+            description="'nonsaturating' (cross-entropy, the paper's) or 'hinge' adversarial loss.",
+        )
+        spectral_norm: bool = Field(
+            False, description="Spectral norm on every discriminator conv (then D has no batch norm)."
+        )
+        straight_through: bool = Field(
+            True,
+            description="Show D the fakes thresholded to exactly 0/1 (-1/+1), gradient passed straight "
+            "through, so D must judge shapes rather than soft tanh values; false = the paper's plain DCGAN.",
+        )
+        r1_gamma: float = Field(
+            0.0, ge=0.0, description="Weight of the R1 gradient penalty on real masks; 0 turns it off."
+        )
+        r1_every: int = Field(
+            16, ge=1, description="Apply R1 lazily every this many steps (scaled up to compensate)."
+        )
+        augment: AugmentParams = Field(
+            default_factory=AugmentParams,
+            description="Differentiable augmentation of D's inputs (translation, cutout, flip, ADA).",
+        )
+        ema_decay: float = Field(
+            0.999,
+            description="Decay of the generator weight average used for sampling, in [0, 1); 0 disables it.",
+        )
+        steps: int = Field(2000, ge=1, description="Training steps (one D and one G update each).")
+        batch_size: int = Field(
+            32, ge=1, description="Real masks per step, drawn with replacement from the training set."
+        )
+        lr: float = Field(2e-4, description="Adam learning rate for both networks.")
+        betas: tuple[float, float] = Field(
+            (0.5, 0.999), description="Adam betas for both networks (DCGAN uses beta1 = 0.5)."
+        )
+        log_every: int = Field(10, ge=1, description="Log losses (and ADA p, r_t) every this many steps.")
+        sample_batch_size: int = Field(64, ge=1, description="Masks generated per forward pass when sampling.")
+        threshold: float = Field(
+            0.0,
+            description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
+            "[0, 1] mask scale. Pixels above it become foreground (1).",
+        )
+        bn_stat_samples: int = Field(
+            512,
+            ge=0,
+            description="Latent codes used after training to re-estimate the sampling generator's "
+            "batch-norm statistics; 0 keeps those gathered during training.",
+        )
+
+        @field_validator("lr")
+        @classmethod
+        def _positive_lr(cls, value: float) -> float:
+            if not value > 0:
+                raise ValueError(f"lr must be a positive learning rate such as 2e-4, got {value}")
+            return value
+
+        @field_validator("betas")
+        @classmethod
+        def _adam_betas(cls, value: tuple[float, float]) -> tuple[float, float]:
+            if not all(0.0 <= b < 1.0 for b in value):
+                raise ValueError(f"betas must both lie in [0, 1) like (0.5, 0.999), got {value}")
+            return value
+
+        @field_validator("ema_decay")
+        @classmethod
+        def _ema_range(cls, value: float) -> float:
+            if not 0.0 <= value < 1.0:
+                raise ValueError(
+                    f"ema_decay must be in [0, 1) (0 turns the weight average off, 0.999 averages "
+                    f"over ~1000 steps), got {value}"
+                )
+            return value
+
+        @field_validator("threshold")
+        @classmethod
+        def _threshold_range(cls, value: float) -> float:
+            if not -1.0 < value < 1.0:
+                raise ValueError(
+                    f"threshold is on the generator's tanh scale and must be in (-1, 1) "
+                    f"(0.0 = 0.5 on the 0/1 mask scale), got {value}"
+                )
+            return value
+
+        @model_validator(mode="after")
+        def _filters(self) -> DCGANMaskGenerator.Params:
+            if self.max_filters < self.base_filters:
+                raise ValueError(
+                    f"max_filters ({self.max_filters}) must be at least base_filters "
+                    f"({self.base_filters})"
+                )
+            return self
+
+    params: Params
+
+    def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
+        super().__init__(params, info)
+        p = params
+        cm = info.mask_channels
+        self.generator = DCGANGenerator(p.nz, cm, info.size, p.base_filters, p.max_filters)
+        self.discriminator = DCGANDiscriminator(
+            cm, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm
+        )
+        self.ema = make_ema(self.generator, p.ema_decay) if p.ema_decay > 0 else None
+        self.augment = DiffAugment(p.augment)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr, betas=p.betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=p.lr, betas=p.betas)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
+            "augment": self.augment,
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema
+        return state
+
+    def sampling_network(self) -> nn.Module:
+        """The network ``sample`` uses: the weight average when enabled, else the live generator."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    # ------------------------------------------------------------------ training
+    def fit(self, masks: torch.Tensor, trainer: Trainer) -> None:
+        """Adversarial training on ``masks`` for ``steps`` steps, resumable through ``trainer``.
+
+        After the last step the sampling network's batch-norm statistics are re-estimated
+        (see ``segsynth_dcgan.ema``) before the final checkpoint is written, so the checkpoint
+        that later commands load samples exactly like this object does.
+        """
+        p = self.params
+        for module in self.state().values():
+            if isinstance(module, nn.Module):
+                trainer.setup(module)
+        real = self._to_gan_scale(masks, trainer)
+        state = self.state()
+        start = trainer.resume(state)
+        for step in trainer.steps(start, p.steps, "stage1 dcgan"):
+            d_loss, g_loss = self._train_step(step, real, trainer)
+            if step % p.log_every == 0 or step == p.steps:
+                logged: dict[str, float | torch.Tensor] = {"d_loss": d_loss, "g_loss": g_loss}
+                if p.augment.enabled and p.augment.adaptive:
+                    logged.update(p=self.augment.p, r_t=self.augment.r_t)
+                trainer.log(step, **logged)
+            trainer.checkpoint(step, state)
+        recalibrate_batchnorm(
+            self.sampling_network(),
+            p.nz,
+            p.bn_stat_samples,
+            p.sample_batch_size,
+            trainer.generator(_BN_CALIBRATION_SEED_OFFSET),
+        )
+        trainer.finish(state, p.steps)
+
+    def _to_gan_scale(self, masks: torch.Tensor, trainer: Trainer) -> torch.Tensor:
+        """Check the real masks against ``DatasetInfo`` and map 0/1 to -1/+1 on the device.
+
+        Values are thresholded at 0.5 rather than rescaled: a mask softened by an upstream
+        resize would otherwise differ from the hard-binarised fakes in a way D could exploit.
+        """
+        expected = (self.info.mask_channels, *self.info.size)
+        if masks.dim() != 4 or tuple(masks.shape[1:]) != expected or masks.shape[0] == 0:
+            raise segsynth.UserError(
+                f"the dcgan mask generator was built for masks shaped (N, {', '.join(map(str, expected))}) "
+                f"with N >= 1, but fit() received {tuple(masks.shape)}"
+            )
+        # the whole training set lives on the device: at most a few thousand small masks
+        return trainer.to_device(torch.where(masks > 0.5, 1.0, -1.0))
+
+    def _train_step(
+        self, step: int, real_all: torch.Tensor, trainer: Trainer
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One discriminator update, then one generator update on the same fakes."""
+        p = self.params
+        G, D, augment = self.generator, self.discriminator, self.augment
+        device = real_all.device
+        real = real_all[torch.randint(real_all.shape[0], (p.batch_size,), device=device)]
+        z = torch.randn(p.batch_size, p.nz, 1, 1, device=device)
+
+        D.requires_grad_(True)
+        with trainer.autocast():
+            fake = G(z)
+            if p.straight_through:
+                fake = straight_through_binarize(fake, p.threshold)
+            real_logits = D(augment(real))
+            fake_logits = D(augment(fake.detach()))
+            d_loss = discriminator_loss(p.loss, real_logits, fake_logits)
+        trainer.backward(d_loss)
+        if p.r1_gamma > 0 and step % p.r1_every == 0:
+            # lazy regularisation (StyleGAN2): every r1_every steps, scaled by r1_every
+            penalty = r1_penalty(lambda x: D(augment(x)), real)
+            trainer.backward(penalty * (p.r1_gamma / 2.0 * p.r1_every))
+        trainer.step(self.opt_d)
+        augment.update(real_logits, step)
+
+        # freezing D saves computing its weight gradients and keeps them out of its next step
+        D.requires_grad_(False)
+        with trainer.autocast():
+            g_loss = generator_loss(p.loss, D(augment(fake)))
+        trainer.backward(g_loss)
+        trainer.step(self.opt_g)
+        D.requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update_parameters(G)
+        return d_loss.detach(), g_loss.detach()
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` binary masks: z ~ N(0, I) from ``generator`` (CPU), tanh output > ``threshold``.
+
+        Batch norm runs in eval mode (running statistics, re-estimated at the end of ``fit``),
+        so a mask does not depend on which other masks share its batch.
+        """
+        p = self.params
+        net = self.sampling_network()
+        device = next(net.parameters()).device
+        codes = torch.randn(n, p.nz, 1, 1, generator=generator)
+        was_training = net.training
+        net.eval()
+        try:
+            chunks = [
+                (net(c.to(device)) > p.threshold).float().cpu() for c in codes.split(p.sample_batch_size)
+            ]
+        finally:
+            net.train(was_training)
+        if not chunks:
+            return torch.zeros(0, self.info.mask_channels, *self.info.size)
+        return torch.cat(chunks)

@@ -1,0 +1,64 @@
+"""Adversarial losses and the R1 penalty, written on raw discriminator logits.
+
+Kept apart from the training loop so each formula can be read (and tested) on its own. Losses
+are computed in float32 whatever the autocast precision: ``softplus`` of a bf16 logit loses the
+small differences the discriminator is learning from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+LossName = Literal["nonsaturating", "hinge"]
+
+
+def discriminator_loss(kind: LossName, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D's loss: push real logits up and fake logits down.
+
+    ``nonsaturating`` is the binary cross-entropy of the original GAN / DCGAN
+    (``-log sigmoid(real) - log(1 - sigmoid(fake))``, i.e. ``softplus(-real) + softplus(fake)``);
+    ``hinge`` (Lim & Ye 2017) stops pushing once a logit is beyond the margin of 1, which keeps D
+    from running away on tiny data sets.
+    """
+    real, fake = real_logits.float(), fake_logits.float()
+    if kind == "nonsaturating":
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    if kind == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def generator_loss(kind: LossName, fake_logits: torch.Tensor) -> torch.Tensor:
+    """G's loss: make D call the fakes real.
+
+    ``nonsaturating`` maximises ``log sigmoid(fake)`` (not minimise ``log(1 - sigmoid(fake))``),
+    the paper's choice because it keeps gradients alive early when D rejects every fake;
+    ``hinge`` uses the usual ``-mean(fake)`` generator term.
+    """
+    fake = fake_logits.float()
+    if kind == "nonsaturating":
+        return F.softplus(-fake).mean()
+    if kind == "hinge":
+        return -fake.mean()
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def r1_penalty(
+    discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor
+) -> torch.Tensor:
+    """Mean squared norm of ``d D(x) / d x`` on real samples (Mescheder et al. 2018).
+
+    ``discriminator`` is the full path D sees (augmentation included), and the gradient is
+    taken with respect to the un-augmented reals as in StyleGAN2-ADA. ``create_graph`` keeps
+    the graph so the penalty itself can be back-propagated into D's weights. The caller scales
+    by ``gamma / 2`` (and by the lazy interval) and should run this outside autocast: a
+    half-precision double backward underflows.
+    """
+    x = real.detach().requires_grad_(True)
+    logits = discriminator(x).float()
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return grad.square().sum(dim=tuple(range(1, grad.dim()))).mean()
