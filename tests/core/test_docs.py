@@ -1,0 +1,38 @@
+"""Docs and code keep each other honest: every hook is documented and exercised."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+from segsynth import hookspecs
+from segsynth.plugins import HOOK_FOR_KIND
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spec_names() -> set[str]:
+    return {
+        name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("segsynth_")
+    }
+
+
+def test_every_hook_has_a_heading_in_plugin_hooks_md():
+    text = (ROOT / "docs" / "plugin_hooks.md").read_text()
+    headings = set(re.findall(r"^## (segsynth_\w+)$", text, flags=re.M))
+    assert headings == _spec_names()
+
+
+def test_every_hook_has_a_docstring_and_is_called_by_the_registry():
+    for name in _spec_names():
+        assert getattr(hookspecs, name).__doc__, name
+    assert set(HOOK_FOR_KIND.values()) == _spec_names()
+
+
+def test_every_hook_is_implemented_by_the_test_toy_plugin():
+    from toys import ToyPlugin
+
+    implemented = {n for n in dir(ToyPlugin) if n.startswith("segsynth_")}
+    assert implemented == _spec_names()
