@@ -146,23 +146,29 @@ class Pipeline:
     def _log(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    def prepare_folder(self) -> RunState:
-        """Create the run folder, refusing to clobber an earlier run without --force."""
+    def check_folder(self) -> None:
+        """Refuse to clobber an earlier run without --force; writes nothing (runs before data loads)."""
         state_path = self.run_dir / STATE_FILE
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            if self.options.force:
-                shutil.rmtree(self.run_dir)
-            elif not self.options.resume:
-                raise UserError(
-                    f"run folder {self.run_dir} already holds a run. Continue it with --resume, "
-                    "write elsewhere with --out DIR, or start it again from scratch with --force "
-                    "(which deletes what is there)."
-                )
-            elif not state_path.exists():
-                raise UserError(
-                    f"run folder {self.run_dir} is not empty but has no {STATE_FILE}, so it is not "
-                    "a segsynth run that can be resumed; choose another --out or use --force."
-                )
+        if self.run_dir.is_file():
+            raise UserError(f"run folder {self.run_dir} is a file; choose another --out DIR.")
+        if not (self.run_dir.exists() and any(self.run_dir.iterdir())) or self.options.force:
+            return
+        if not self.options.resume:
+            raise UserError(
+                f"run folder {self.run_dir} already holds a run. Continue it with --resume, "
+                "write elsewhere with --out DIR, or start it again from scratch with --force "
+                "(which deletes what is there)."
+            )
+        if not state_path.exists():
+            raise UserError(
+                f"run folder {self.run_dir} is not empty but has no {STATE_FILE}, so it is not "
+                "a segsynth run that can be resumed; choose another --out or use --force."
+            )
+
+    def create_folder(self) -> RunState:
+        """Create (or, with --force, recreate) the run folder and prove it is writable."""
+        if self.options.force and self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             probe = self.run_dir / ".write-test"
@@ -173,7 +179,7 @@ class Pipeline:
                 f"cannot write to run folder {self.run_dir} ({exc.strerror}); choose a writable "
                 "folder with --out DIR."
             ) from exc
-        return RunState(state_path)
+        return RunState(self.run_dir / STATE_FILE)
 
     def dataset(self) -> tuple[DatasetAdapter, DatasetInfo]:
         entry = self.registry.get("dataset", self.recipe.data.name, "data -> name")
@@ -182,30 +188,34 @@ class Pipeline:
 
     # ------------------------------------------------------------------ steps
     def run(self) -> RunResult:
-        state = self.prepare_folder()
+        # Everything that can fail on bad input (folder, device, data) is checked before the
+        # run folder is created, so a failed start leaves nothing that blocks the next try.
+        self.check_folder()
         if self.recipe.trainer.threads:
             torch.set_num_threads(self.recipe.trainer.threads)
-        if not self.options.resume or not (self.run_dir / "recipe.resolved.yaml").exists():
-            atomic_write_bytes(
-                self.run_dir / "recipe.resolved.yaml",
-                yaml.safe_dump(self.loaded.resolved(), sort_keys=False).encode(),
-            )
         probe_trainer = self.trainer("stage1")
-        atomic_write_bytes(
-            self.run_dir / "environment.json",
-            json_bytes(environment(self.loaded, self.registry, probe_trainer, self.options.argv)),
-        )
-        self._log(f"segsynth: run {self.recipe.name!r} in {self.run_dir} on {probe_trainer.device} "
-                  f"({probe_trainer.precision})")
-
         adapter, info = self.dataset()
         t0 = time.perf_counter()
         train = adapter.load("train")
         test = adapter.load("test")
         self._check_split(train, info, "train")
         self._check_split(test, info, "test")
+        load_seconds = time.perf_counter() - t0
+
+        state = self.create_folder()
+        if not self.options.resume or not (self.run_dir / "recipe.resolved.yaml").exists():
+            atomic_write_bytes(
+                self.run_dir / "recipe.resolved.yaml",
+                yaml.safe_dump(self.loaded.resolved(), sort_keys=False).encode(),
+            )
+        atomic_write_bytes(
+            self.run_dir / "environment.json",
+            json_bytes(environment(self.loaded, self.registry, probe_trainer, self.options.argv)),
+        )
+        self._log(f"segsynth: run {self.recipe.name!r} in {self.run_dir} on {probe_trainer.device} "
+                  f"({probe_trainer.precision})")
         self._log(f"data: {len(train)} train and {len(test)} test pairs of {info.size[0]}x{info.size[1]} "
-                  f"({time.perf_counter() - t0:.1f}s)")
+                  f"({load_seconds:.1f}s)")
 
         generator = self.stage1(state, info, train)
         translator = self.stage2(state, info, train)

@@ -1,0 +1,32 @@
+"""The shipped recipes: each validates, and the DRIVE recipe explains itself when DRIVE is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from segsynth.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[r.stem for r in RECIPES])
+def test_shipped_recipe_validates(recipe):
+    result = CliRunner().invoke(app, ["recipe", "validate", str(recipe)])
+    assert result.exit_code == 0, result.output
+
+
+def test_retina_recipe_without_drive_exits_2_and_names_the_way_out(tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "run", str(ROOT / "recipes" / "retina.yaml"), "--out", str(out),
+        "--set", f"data.params.root={tmp_path / 'no-drive-here'}", "--device", "cpu",
+    ])
+    assert result.exit_code == 2
+    assert "drive.grand-challenge.org" in result.output
+    assert "recipes/quickstart.yaml" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()  # a failed start leaves nothing that blocks the next try
