@@ -29,7 +29,9 @@ app = typer.Typer(
 recipe_app = typer.Typer(help="Check and describe recipes.", no_args_is_help=True)
 plugins_app = typer.Typer(help="List installed plugins, or show one.", invoke_without_command=True)
 app.add_typer(recipe_app, name="recipe")
+data_app = typer.Typer(help="Look at a recipe's data before training.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
+app.add_typer(data_app, name="data")
 
 
 def user_errors(func: F) -> F:
@@ -108,6 +110,37 @@ def recipe_validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
         f"stage2 {loaded.recipe.stage2.name}, evaluation "
         f"{', '.join(r.name for r in loaded.recipe.evaluation) or 'none'})"
     )
+
+
+@data_app.command("inspect")
+@user_errors
+def data_inspect(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    preview: Annotated[Path | None, typer.Option(help="Where to write the preview grid PNG.")] = None,
+) -> None:
+    """Print counts, sizes, value ranges and mask coverage per split; write a preview grid."""
+    from segsynth.inspect_data import inspect_dataset
+    from segsynth.plugins import get_registry
+
+    registry = get_registry()
+    loaded = load_recipe_or_fail(recipe, set_)
+    target = preview or Path(f"{loaded.recipe.name}-data-preview.png")
+    info, summaries = inspect_dataset(loaded, registry, target)
+    typer.echo(f"dataset {loaded.recipe.data.name}: {info.description or ''}".rstrip())
+    typer.echo(f"  {info.image_channels}-channel images, {info.mask_channels}-channel masks, "
+               f"{info.size[0]}x{info.size[1]}, field of view: {'yes' if info.has_fov else 'no'}")
+    for summary in summaries:
+        for line in summary.lines():
+            typer.echo(line)
+    typer.echo(f"preview: {target}")
+
+
+def load_recipe_or_fail(recipe: Path, overrides: list[str] | None) -> Any:
+    from segsynth.plugins import get_registry
+    from segsynth.recipe import load_recipe
+
+    return load_recipe(recipe, get_registry(), overrides or [])
 
 
 @recipe_app.command("schema")

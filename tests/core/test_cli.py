@@ -69,3 +69,21 @@ def test_plugins_lists_kind_package_version(toy_plugin):
 def test_resume_and_force_together_is_an_error(toy_plugin, write_recipe):
     result = runner.invoke(app, ["run", str(write_recipe()), "--resume", "--force"])
     assert result.exit_code == 2 and "contradict" in result.output
+
+
+def test_data_inspect_prints_splits_and_writes_preview(toy_plugin, write_recipe, tmp_path):
+    preview = tmp_path / "preview.png"
+    result = runner.invoke(app, ["data", "inspect", str(write_recipe()), "--preview", str(preview)])
+    assert result.exit_code == 0, result.output
+    assert "train: 6 pairs, images 1x16x16, masks 1x16x16" in result.output
+    assert "test: 4 pairs" in result.output
+    assert "field of view covers 100.0%" in result.output
+    from PIL import Image
+
+    assert Image.open(preview).size[0] > 16 * 4
+
+
+def test_data_inspect_empty_split_is_reported(toy_plugin, write_recipe, tmp_path):
+    result = runner.invoke(app, ["data", "inspect", str(write_recipe()), "--set", "data.params.n_train=0",
+                                 "--set", "data.params.n_test=0", "--preview", str(tmp_path / "p.png")])
+    assert result.exit_code == 2 and "no samples" in result.output
