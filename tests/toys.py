@@ -136,6 +136,41 @@ class ToyEvaluator(segsynth.Evaluator):
         )
 
 
+class ToySegmenter(segsynth.Segmenter):
+    """Per-pixel logistic regression on intensity: learns that bright means foreground."""
+
+    name = "toy_segmenter"
+    description = "Intensity threshold learner (tests only)."
+
+    class Params(segsynth.Params):
+        steps: int = Field(30, ge=1)
+
+    def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
+        super().__init__(params, info)
+        self.net = torch.nn.Conv2d(info.image_channels, info.mask_channels, 1)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=0.2)
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net, "opt": self.opt}
+
+    def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
+        state = self.state()
+        start = trainer.resume(state)
+        for step in trainer.steps(start, self.params.steps, "toy segmenter"):
+            logits = self.net(trainer.to_device(pairs.images))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits, trainer.to_device(pairs.masks))
+            trainer.backward(loss)
+            trainer.step(self.opt)
+            trainer.log(step, loss=loss)
+            trainer.checkpoint(step, state)
+        trainer.finish(state, self.params.steps)
+
+    def predict(self, images: torch.Tensor, trainer: segsynth.Trainer) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.sigmoid(self.net(trainer.to_device(images))).cpu()
+
+
 class ToyPlugin:
     """A plugin object (not a module) with hook implementations, as a test would write one."""
 
@@ -154,6 +189,10 @@ class ToyPlugin:
     @segsynth.hookimpl
     def segsynth_register_evaluators(self):  # type: ignore[no-untyped-def]
         return [ToyEvaluator]
+
+    @segsynth.hookimpl
+    def segsynth_register_segmenters(self):  # type: ignore[no-untyped-def]
+        return [ToySegmenter]
 
 
 TOY_RECIPE: dict[str, Any] = {

@@ -20,6 +20,7 @@ from segsynth.interfaces import (
     MaskGenerator,
     PairSet,
     Params,
+    Segmenter,
     Translator,
 )
 from segsynth.trainer import Trainer, TrainerSettings
@@ -39,6 +40,7 @@ __all__ = [
     "PairSet",
     "Params",
     "PluginError",
+    "Segmenter",
     "Trainer",
     "TrainerSettings",
     "Translator",

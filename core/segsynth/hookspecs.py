@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pluggy
 
-from segsynth.interfaces import DatasetAdapter, Evaluator, MaskGenerator, Translator
+from segsynth.interfaces import DatasetAdapter, Evaluator, MaskGenerator, Segmenter, Translator
 
 PROJECT = "segsynth"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -59,4 +59,13 @@ def segsynth_register_evaluators() -> list[type[Evaluator]]:
 
     Called once when the registries are built; results are concatenated and indexed by
     ``name`` for the entries of a recipe's ``evaluation`` list.
+    """
+
+
+@hookspec
+def segsynth_register_segmenters() -> list[type[Segmenter]]:
+    """Return segmenter classes (``Segmenter`` subclasses).
+
+    Called once when the registries are built; results are concatenated and indexed by
+    ``name`` for a recipe's ``stage2_data.derive_masks.segmenter.name``.
     """

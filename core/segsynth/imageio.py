@@ -16,7 +16,13 @@ from segsynth.errors import UserError
 
 
 def to_pil(tensor: torch.Tensor) -> Image.Image:
-    """A ``(C, H, W)`` float tensor in ``[0, 1]`` as an 8-bit greyscale or RGB picture."""
+    """A ``(C, H, W)`` float tensor in ``[0, 1]`` as an 8-bit greyscale or RGB picture.
+
+    Two channels (a mask with a boundary channel) are stored as RGB with blue left at zero,
+    so the file still opens in any viewer; ``read_png(..., channels=2)`` takes red and green.
+    """
+    if tensor.shape[0] == 2:
+        tensor = torch.cat([tensor, torch.zeros_like(tensor[:1])])
     array = (tensor.detach().float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
     if array.shape[0] == 1:
         return Image.fromarray(array[0], mode="L")
@@ -44,6 +50,8 @@ def read_png(path: Path, channels: int) -> torch.Tensor:
         with Image.open(path) as img:
             img = img.convert("L" if channels == 1 else "RGB")
             array = np.asarray(img, dtype=np.float32) / 255.0
+            if channels == 2:
+                array = array[..., :2]
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read picture {path}: {exc}") from exc
     if array.ndim == 2:

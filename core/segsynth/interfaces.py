@@ -33,6 +33,7 @@ __all__ = [
     "MaskGenerator",
     "PairSet",
     "Params",
+    "Segmenter",
     "Translator",
 ]
 
@@ -204,6 +205,24 @@ class Translator(_Trainable):
         """Return images ``(N, C, H, W)`` in ``[0, 1]`` on the CPU for binary ``masks``."""
 
 
+class Segmenter(_Trainable):
+    """A segmentation network as a component: learns masks from images, predicts them.
+
+    Used where a pipeline step needs masks it does not have, e.g. to derive vessel masks for an
+    images-only data set (MESSIDOR) from a segmenter trained on a labelled one (DRIVE).
+    """
+
+    kind: ClassVar[str] = "segmenter"
+
+    @abstractmethod
+    def fit(self, pairs: PairSet, trainer: Trainer) -> None:
+        """Train on real (image, mask) pairs; resumable through ``trainer``."""
+
+    @abstractmethod
+    def predict(self, images: torch.Tensor, trainer: Trainer) -> torch.Tensor:
+        """Return foreground probabilities ``(N, Cm, H, W)`` in ``[0, 1]`` on the CPU."""
+
+
 class Evaluator(Component):
     """Measures how useful (or how faithful, or how private) the synthetic pairs are."""
 
@@ -245,4 +264,5 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
     "mask_generator": MaskGenerator,
     "translator": Translator,
     "evaluator": Evaluator,
+    "segmenter": Segmenter,
 }

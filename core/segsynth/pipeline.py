@@ -218,7 +218,8 @@ class Pipeline:
                   f"({load_seconds:.1f}s)")
 
         generator = self.stage1(state, info, train)
-        translator = self.stage2(state, info, train)
+        stage2_pairs = self.stage2_pairs(state, info, train)
+        translator = self.stage2(state, info, stage2_pairs)
         synthetic = self.synthesize(state, info, generator, translator)
         metrics, results = self.evaluate(state, info, train, test, synthetic)
 
@@ -278,6 +279,77 @@ class Pipeline:
                    checkpoint_sha256=sha256_file(trainer.store.final_path))
         return translator
 
+    def stage2_pairs(self, state: RunState, info: DatasetInfo, train: PairSet) -> PairSet:
+        """Stage II's training pairs: the recipe's own, or ``stage2_data`` (masks derived if asked)."""
+        block = self.recipe.stage2_data
+        if block is None:
+            return train
+        entry = self.registry.get("dataset", block.name, "stage2_data -> name")
+        adapter = entry.cls(self.loaded.stage2_data_params)  # type: ignore[call-arg]
+        other: DatasetInfo = adapter.info()  # type: ignore[attr-defined]
+        if other.size != info.size or other.image_channels != info.image_channels:
+            raise UserError(
+                f"stage2_data {block.name!r} yields {other.image_channels}-channel "
+                f"{other.size[0]}x{other.size[1]} images but data {self.recipe.data.name!r} yields "
+                f"{info.image_channels}-channel {info.size[0]}x{info.size[1]}; set both datasets' "
+                "preprocessing to the same size and channels."
+            )
+        pairs = adapter.load("train")  # type: ignore[attr-defined]
+        self._check_split(pairs, other, "train")
+        if block.derive_masks is None:
+            return pairs
+        return self.derive_masks(state, info, train, pairs)
+
+    def derive_masks(self, state: RunState, info: DatasetInfo, labelled: PairSet, target: PairSet) -> PairSet:
+        """Train (or load) a segmenter on the labelled data and predict masks for ``target``.
+
+        The masks are written to ``derived/masks`` with ``derived/provenance.json`` (which
+        segmenter, trained on what, which checkpoint, threshold), so that anyone using the
+        Stage-II model can tell its training masks were predicted, not annotated.
+        """
+        block = self.recipe.stage2_data
+        assert block is not None and block.derive_masks is not None
+        folder = self.run_dir / "derived"
+        if state.finished("derive_masks") and (folder / "provenance.json").exists():
+            self.skipped.append("derive_masks")
+            masks = torch.stack([(read_png(folder / "masks" / f"{i}.png", info.mask_channels) > 0.5).float()
+                                 for i in target.ids])
+            return PairSet(images=target.images, masks=masks, fovs=target.fovs, ids=target.ids)
+        t0 = time.perf_counter()
+        trainer = self.trainer("derived/segmenter")
+        segmenter = self._component("segmenter", block.derive_masks.segmenter.name,
+                                    self.loaded.segmenter_params, info, 5)
+        segmenter.to(trainer.device)
+        checkpoint = self.loaded.segmenter_checkpoint()
+        if checkpoint is not None:
+            load_checkpoint_file(checkpoint, segmenter.state(), trainer.device)
+            source = f"loaded from {checkpoint}"
+        else:
+            segmenter.fit(labelled, trainer)
+            checkpoint = trainer.store.final_path
+            source = f"trained on {self.recipe.data.name!r} train split ({len(labelled)} pairs)"
+        probabilities = segmenter.predict(target.images, trainer)
+        masks = (probabilities >= block.derive_masks.threshold).float()
+        if target.fovs is not None:
+            masks = masks * target.fovs
+        for sample_id, mask in zip(target.ids, masks, strict=True):
+            write_png(folder / "masks" / f"{sample_id}.png", mask)
+        provenance = {
+            "dataset": block.name,
+            "segmenter": block.derive_masks.segmenter.name,
+            "segmenter_params": self.loaded.segmenter_params.model_dump(mode="json")
+            if self.loaded.segmenter_params else {},
+            "segmenter_source": source,
+            "segmenter_checkpoint_sha256": sha256_file(checkpoint),
+            "threshold": block.derive_masks.threshold,
+            "count": len(target),
+            "mean_foreground": float(masks.mean()),
+        }
+        atomic_write_bytes(folder / "provenance.json", json_bytes(provenance))
+        state.mark("derive_masks", time.perf_counter() - t0, count=len(target))
+        self._log(f"derive_masks: {len(target)} masks for {block.name!r} ({source})")
+        return PairSet(images=target.images, masks=masks, fovs=target.fovs, ids=target.ids)
+
     def synthesize(
         self, state: RunState, info: DatasetInfo, generator: MaskGenerator, translator: Translator
     ) -> PairSet:
@@ -323,6 +395,22 @@ class Pipeline:
             metrics.update(result.metrics)
         atomic_write_bytes(self.run_dir / "metrics.json", json_bytes(metrics))
         return metrics, results
+
+
+def load_checkpoint_file(path: Path, state: dict[str, Any], device: torch.device) -> None:
+    """Load a segsynth checkpoint file into ``state`` (safely; checksum verified if present)."""
+    from segsynth.checkpoint import CheckpointStore, unpack_state
+
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; fix stage2_data.derive_masks.checkpoint.")
+    payload = CheckpointStore(path.parent).read(path)
+    try:
+        unpack_state(state, payload["state"], device)
+    except (KeyError, RuntimeError) as exc:
+        raise UserError(
+            f"checkpoint {path} does not fit this segmenter ({str(exc).splitlines()[0]}); it was "
+            "made by another component or with other params (depth, base_filters)."
+        ) from exc
 
 
 def generator_load(trainer: Trainer, component: Any) -> bool:

@@ -37,6 +37,7 @@ HOOK_FOR_KIND = {
     "mask_generator": "segsynth_register_mask_generators",
     "translator": "segsynth_register_translators",
     "evaluator": "segsynth_register_evaluators",
+    "segmenter": "segsynth_register_segmenters",
 }
 
 #: words a person reads in messages, per kind
@@ -45,6 +46,7 @@ KIND_LABEL = {
     "mask_generator": "mask generator (stage1)",
     "translator": "translator (stage2)",
     "evaluator": "evaluator",
+    "segmenter": "segmenter",
 }
 
 

@@ -73,6 +73,28 @@ class ReportBlock(_Strict):
     samples: int = Field(8, ge=1, le=64, description="Pairs shown in each sample grid.")
 
 
+class DeriveMasks(_Strict):
+    """Derive masks for an images-only data set with a segmenter trained on the recipe's data."""
+
+    segmenter: ComponentRef = Field(description="The segmenter (see `synth plugins`), e.g. unet.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which a pixel is foreground.")
+    checkpoint: str | None = Field(
+        None,
+        description="A trained segmenter's final.pt to load instead of training one "
+        "(relative to the recipe's folder).",
+    )
+
+
+class Stage2Data(_Strict):
+    """Train Stage II on another data set than Stage I (e.g. MESSIDOR images, DRIVE masks)."""
+
+    name: str = Field(description="Dataset adapter for Stage II's training pairs.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Its parameters.")
+    derive_masks: DeriveMasks | None = Field(
+        None, description="Make its masks with a segmenter trained on `data` (when it has none)."
+    )
+
+
 class Recipe(_Strict):
     """A segsynth run: data, Stage I, Stage II, synthesis, evaluation."""
 
@@ -86,6 +108,9 @@ class Recipe(_Strict):
     data: ComponentRef = Field(description="The dataset adapter and its parameters.")
     stage1: ComponentRef = Field(description="Stage I: the mask generator.")
     stage2: ComponentRef = Field(description="Stage II: the mask-to-image translator.")
+    stage2_data: Stage2Data | None = Field(
+        None, description="Optional: the data Stage II trains on, if not `data`."
+    )
     synthesis: SynthesisBlock = Field(default_factory=SynthesisBlock)
     evaluation: list[ComponentRef] = Field(
         default_factory=list, description="Evaluators run on the synthetic pairs, in order."
@@ -111,6 +136,8 @@ class LoadedRecipe:
     stage1_params: Params
     stage2_params: Params
     evaluation_params: list[Params]
+    stage2_data_params: Params | None = None
+    segmenter_params: Params | None = None
 
     def resolved(self) -> dict[str, Any]:
         """The full recipe with every default filled in (what the run really used)."""
@@ -120,7 +147,22 @@ class LoadedRecipe:
         out["stage2"]["params"] = self.stage2_params.model_dump(mode="json")
         for block, params in zip(out["evaluation"], self.evaluation_params, strict=True):
             block["params"] = params.model_dump(mode="json")
+        if out.get("stage2_data") and self.stage2_data_params is not None:
+            out["stage2_data"]["params"] = self.stage2_data_params.model_dump(mode="json")
+            derive = out["stage2_data"].get("derive_masks")
+            if derive and self.segmenter_params is not None:
+                derive["segmenter"]["params"] = self.segmenter_params.model_dump(mode="json")
         return out
+
+    def segmenter_checkpoint(self) -> Path | None:
+        """The derive-masks checkpoint path, resolved against the recipe's folder."""
+        block = self.recipe.stage2_data
+        if block is None or block.derive_masks is None or block.derive_masks.checkpoint is None:
+            return None
+        path = Path(block.derive_masks.checkpoint)
+        if not path.is_absolute() and self.path is not None:
+            path = (self.path.parent / path).resolve()
+        return path
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -271,9 +313,16 @@ def validate(
     evaluation = [
         check("evaluator", ref, ("evaluation", i)) for i, ref in enumerate(recipe.evaluation)
     ]
+    stage2_data = segmenter = None
+    if recipe.stage2_data is not None:
+        block = recipe.stage2_data
+        stage2_data = check("dataset", ComponentRef(name=block.name, params=block.params), ("stage2_data",))
+        if block.derive_masks is not None:
+            segmenter = check("segmenter", block.derive_masks.segmenter,
+                              ("stage2_data", "derive_masks", "segmenter"))
     if problems:
         raise UserError(_summary(path, problems))
-    return LoadedRecipe(recipe, path, data_params, stage1, stage2, evaluation)
+    return LoadedRecipe(recipe, path, data_params, stage1, stage2, evaluation, stage2_data, segmenter)
 
 
 def _resolve_paths(params: Params, base: Path | None) -> Params:

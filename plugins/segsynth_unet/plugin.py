@@ -1,8 +1,9 @@
-"""Registers the U-Net segmentation evaluator with segsynth."""
+"""Registers the U-Net segmentation evaluator and the stand-alone U-Net segmenter with segsynth."""
 
 from __future__ import annotations
 
 import segsynth
+from segsynth_unet.component import UNetSegmenter
 from segsynth_unet.evaluator import UNetSegmentationEvaluator
 
 SEGSYNTH_API = 1
@@ -11,3 +12,8 @@ SEGSYNTH_API = 1
 @segsynth.hookimpl
 def segsynth_register_evaluators() -> list[type[segsynth.Evaluator]]:
     return [UNetSegmentationEvaluator]
+
+
+@segsynth.hookimpl
+def segsynth_register_segmenters() -> list[type[segsynth.Segmenter]]:
+    return [UNetSegmenter]

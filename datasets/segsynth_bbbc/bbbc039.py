@@ -1,0 +1,116 @@
+"""The ``bbbc039`` adapter: U2OS nuclei in 16-bit fluorescence, colour-coded instance labels."""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from pathlib import Path
+from typing import ClassVar
+
+import segsynth
+from segsynth.images import read_bytes
+from segsynth.preprocess import DecodeCache
+from segsynth_bbbc.assemble import Decoded, Layout, check_same_size, to_pairs
+from segsynth_bbbc.intensity import normalise
+from segsynth_bbbc.labels import colour_labels
+from segsynth_bbbc.layout039 import Pair, find_pairs, list_files, shown
+from segsynth_bbbc.params import Bbbc039Params
+from segsynth_bbbc.splits import check_not_empty, limit, natural_key, random_split, read_list
+
+
+class Bbbc039(segsynth.DatasetAdapter):
+    """BBBC039 (200 fluorescence images of U2OS nuclei with instance labels), user-supplied."""
+
+    name: ClassVar[str] = "bbbc039"
+    description: ClassVar[str] = (
+        "BBBC039 nuclei (16-bit fluorescence, colour-coded instances; CC0, from "
+        "bbbc.broadinstitute.org), tiled at full resolution."
+    )
+    Params: ClassVar[type[segsynth.Params]] = Bbbc039Params
+    params: Bbbc039Params
+
+    def info(self) -> segsynth.DatasetInfo:
+        """Known from the params alone: no folder is listed and no pixel is read."""
+        p = self.params
+        return segsynth.DatasetInfo(
+            image_channels=1,
+            mask_channels=2 if p.boundary_channel else 1,
+            size=p.preprocess.hw,
+            has_fov=p.preprocess.has_fov(False),
+            description=f"BBBC039 nuclei from {p.root}",
+            splits=("train", "test"),
+        )
+
+    @cached_property
+    def pairs(self) -> dict[str, Pair]:
+        """Every (image, label) pair by id; the folders are listed once per adapter."""
+        return find_pairs(self.params.root)
+
+    @cached_property
+    def splits(self) -> dict[str, list[str]]:
+        """Image ids of train and test, from the official lists or the seeded draw."""
+        p = self.params
+        lists = list_files(p.root)
+        use_lists = p.split == "lists" or (p.split == "auto" and "training" in lists)
+        if not use_lists:
+            return random_split(list(self.pairs), p.test_fraction, p.seed)
+        return self._from_lists(lists)
+
+    def _from_lists(self, lists: dict[str, Path]) -> dict[str, list[str]]:
+        p = self.params
+        for key in ("training", "test"):
+            if key not in lists:
+                raise segsynth.UserError(
+                    f"split: lists needs {p.root / 'metadata' / (key + '.txt')}, which does not "
+                    "exist. Unpack BBBC039's metadata.zip into root, or set 'split: random'."
+                )
+        known = set(self.pairs)
+        chosen = {key: read_list(path, known) for key, path in lists.items()}
+        _check_disjoint(chosen, lists)
+        train, test = list(chosen["training"]), list(chosen["test"])
+        if p.validation != "ignore":
+            (train if p.validation == "train" else test).extend(chosen.get("validation", []))
+        listed = {i for ids in chosen.values() for i in ids}
+        unlisted = sorted(known - listed, key=natural_key)
+        if unlisted:
+            warnings.warn(
+                f"{len(unlisted)} BBBC039 image(s) under {p.root} are in no split list and are "
+                f"not used: {shown(unlisted)}.",
+                UserWarning,
+                stacklevel=3,
+            )
+        splits = {"train": sorted(train, key=natural_key), "test": sorted(test, key=natural_key)}
+        check_not_empty(splits, {
+            "train": f"{lists['training']} lists no image",
+            "test": f"{lists['test']} lists no image",
+        })
+        return splits
+
+    def load(self, split: str) -> segsynth.PairSet:
+        if split not in ("train", "test"):
+            raise segsynth.UserError(f"bbbc039 has the splits 'train' and 'test', not {split!r}.")
+        p = self.params
+        ids = limit(self.splits[split], p.n_train if split == "train" else p.n_test)
+        cache = DecodeCache(p.cache_dir)
+        layout = Layout(p.boundary_channel, p.tile_size, p.tile_cover, p.preprocess)
+        return to_pairs((self._decode(self.pairs[i], cache) for i in ids), layout)
+
+    def _decode(self, pair: Pair, cache: DecodeCache) -> Decoded:
+        p = self.params
+        image = cache.decode(read_bytes(pair.image), str(pair.image), "grey", normalize="dtype")
+        rgb = cache.decode(read_bytes(pair.mask), str(pair.mask), "rgb", normalize="dtype")
+        check_same_size(image, str(pair.image), rgb, str(pair.mask))
+        image = normalise(image, p.intensity, p.percentiles, str(pair.image))
+        return Decoded(pair.id, image, colour_labels(rgb, str(pair.mask)))
+
+
+def _check_disjoint(chosen: dict[str, list[str]], lists: dict[str, Path]) -> None:
+    keys = list(chosen)
+    for a_index, a in enumerate(keys):
+        for b in keys[a_index + 1 :]:
+            both = sorted(set(chosen[a]) & set(chosen[b]), key=natural_key)
+            if both:
+                raise segsynth.UserError(
+                    f"{shown(both)} are listed in both {lists[a]} and {lists[b]}; an image must "
+                    "be in one split list only."
+                )

@@ -1,0 +1,112 @@
+"""The ``bbbc039_crops`` adapter: real BBBC039 nuclei shipped inside the package, no path needed.
+
+The crops are stored raw (12-bit values, colour-code labels) together with the percentiles of
+the image each was cut from (``data/crops.json``), and are normalised with those, so a crop
+gives the same pixels as the same window seen by ``bbbc039`` on the whole image. Each crop
+comes from a different source image, so the seeded train/test split cannot leak one image
+into both sides.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from typing import TYPE_CHECKING, ClassVar
+
+import segsynth
+from segsynth.preprocess import DecodeCache
+from segsynth_bbbc.assemble import Decoded, Layout, check_same_size, to_pairs
+from segsynth_bbbc.intensity import stretch
+from segsynth_bbbc.labels import colour_labels
+from segsynth_bbbc.params import CropsParams
+from segsynth_bbbc.splits import limit, random_split
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only; the module moved in Python 3.11
+    from importlib.resources.abc import Traversable
+
+#: Full scale of the 16-bit containers: decoding divides by it, so the bounds must be too.
+_FULL_16BIT = 65535.0
+
+
+@dataclass(frozen=True)
+class Crop:
+    """One crop's files (inside the package) and its source image's intensity bounds."""
+
+    id: str
+    image: Traversable
+    mask: Traversable
+    low: float
+    high: float
+
+
+def data_folder() -> Traversable:
+    """The crops' folder inside the installed package (works from a wheel or a checkout)."""
+    return resources.files("segsynth_bbbc") / "data"
+
+
+def read_manifest(folder: Traversable | None = None) -> list[Crop]:
+    """Every crop named in ``crops.json``; a broken installation is reported, not guessed."""
+    folder = data_folder() if folder is None else folder
+    try:
+        manifest = json.loads((folder / "crops.json").read_text(encoding="utf-8"))
+        return [
+            Crop(c["id"], folder / c["image"], folder / c["mask"], float(c["low"]), float(c["high"]))
+            for c in manifest["crops"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise segsynth.UserError(
+            f"the built-in BBBC039 crops in {folder} are missing or damaged ({exc}); reinstall "
+            "segsynth, or regenerate them with tools/make_bbbc_crops.py."
+        ) from exc
+
+
+class Bbbc039Crops(segsynth.DatasetAdapter):
+    """24 real 128 x 128 BBBC039 nuclei crops (CC0) that ship with segsynth."""
+
+    name: ClassVar[str] = "bbbc039_crops"
+    description: ClassVar[str] = (
+        "Built-in: 24 real 128x128 crops of BBBC039 fluorescence nuclei (CC0), no download."
+    )
+    Params: ClassVar[type[segsynth.Params]] = CropsParams
+    params: CropsParams
+
+    def info(self) -> segsynth.DatasetInfo:
+        """Known from the params alone."""
+        p = self.params
+        return segsynth.DatasetInfo(
+            image_channels=1,
+            mask_channels=2 if p.boundary_channel else 1,
+            size=p.preprocess.hw,
+            has_fov=p.preprocess.has_fov(False),
+            description="built-in BBBC039 crops (Caicedo et al. 2019, CC0)",
+            splits=("train", "test"),
+        )
+
+    @cached_property
+    def crops(self) -> dict[str, Crop]:
+        return {crop.id: crop for crop in read_manifest()}
+
+    @cached_property
+    def splits(self) -> dict[str, list[str]]:
+        return random_split(list(self.crops), self.params.test_fraction, self.params.seed)
+
+    def load(self, split: str) -> segsynth.PairSet:
+        if split not in ("train", "test"):
+            raise segsynth.UserError(f"bbbc039_crops has the splits 'train' and 'test', not {split!r}.")
+        p = self.params
+        ids = limit(self.splits[split], p.n_train if split == "train" else p.n_test)
+        layout = Layout(p.boundary_channel, None, False, p.preprocess)
+        cache = DecodeCache()
+        return to_pairs((self._decode(self.crops[i], cache) for i in ids), layout)
+
+    @staticmethod
+    def _decode(crop: Crop, cache: DecodeCache) -> Decoded:
+        image_name = f"bbbc039_crops:images/{crop.image.name}"
+        mask_name = f"bbbc039_crops:masks/{crop.mask.name}"
+        image = cache.decode(crop.image.read_bytes(), image_name, "grey", normalize="dtype")
+        rgb = cache.decode(crop.mask.read_bytes(), mask_name, "rgb", normalize="dtype")
+        check_same_size(image, image_name, rgb, mask_name)
+        image = stretch(image, crop.low / _FULL_16BIT, crop.high / _FULL_16BIT, image_name)
+        return Decoded(crop.id, image, colour_labels(rgb, mask_name))

@@ -1,0 +1,89 @@
+"""Which images are for training and which for testing: official lists or a seeded draw.
+
+Splits are always of whole images, never of tiles: tiles of one image side by side in train
+and test would let a model be tested on the image it was trained on. The random draw uses
+NumPy's PCG64 stream, which is stable across versions and platforms.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+import segsynth
+
+#: Suffixes a list entry may carry; the BBBC039 lists name the mask PNGs.
+_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+def natural_key(text: str) -> list[int | str]:
+    """Sort key that puts ``2`` before ``10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def random_split(ids: list[str], test_fraction: float, seed: int) -> dict[str, list[str]]:
+    """A seeded split with at least one image on each side."""
+    ids = sorted(ids, key=natural_key)
+    if len(ids) < 2:
+        raise segsynth.UserError(
+            f"only {len(ids)} image(s) found; a train/test split needs at least 2."
+        )
+    n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
+    order = np.random.default_rng(seed).permutation(len(ids))
+    test = {ids[i] for i in order[:n_test]}
+    return {"train": [i for i in ids if i not in test], "test": [i for i in ids if i in test]}
+
+
+def entry_id(entry: str) -> str:
+    """The image id a list line names: its file name without a .png/.tif suffix."""
+    name = Path(entry.replace("\\", "/")).name
+    lower = name.lower()
+    for suffix in _SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def read_list(path: Path, known: set[str]) -> list[str]:
+    """Ids named by a split list (one file name per line, ``#`` comments), all of them known."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise segsynth.UserError(f"cannot read split list {path} as text: {exc}") from exc
+    ids: list[str] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        sample_id = entry_id(entry)
+        if sample_id not in known:
+            raise segsynth.UserError(
+                f"split list {path}, line {number}: {entry!r} names no image of the data set "
+                f"(no images/{sample_id}.tif with masks/{sample_id}.png). Add the file, remove "
+                "the line, or, for a subset of the data, set 'split: random'."
+            )
+        if sample_id in seen:
+            raise segsynth.UserError(
+                f"split list {path} names {entry!r} twice (lines {seen[sample_id]} and {number})."
+            )
+        seen[sample_id] = number
+        ids.append(sample_id)
+    return ids
+
+
+def check_not_empty(splits: dict[str, list[str]], why: dict[str, str]) -> None:
+    """A ``UserError`` for a split without images, with ``why[split]`` as the reason."""
+    for split, members in splits.items():
+        if not members:
+            raise segsynth.UserError(
+                f"the {split} split is empty: {why.get(split, 'no image was assigned to it')}. "
+                "Each split needs at least one image."
+            )
+
+
+def limit(ids: list[str], n: int | None) -> list[str]:
+    """The first ``n`` ids (all when ``n`` is None)."""
+    return ids if n is None else ids[:n]

@@ -1,0 +1,32 @@
+"""The seeded subset and train/test split of the photographs.
+
+One permutation of all photographs (in base and name order, NumPy's PCG64 stream, stable
+across versions and platforms) serves both: ``n_images`` takes its head, so a bigger subset
+contains a smaller one, and the test images are the first ``test_fraction`` of that head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+import segsynth
+
+
+def subset_and_split(
+    ids: list[str], n_images: int | None, test_fraction: float, seed: int
+) -> dict[str, list[str]]:
+    """``{"train": [...], "test": [...]}`` in the input order, each with at least one id."""
+    order = np.random.default_rng(seed).permutation(len(ids))
+    chosen = [ids[i] for i in order[: n_images if n_images is not None else len(ids)]]
+    if len(chosen) < 2:
+        raise segsynth.UserError(
+            f"only {len(chosen)} photograph(s) selected; a train/test split needs at least 2. "
+            "Add bases, widen the grade filters or raise n_images."
+        )
+    n_test = min(len(chosen) - 1, max(1, round(len(chosen) * test_fraction)))
+    test = set(chosen[:n_test])
+    taken = set(chosen)
+    return {
+        "train": [i for i in ids if i in taken and i not in test],
+        "test": [i for i in ids if i in test],
+    }
