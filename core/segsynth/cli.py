@@ -143,6 +143,18 @@ def load_recipe_or_fail(recipe: Path, overrides: list[str] | None) -> Any:
     return load_recipe(recipe, get_registry(), overrides or [])
 
 
+@recipe_app.command("docs")
+@user_errors
+def recipe_docs(
+    builtin_only: Annotated[bool, typer.Option(help="Only segsynth's own components.")] = False,
+) -> None:
+    """Print the recipe reference (Markdown): every field, every component's params."""
+    from segsynth.plugins import get_registry
+    from segsynth.recipe_docs import recipe_reference
+
+    typer.echo(recipe_reference(get_registry(), "segsynth" if builtin_only else None), nl=False)
+
+
 @recipe_app.command("schema")
 @user_errors
 def recipe_schema() -> None:

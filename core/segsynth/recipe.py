@@ -111,12 +111,16 @@ class Recipe(_Strict):
     stage2_data: Stage2Data | None = Field(
         None, description="Optional: the data Stage II trains on, if not `data`."
     )
-    synthesis: SynthesisBlock = Field(default_factory=SynthesisBlock)
+    synthesis: SynthesisBlock = Field(
+        default_factory=SynthesisBlock, description="How many synthetic pairs to write."
+    )
     evaluation: list[ComponentRef] = Field(
         default_factory=list, description="Evaluators run on the synthetic pairs, in order."
     )
-    trainer: TrainerBlock = Field(default_factory=TrainerBlock)
-    report: ReportBlock = Field(default_factory=ReportBlock)
+    trainer: TrainerBlock = Field(
+        default_factory=TrainerBlock, description="Precision, checkpoints, threads, determinism."
+    )
+    report: ReportBlock = Field(default_factory=ReportBlock, description="What the report shows.")
 
     @field_validator("name")
     @classmethod

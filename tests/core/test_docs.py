@@ -36,3 +36,13 @@ def test_every_hook_is_implemented_by_the_test_toy_plugin():
 
     implemented = {n for n in dir(ToyPlugin) if n.startswith("segsynth_")}
     assert implemented == _spec_names()
+
+
+def test_recipe_reference_is_up_to_date():
+    """docs/recipes.md is generated; regenerate with `synth recipe docs --builtin-only`."""
+    from segsynth.plugins import PluginManager
+    from segsynth.recipe_docs import recipe_reference
+
+    generated = recipe_reference(PluginManager().registry(), "segsynth")
+    committed = (ROOT / "docs" / "recipes.md").read_text()
+    assert committed == generated, "run: synth recipe docs --builtin-only > docs/recipes.md"
