@@ -87,7 +87,10 @@ def run(
         typer.echo(f"recipe {recipe} is valid; the run would write to {run_folder(loaded, out)}")
         typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False))
         return
-    result = Pipeline(loaded, registry, options).run()
+    _print_result(Pipeline(loaded, registry, options).run())
+
+
+def _print_result(result: Any) -> None:
     headline = {k: v for k, v in result.metrics.items() if k.endswith(".f1") or k.startswith("kl.")}
     for key, value in sorted(headline.items()):
         typer.echo(f"{key:>28s}  {value:.4f}")
@@ -95,6 +98,41 @@ def run(
         typer.echo(f"resumed: skipped finished steps {', '.join(result.skipped)}")
     typer.echo(f"synthetic pairs: {result.run_dir / 'synthetic'}")
     typer.echo(f"report: {result.report}")
+
+
+@app.command()
+@user_errors
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `synth run`.")],
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Continue an interrupted run from its folder (its resolved recipe and checkpoints)."""
+    from segsynth.pipeline import Pipeline, RunOptions
+    from segsynth.plugins import get_registry
+    from segsynth.recipe import load_recipe
+
+    recipe = run_dir / "recipe.resolved.yaml"
+    if not recipe.exists():
+        raise UserError(
+            f"{run_dir} holds no recipe.resolved.yaml, so it is not a run folder that can be "
+            "resumed (a run writes it when its first step starts). Start it with `synth run`."
+        )
+    registry = get_registry()
+    loaded = load_recipe(recipe, registry)
+    options = RunOptions(out=run_dir, device=device, resume=True, progress=progress,
+                         argv=["synth", *sys.argv[1:]])
+    _print_result(Pipeline(loaded, registry, options).run())
+
+
+@app.command()
+@user_errors
+def doctor() -> None:
+    """Print the environment for bug reports: versions, devices, precisions, plugins, folders."""
+    from segsynth.doctor import report_lines
+
+    for line in report_lines():
+        typer.echo(line)
 
 
 @recipe_app.command("validate")

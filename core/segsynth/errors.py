@@ -21,3 +21,11 @@ class TrainingDiverged(UserError):
 
 class PluginError(UserError):
     """A plugin failed to load or register; the message names its package."""
+
+
+class Interrupted(UserError):
+    """SIGINT or SIGTERM arrived; a checkpoint was written and the run can be resumed."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report

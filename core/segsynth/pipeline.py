@@ -12,6 +12,7 @@ import csv
 import json
 import platform
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,10 @@ import yaml
 
 import segsynth
 from segsynth.checkpoint import atomic_write_bytes, sha256_file
-from segsynth.errors import UserError
+from segsynth import interrupts
+from segsynth.errors import Interrupted, UserError
+from segsynth.interrupts import graceful_stop
+from segsynth.runlock import LOCK_NAME, RunLock
 from segsynth.imageio import read_png, write_png
 from segsynth.interfaces import (
     DatasetAdapter,
@@ -81,7 +85,9 @@ class RunState:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.data: dict[str, Any] = {"steps": {}}
-        if path.exists():
+        if not path.exists():  # written at once: a run killed in its first step is resumable
+            atomic_write_bytes(path, json_bytes(self.data))
+        else:
             try:
                 self.data = json.loads(path.read_text())
             except json.JSONDecodeError as exc:
@@ -165,10 +171,8 @@ class Pipeline:
                 "a segsynth run that can be resumed; choose another --out or use --force."
             )
 
-    def create_folder(self) -> RunState:
-        """Create (or, with --force, recreate) the run folder and prove it is writable."""
-        if self.options.force and self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
+    def create_folder(self) -> None:
+        """Create the run folder and prove it is writable (before anything is deleted)."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             probe = self.run_dir / ".write-test"
@@ -179,7 +183,16 @@ class Pipeline:
                 f"cannot write to run folder {self.run_dir} ({exc.strerror}); choose a writable "
                 "folder with --out DIR."
             ) from exc
-        return RunState(self.run_dir / STATE_FILE)
+
+    def clear_folder(self) -> None:
+        """With --force (and the lock held): delete the earlier run, keeping only the lock."""
+        for child in self.run_dir.iterdir():
+            if child.name == LOCK_NAME:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
 
     def dataset(self) -> tuple[DatasetAdapter, DatasetInfo]:
         entry = self.registry.get("dataset", self.recipe.data.name, "data -> name")
@@ -202,7 +215,29 @@ class Pipeline:
         self._check_split(test, info, "test")
         load_seconds = time.perf_counter() - t0
 
-        state = self.create_folder()
+        self.create_folder()
+        with RunLock(self.run_dir), graceful_stop():
+            if self.options.force:
+                self.clear_folder()
+            state = RunState(self.run_dir / STATE_FILE)
+            try:
+                return self._run_steps(state, probe_trainer, adapter, info, train, test, load_seconds)
+            except Interrupted as exc:
+                raise Interrupted(
+                    f"{exc} Continue with `synth resume {self.run_dir}` (or the same command "
+                    "plus --resume).",
+                    exc.exit_code - 128,
+                ) from None
+
+    def _between_steps(self, name: str) -> None:
+        signum = interrupts.requested()
+        if signum is not None:
+            raise Interrupted(f"{signal.Signals(signum).name} received before {name}.", signum)
+
+    def _run_steps(
+        self, state: RunState, probe_trainer: Trainer, adapter: DatasetAdapter, info: DatasetInfo,
+        train: PairSet, test: PairSet, load_seconds: float,
+    ) -> RunResult:
         if not self.options.resume or not (self.run_dir / "recipe.resolved.yaml").exists():
             atomic_write_bytes(
                 self.run_dir / "recipe.resolved.yaml",
@@ -218,10 +253,14 @@ class Pipeline:
                   f"({load_seconds:.1f}s)")
 
         generator = self.stage1(state, info, train)
+        self._between_steps("stage 2")
         stage2_pairs = self.stage2_pairs(state, info, train)
         translator = self.stage2(state, info, stage2_pairs)
+        self._between_steps("synthesis")
         synthetic = self.synthesize(state, info, generator, translator)
+        self._between_steps("evaluation")
         metrics, results = self.evaluate(state, info, train, test, synthetic)
+        self._between_steps("the report")
 
         from segsynth.report import write_report
 

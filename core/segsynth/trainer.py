@@ -23,6 +23,7 @@ import contextlib
 import csv
 import math
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -31,8 +32,9 @@ from typing import Any
 
 import torch
 
+from segsynth import interrupts
 from segsynth.checkpoint import CheckpointStore
-from segsynth.errors import TrainingDiverged, UserError
+from segsynth.errors import Interrupted, TrainingDiverged, UserError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -255,10 +257,22 @@ class Trainer:
         return loaded
 
     def checkpoint(self, step: int, state: dict[str, Any], force: bool = False) -> None:
-        """Write a checkpoint every ``checkpoint_every`` steps (or now, with ``force``)."""
+        """Write a checkpoint every ``checkpoint_every`` steps (or now, with ``force``).
+
+        Call it after every step: it is also where a pending SIGINT/SIGTERM is honoured, by
+        writing a checkpoint at this step and raising ``Interrupted``.
+        """
         every = self.settings.checkpoint_every
-        if force or (every > 0 and step % every == 0):
-            self.store.save(step, state)
+        signum = interrupts.requested()
+        if force or signum is not None or (every > 0 and step % every == 0):
+            path = self.store.save(step, state)
+            if signum is not None:
+                name = signal.Signals(signum).name
+                raise Interrupted(
+                    f"{name} received: stopped training in {self.work_dir} at step {step} and "
+                    f"saved {path}.",
+                    signum,
+                )
 
     def finish(self, state: dict[str, Any], step: int) -> None:
         """Write the final checkpoint: the one sampling and later commands load."""
