@@ -136,6 +136,25 @@ class ToyEvaluator(segsynth.Evaluator):
         )
 
 
+class ToyPrivacy(segsynth.Evaluator):
+    """Reports a privacy gate result chosen by its params (to test the gate's plumbing)."""
+
+    name = "toy_privacy"
+    description = "Fixed privacy verdict (tests only)."
+
+    class Params(segsynth.Params):
+        near_copy_fraction: float = 0.0
+        gate: float = 0.1
+
+    def evaluate(self, real_train, real_test, synthetic, trainer):  # type: ignore[no-untyped-def]
+        fraction = self.params.near_copy_fraction
+        return segsynth.EvaluationResult(metrics={
+            "privacy.near_copy_fraction": fraction,
+            "privacy.gate": self.params.gate,
+            "privacy.gate_failed": float(fraction > self.params.gate),
+        })
+
+
 class ToySegmenter(segsynth.Segmenter):
     """Per-pixel logistic regression on intensity: learns that bright means foreground."""
 
@@ -188,7 +207,7 @@ class ToyPlugin:
 
     @segsynth.hookimpl
     def segsynth_register_evaluators(self):  # type: ignore[no-untyped-def]
-        return [ToyEvaluator]
+        return [ToyEvaluator, ToyPrivacy]
 
     @segsynth.hookimpl
     def segsynth_register_segmenters(self):  # type: ignore[no-untyped-def]

@@ -127,6 +127,55 @@ def resume(
 
 @app.command()
 @user_errors
+def sample(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    n: Annotated[int, typer.Option("-n", "--count", min=1, help="How many new pairs.")] = 100,
+    out: Annotated[Path | None, typer.Option(help="Destination (default RUN_DIR/samples/seed<S>-n<N>).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (default: the run's seed + 1).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Pairs per batch.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Draw N new pairs from a finished run's checkpoints, without retraining."""
+    from segsynth.plugins import get_registry
+    from segsynth.rundir import sample_run
+
+    dest = sample_run(run_dir, get_registry(), n, out, seed, batch_size, force, device, progress)
+    typer.echo(f"samples: {dest}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Run the recipe's evaluators again on a finished run; rewrite metrics and report."""
+    from segsynth.plugins import get_registry
+    from segsynth.rundir import evaluate_run
+
+    _print_result(evaluate_run(run_dir, get_registry(), device, progress))
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write the publishable data set to.")],
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
+) -> None:
+    """Write a publishable folder: PNG pairs, manifest, recipe, metrics and a dataset card."""
+    from segsynth.plugins import get_registry
+    from segsynth.rundir import export_run
+
+    folder = export_run(run_dir, dest, get_registry(), force)
+    typer.echo(f"exported: {folder} (dataset card: {folder / 'README.md'})")
+
+
+@app.command()
+@user_errors
 def doctor() -> None:
     """Print the environment for bug reports: versions, devices, precisions, plugins, folders."""
     from segsynth.doctor import report_lines

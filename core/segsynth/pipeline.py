@@ -262,9 +262,11 @@ class Pipeline:
         metrics, results = self.evaluate(state, info, train, test, synthetic)
         self._between_steps("the report")
 
+        from segsynth.gate import check_gate
         from segsynth.report import write_report
 
         report = write_report(self.run_dir, self.loaded, info, train, synthetic, results, metrics)
+        check_gate(metrics, self.run_dir, report)  # after the report: it shows why
         return RunResult(self.run_dir, metrics, report, self.skipped)
 
     def _check_split(self, pairs: PairSet, info: DatasetInfo, split: str) -> None:
@@ -401,7 +403,8 @@ class Pipeline:
             generator, translator, self.recipe.synthesis.count,
             self.recipe.synthesis.batch_size, self.recipe.seed, self.options.progress,
         )
-        write_synthetic(self.run_dir, synthetic, self.recipe.seed, self.recipe.synthesis.batch_size)
+        write_synthetic(self.run_dir / "synthetic", synthetic, self.recipe.seed,
+                        self.recipe.synthesis.batch_size)
         seconds = time.perf_counter() - t0
         state.mark("synthesis", seconds, count=len(synthetic),
                    manifest_sha256=sha256_file(manifest),
@@ -490,9 +493,14 @@ def batch_seed(seed: int, batch: int) -> int:
     return (seed * 1_000_003 + batch * 7919 + 17) % (2**63 - 1)
 
 
-def write_synthetic(run_dir: Path, pairs: PairSet, seed: int, batch_size: int) -> Path:
-    """Write the pairs as PNG files plus ``manifest.csv`` (one row a pair, with content hashes)."""
-    folder = run_dir / "synthetic"
+def write_synthetic(
+    folder: Path, pairs: PairSet, seed: int, batch_size: int, extra: dict[str, str] | None = None,
+) -> Path:
+    """Write pairs as PNG files to ``folder/masks`` and ``folder/images`` plus ``folder/manifest.csv``.
+
+    One manifest row per pair: the files, the seeds that made it, the SHA-256 of each file, and
+    any ``extra`` columns (e.g. the checkpoints' hashes).
+    """
     rows = []
     for i, sample_id in enumerate(pairs.ids):
         mask_rel = f"masks/{sample_id}.png"
@@ -505,8 +513,9 @@ def write_synthetic(run_dir: Path, pairs: PairSet, seed: int, batch_size: int) -
             "batch_seed": batch_seed(seed, i // batch_size),
             "mask_sha256": write_png(folder / mask_rel, pairs.masks[i]),
             "image_sha256": write_png(folder / image_rel, pairs.images[i]),
+            **(extra or {}),
         })
-    path = run_dir / MANIFEST
+    path = folder / "manifest.csv"
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
