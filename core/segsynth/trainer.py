@@ -78,6 +78,19 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "fp32"
 
 
+def tensorboard_writer(folder: Path) -> Any:
+    """A ``SummaryWriter`` for ``folder``, or ``None`` when tensorboard is not installed.
+
+    TensorBoard is optional: the CSV file is the record the report reads; event files are a
+    convenience for people who already watch runs in TensorBoard.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(folder))
+
+
 @dataclass(frozen=True)
 class TrainerSettings:
     """Run-wide trainer options, set from the recipe's ``trainer`` block and the CLI."""
@@ -107,6 +120,7 @@ class Trainer:
         )
         self._bar: Any = None
         self._csv_fields: list[str] | None = None
+        self._tb: Any = None  # None: not tried yet; False: tensorboard is not installed
         if settings.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             if self.device.type == "cuda":
@@ -208,6 +222,7 @@ class Trainer:
                 "(trainer.precision) or change the seed, then run again with --resume."
             )
         self._write_csv(step, numbers)
+        self._write_tensorboard(step, numbers)
         if self._bar is not None:
             self._bar.set_postfix({k: f"{v:.3g}" for k, v in numbers.items()}, refresh=False)
         return numbers
@@ -227,6 +242,15 @@ class Trainer:
                     self._csv_fields = header
         with path.open("a", newline="") as f:
             csv.writer(f).writerow([step, *(numbers.get(k, "") for k in self._csv_fields[1:])])
+
+    def _write_tensorboard(self, step: int, numbers: dict[str, float]) -> None:
+        """Mirror the losses to TensorBoard event files when the tensorboard package is installed."""
+        if self._tb is None:
+            self._tb = tensorboard_writer(self.work_dir / "tensorboard") or False
+        if self._tb:
+            for key, value in numbers.items():
+                self._tb.add_scalar(key, value, step)
+            self._tb.flush()
 
     def _truncate_csv(self, step: int) -> None:
         """Drop logged rows after ``step`` so a resumed run's curve has no duplicates."""

@@ -84,3 +84,34 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_no_temporary_files_left_behind(tmp_path):
     _train(tmp_path, 10)
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if ".tmp" in p.name]
+
+
+def test_losses_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
+    import segsynth.trainer as trainer_module
+
+    written = []
+
+    class FakeWriter:
+        def __init__(self, folder):  # type: ignore[no-untyped-def]
+            self.folder = folder
+
+        def add_scalar(self, key, value, step):  # type: ignore[no-untyped-def]
+            written.append((self.folder.name, key, value, step))
+
+        def flush(self):  # type: ignore[no-untyped-def]
+            pass
+
+    monkeypatch.setattr(trainer_module, "tensorboard_writer", FakeWriter)
+    trainer = Trainer(tmp_path, TrainerSettings(device="cpu", progress=False))
+    trainer.log(3, loss=0.5, d_loss=torch.tensor(1.5))
+    assert written == [("tensorboard", "loss", 0.5, 3), ("tensorboard", "d_loss", 1.5, 3)]
+
+
+def test_without_tensorboard_only_the_csv_is_written(tmp_path, monkeypatch):
+    import segsynth.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "tensorboard_writer", lambda folder: None)
+    trainer = Trainer(tmp_path, TrainerSettings(device="cpu", progress=False))
+    trainer.log(1, loss=0.25)
+    assert (tmp_path / "losses.csv").read_text().splitlines() == ["step,loss", "1,0.25"]
+    assert not (tmp_path / "tensorboard").exists()
