@@ -136,6 +136,43 @@ class ToyEvaluator(segsynth.Evaluator):
         )
 
 
+class ToyPairs(segsynth.PairGenerator):
+    """Single stage: the toy mask sampler plus a 1x1 conv rendering, trained together."""
+
+    name = "toy_pairs"
+    description = "Joint mask+image toy generator (tests only)."
+
+    class Params(segsynth.Params):
+        steps: int = Field(10, ge=1)
+
+    def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
+        super().__init__(params, info)
+        self.masks = ToyMasks(ToyMasks.Params(steps=params.steps), info)
+        self.render = ToyTranslator(ToyTranslator.Params(steps=params.steps), info)
+
+    def state(self) -> dict[str, Any]:
+        return {"masks": self.masks.holder, "render": self.render.net,
+                "opt_m": self.masks.opt, "opt_r": self.render.opt}
+
+    def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
+        state = self.state()
+        start = trainer.resume(state)
+        target = pairs.masks.mean(0)
+        for step in trainer.steps(start, self.params.steps, "toy pairs"):
+            mask_loss = ((torch.sigmoid(self.masks.holder[0]) - target) ** 2).mean()
+            image_loss = ((torch.sigmoid(self.render.net(pairs.masks)) - pairs.images) ** 2).mean()
+            trainer.backward(mask_loss + image_loss)
+            trainer.step(self.masks.opt)
+            trainer.step(self.render.opt)
+            trainer.log(step, loss=mask_loss + image_loss)
+            trainer.checkpoint(step, state)
+        trainer.finish(state, self.params.steps)
+
+    def sample_pairs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        masks = self.masks.sample(n, generator)
+        return masks, self.render.translate(masks, generator)
+
+
 class ToyPrivacy(segsynth.Evaluator):
     """Reports a privacy gate result chosen by its params (to test the gate's plumbing)."""
 
@@ -212,6 +249,10 @@ class ToyPlugin:
     @segsynth.hookimpl
     def segsynth_register_segmenters(self):  # type: ignore[no-untyped-def]
         return [ToySegmenter]
+
+    @segsynth.hookimpl
+    def segsynth_register_pair_generators(self):  # type: ignore[no-untyped-def]
+        return [ToyPairs]
 
 
 TOY_RECIPE: dict[str, Any] = {

@@ -194,7 +194,7 @@ def recipe_validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
     loaded = load_recipe(recipe, get_registry(), set_ or [])
     typer.echo(
         f"{recipe}: valid (data {loaded.recipe.data.name}, stage1 {loaded.recipe.stage1.name}, "
-        f"stage2 {loaded.recipe.stage2.name}, evaluation "
+        f"stage2 {loaded.recipe.stage2.name if loaded.recipe.stage2 else 'none (single stage)'}, evaluation "
         f"{', '.join(r.name for r in loaded.recipe.evaluation) or 'none'})"
     )
 

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import pluggy
 
-from segsynth.interfaces import DatasetAdapter, Evaluator, MaskGenerator, Segmenter, Translator
+from segsynth.interfaces import (
+    DatasetAdapter,
+    Evaluator,
+    MaskGenerator,
+    PairGenerator,
+    Segmenter,
+    Translator,
+)
 
 PROJECT = "segsynth"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -68,4 +75,14 @@ def segsynth_register_segmenters() -> list[type[Segmenter]]:
 
     Called once when the registries are built; results are concatenated and indexed by
     ``name`` for a recipe's ``stage2_data.derive_masks.segmenter.name``.
+    """
+
+
+@hookspec
+def segsynth_register_pair_generators() -> list[type[PairGenerator]]:
+    """Return single-stage pair generator classes (``PairGenerator`` subclasses).
+
+    Called once when the registries are built; results are concatenated and indexed by
+    ``name``. A recipe's ``stage1.name`` may name one instead of a mask generator; the recipe
+    then has no ``stage2``.
     """

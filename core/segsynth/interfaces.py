@@ -31,6 +31,7 @@ __all__ = [
     "EvaluationResult",
     "Evaluator",
     "MaskGenerator",
+    "PairGenerator",
     "PairSet",
     "Params",
     "Segmenter",
@@ -205,6 +206,25 @@ class Translator(_Trainable):
         """Return images ``(N, C, H, W)`` in ``[0, 1]`` on the CPU for binary ``masks``."""
 
 
+class PairGenerator(_Trainable):
+    """Single stage: learns (mask, image) pairs jointly and samples both at once.
+
+    The baseline of the two-stage method (one GAN that makes image and mask as one tensor), so
+    that a recipe can measure the paper's claim that two stages beat one on the same data and
+    budget. A recipe whose ``stage1`` names a pair generator has no ``stage2``.
+    """
+
+    kind: ClassVar[str] = "pair_generator"
+
+    @abstractmethod
+    def fit(self, pairs: PairSet, trainer: Trainer) -> None:
+        """Train on real (mask, image) pairs; resumable through ``trainer``."""
+
+    @abstractmethod
+    def sample_pairs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``n`` binary masks ``(n, Cm, H, W)`` and images ``(n, C, H, W)`` on the CPU."""
+
+
 class Segmenter(_Trainable):
     """A segmentation network as a component: learns masks from images, predicts them.
 
@@ -265,4 +285,5 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
     "translator": Translator,
     "evaluator": Evaluator,
     "segmenter": Segmenter,
+    "pair_generator": PairGenerator,
 }

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -252,12 +253,16 @@ class Pipeline:
         self._log(f"data: {len(train)} train and {len(test)} test pairs of {info.size[0]}x{info.size[1]} "
                   f"({load_seconds:.1f}s)")
 
-        generator = self.stage1(state, info, train)
-        self._between_steps("stage 2")
-        stage2_pairs = self.stage2_pairs(state, info, train)
-        translator = self.stage2(state, info, stage2_pairs)
+        stage1 = self.stage1(state, info, train)
+        if self.loaded.single_stage:
+            sampler: PairSampler = stage1.sample_pairs
+        else:
+            self._between_steps("stage 2")
+            stage2_pairs = self.stage2_pairs(state, info, train)
+            translator = self.stage2(state, info, stage2_pairs)
+            sampler = two_stage_sampler(stage1, translator)
         self._between_steps("synthesis")
-        synthetic = self.synthesize(state, info, generator, translator)
+        synthetic = self.synthesize(state, info, sampler)
         self._between_steps("evaluation")
         metrics, results = self.evaluate(state, info, train, test, synthetic)
         self._between_steps("the report")
@@ -288,27 +293,32 @@ class Pipeline:
         torch.manual_seed(self.recipe.seed + seed_offset)  # network init is part of the recipe
         return entry.cls(params, info)
 
-    def stage1(self, state: RunState, info: DatasetInfo, train: PairSet) -> MaskGenerator:
+    def stage1_component(self, info: DatasetInfo) -> Any:
+        kind = "pair_generator" if self.loaded.single_stage else "mask_generator"
+        return self._component(kind, self.recipe.stage1.name, self.loaded.stage1_params, info, 1)
+
+    def stage2_component(self, info: DatasetInfo) -> Translator:
+        assert self.recipe.stage2 is not None
+        return self._component("translator", self.recipe.stage2.name, self.loaded.stage2_params, info, 2)
+
+    def stage1(self, state: RunState, info: DatasetInfo, train: PairSet) -> Any:
+        """Fit Stage I: a mask generator on the masks, or a pair generator on whole pairs."""
         trainer = self.trainer("stage1")
-        generator: MaskGenerator = self._component(
-            "mask_generator", self.recipe.stage1.name, self.loaded.stage1_params, info, 1
-        )
+        generator = self.stage1_component(info)
         generator.to(trainer.device)
         if state.finished("stage1") and generator_load(trainer, generator):
             self.skipped.append("stage1")
             self._log("stage1: finished earlier, loaded its final checkpoint")
             return generator
         t0 = time.perf_counter()
-        generator.fit(train.masks, trainer)
+        generator.fit(train if self.loaded.single_stage else train.masks, trainer)
         state.mark("stage1", time.perf_counter() - t0,
                    checkpoint_sha256=sha256_file(trainer.store.final_path))
         return generator
 
     def stage2(self, state: RunState, info: DatasetInfo, train: PairSet) -> Translator:
         trainer = self.trainer("stage2")
-        translator: Translator = self._component(
-            "translator", self.recipe.stage2.name, self.loaded.stage2_params, info, 2
-        )
+        translator = self.stage2_component(info)
         translator.to(trainer.device)
         if state.finished("stage2") and generator_load(trainer, translator):
             self.skipped.append("stage2")
@@ -391,16 +401,28 @@ class Pipeline:
         self._log(f"derive_masks: {len(target)} masks for {block.name!r} ({source})")
         return PairSet(images=target.images, masks=masks, fovs=target.fovs, ids=target.ids)
 
-    def synthesize(
-        self, state: RunState, info: DatasetInfo, generator: MaskGenerator, translator: Translator
-    ) -> PairSet:
+    def load_finished_sampler(self, info: DatasetInfo) -> PairSampler:
+        """Rebuild the trained stages from their final checkpoints (for ``synth sample``)."""
+        stage1 = self.stage1_component(info)
+        trainer1 = self.trainer("stage1")
+        stage1.to(trainer1.device)
+        trainer1.load_final(stage1.state())
+        if self.loaded.single_stage:
+            return stage1.sample_pairs  # type: ignore[no-any-return]
+        translator = self.stage2_component(info)
+        trainer2 = self.trainer("stage2")
+        translator.to(trainer2.device)
+        trainer2.load_final(translator.state())
+        return two_stage_sampler(stage1, translator)
+
+    def synthesize(self, state: RunState, info: DatasetInfo, sampler: PairSampler) -> PairSet:
         manifest = self.run_dir / MANIFEST
         if state.finished("synthesis") and manifest.exists():
             self.skipped.append("synthesis")
             return read_synthetic(self.run_dir, info)
         t0 = time.perf_counter()
         synthetic = synthesize_pairs(
-            generator, translator, self.recipe.synthesis.count,
+            sampler, self.recipe.synthesis.count,
             self.recipe.synthesis.batch_size, self.recipe.seed, self.options.progress,
         )
         write_synthetic(self.run_dir / "synthetic", synthetic, self.recipe.seed,
@@ -461,11 +483,23 @@ def generator_load(trainer: Trainer, component: Any) -> bool:
 
 
 # ---------------------------------------------------------------------- synthesis & files
+PairSampler = Callable[[int, torch.Generator], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+def two_stage_sampler(generator: MaskGenerator, translator: Translator) -> PairSampler:
+    """Stage I masks, then Stage II images from them, with one random stream per batch."""
+
+    def sample(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        masks = generator.sample(n, g)
+        return masks, translator.translate(masks, g)
+
+    return sample
+
+
 def synthesize_pairs(
-    generator: MaskGenerator, translator: Translator, count: int, batch_size: int, seed: int,
-    progress: bool = True,
+    sampler: PairSampler, count: int, batch_size: int, seed: int, progress: bool = True,
 ) -> PairSet:
-    """Sample ``count`` masks and translate them, batch by batch.
+    """Sample ``count`` pairs, batch by batch.
 
     Batch ``b`` draws from a generator seeded with ``(seed, b)``, so a pair depends only on the
     seed, the batch size and its position: re-running reproduces the same files.
@@ -478,8 +512,7 @@ def synthesize_pairs(
             n = min(batch_size, count - start)
             g = torch.Generator().manual_seed(batch_seed(seed, b))
             with torch.no_grad():
-                m = generator.sample(n, g)
-                img = translator.translate(m, g)
+                m, img = sampler(n, g)
             masks.append(m.cpu())
             images.append(img.cpu())
             bar.update(n)

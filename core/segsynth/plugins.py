@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -28,6 +29,7 @@ from segsynth.errors import PluginError, UserError
 from segsynth.interfaces import COMPONENT_KINDS, Component
 
 ENTRY_POINT_GROUP = "segsynth"
+_NAME = re.compile(r"[a-z0-9][a-z0-9_+-]{0,63}")
 ENV_DISABLE = "SEGSYNTH_DISABLE_PLUGINS"
 ENV_NO_AUTOLOAD = "SEGSYNTH_DISABLE_PLUGIN_AUTOLOAD"
 
@@ -38,6 +40,7 @@ HOOK_FOR_KIND = {
     "translator": "segsynth_register_translators",
     "evaluator": "segsynth_register_evaluators",
     "segmenter": "segsynth_register_segmenters",
+    "pair_generator": "segsynth_register_pair_generators",
 }
 
 #: words a person reads in messages, per kind
@@ -47,6 +50,7 @@ KIND_LABEL = {
     "translator": "translator (stage2)",
     "evaluator": "evaluator",
     "segmenter": "segmenter",
+    "pair_generator": "pair generator (single-stage stage1)",
 }
 
 
@@ -225,6 +229,12 @@ class PluginManager:
             raise PluginError(
                 f"{hook}() of package {source.package!r} returned {cls!r}, which is not a "
                 f"subclass of segsynth.{base.__name__}."
+            )
+        if cls.name and not _NAME.fullmatch(cls.name):
+            raise PluginError(
+                f"{cls.__module__}.{cls.__qualname__} from package {source.package!r} has the name "
+                f"{cls.name!r}; names are lower-case letters, digits, '_' and '-' (they become "
+                "folder names inside run folders)."
             )
         if not cls.name:
             raise PluginError(

@@ -106,8 +106,14 @@ class Recipe(_Strict):
         None, description="Run folder; relative paths are relative to the current directory."
     )
     data: ComponentRef = Field(description="The dataset adapter and its parameters.")
-    stage1: ComponentRef = Field(description="Stage I: the mask generator.")
-    stage2: ComponentRef = Field(description="Stage II: the mask-to-image translator.")
+    stage1: ComponentRef = Field(
+        description="Stage I: the mask generator (or a single-stage pair generator)."
+    )
+    stage2: ComponentRef | None = Field(
+        None,
+        description="Stage II: the mask-to-image translator; required after a mask generator, "
+        "absent after a pair generator.",
+    )
     stage2_data: Stage2Data | None = Field(
         None, description="Optional: the data Stage II trains on, if not `data`."
     )
@@ -138,7 +144,7 @@ class LoadedRecipe:
     path: Path | None
     data_params: Params
     stage1_params: Params
-    stage2_params: Params
+    stage2_params: Params | None
     evaluation_params: list[Params]
     stage2_data_params: Params | None = None
     segmenter_params: Params | None = None
@@ -148,7 +154,8 @@ class LoadedRecipe:
         out = self.recipe.model_dump(mode="json")
         out["data"]["params"] = self.data_params.model_dump(mode="json")
         out["stage1"]["params"] = self.stage1_params.model_dump(mode="json")
-        out["stage2"]["params"] = self.stage2_params.model_dump(mode="json")
+        if out.get("stage2") is not None and self.stage2_params is not None:
+            out["stage2"]["params"] = self.stage2_params.model_dump(mode="json")
         for block, params in zip(out["evaluation"], self.evaluation_params, strict=True):
             block["params"] = params.model_dump(mode="json")
         if out.get("stage2_data") and self.stage2_data_params is not None:
@@ -157,6 +164,16 @@ class LoadedRecipe:
             if derive and self.segmenter_params is not None:
                 derive["segmenter"]["params"] = self.segmenter_params.model_dump(mode="json")
         return out
+
+    @property
+    def single_stage(self) -> bool:
+        """True when ``stage1`` is a pair generator (and there is no Stage II)."""
+        return self.recipe.stage2 is None
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The training stages whose final checkpoints make the synthetic pairs."""
+        return ("stage1",) if self.single_stage else ("stage1", "stage2")
 
     def segmenter_checkpoint(self) -> Path | None:
         """The derive-masks checkpoint path, resolved against the recipe's folder."""
@@ -312,8 +329,24 @@ def validate(
         return _resolve_paths(params, path.parent if path else None)
 
     data_params = check("dataset", recipe.data, ("data",))
-    stage1 = check("mask_generator", recipe.stage1, ("stage1",))
-    stage2 = check("translator", recipe.stage2, ("stage2",))
+    single_stage = (recipe.stage1.name in registry.entries["pair_generator"]
+                    and recipe.stage1.name not in registry.entries["mask_generator"])
+    stage1 = check("pair_generator" if single_stage else "mask_generator", recipe.stage1, ("stage1",))
+    stage2: Params | None = None
+    if single_stage and recipe.stage2 is not None:
+        problems.append(
+            f"stage2: {recipe.stage1.name!r} is a single-stage pair generator that makes masks and "
+            "images together; remove the stage2 block"
+        )
+    elif single_stage and recipe.stage2_data is not None:
+        problems.append("stage2_data: a single-stage pair generator has no Stage II; remove it")
+    elif not single_stage and recipe.stage2 is None:
+        problems.append(
+            f"stage2: required key is missing ({recipe.stage1.name!r} makes masks only; name a "
+            "translator, e.g. stage2: {name: pix2pix})"
+        )
+    elif recipe.stage2 is not None:
+        stage2 = check("translator", recipe.stage2, ("stage2",))
     evaluation = [
         check("evaluator", ref, ("evaluation", i)) for i, ref in enumerate(recipe.evaluation)
     ]

@@ -64,7 +64,7 @@ def sample_run(
     the seed and the SHA-256 of both checkpoints that made them.
     """
     loaded = open_run(run_dir, registry)
-    checkpoints = {stage: _require_final(run_dir, stage) for stage in ("stage1", "stage2")}
+    checkpoints = {stage: _require_final(run_dir, stage) for stage in loaded.stages}
     seed = loaded.recipe.seed + 1 if seed is None else seed
     dest = dest or run_dir / "samples" / f"seed{seed}-n{n}"
     if dest.exists() and any(dest.iterdir()):
@@ -73,21 +73,13 @@ def sample_run(
         shutil.rmtree(dest)
     pipeline = Pipeline(loaded, registry, RunOptions(out=run_dir, device=device, resume=True,
                                                       progress=progress))
-    adapter, info = pipeline.dataset()
-    trainer1, trainer2 = pipeline.trainer("stage1"), pipeline.trainer("stage2")
-    generator = pipeline._component("mask_generator", loaded.recipe.stage1.name,
-                                    loaded.stage1_params, info, 1)
-    translator = pipeline._component("translator", loaded.recipe.stage2.name,
-                                     loaded.stage2_params, info, 2)
-    generator.to(trainer1.device)
-    translator.to(trainer2.device)
-    trainer1.load_final(generator.state())
-    trainer2.load_final(translator.state())
+    _, info = pipeline.dataset()
+    sampler = pipeline.load_finished_sampler(info)
     batch = batch_size or loaded.recipe.synthesis.batch_size
     t0 = time.perf_counter()
-    pairs = synthesize_pairs(generator, translator, n, batch, seed, progress)
-    write_synthetic(dest, pairs, seed, batch, extra={"stage1_sha256": sha256_file(checkpoints["stage1"]),
-                           "stage2_sha256": sha256_file(checkpoints["stage2"])})
+    pairs = synthesize_pairs(sampler, n, batch, seed, progress)
+    write_synthetic(dest, pairs, seed, batch,
+                    extra={f"{stage}_sha256": sha256_file(path) for stage, path in checkpoints.items()})
     print(f"{n} pairs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return dest
 
@@ -97,7 +89,7 @@ def evaluate_run(
 ) -> RunResult:
     """Run every evaluator of the recipe again on the run's synthetic pairs; rewrite the report."""
     loaded = open_run(run_dir, registry)
-    for stage in ("stage1", "stage2"):
+    for stage in loaded.stages:
         _require_final(run_dir, stage)
     state_path = run_dir / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.exists() else {"steps": {}}
@@ -130,14 +122,14 @@ def export_run(run_dir: Path, dest: Path, registry: Registry, force: bool = Fals
         shutil.rmtree(dest)
     (dest / "masks").mkdir(parents=True)
     (dest / "images").mkdir()
-    checkpoints = {s: sha256_file(_require_final(run_dir, s)) for s in ("stage1", "stage2")}
+    checkpoints = {s: sha256_file(_require_final(run_dir, s)) for s in loaded.stages}
     with manifest.open(newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
         for key in ("mask", "image"):
             shutil.copy2(run_dir / "synthetic" / row[key], dest / row[key])
-        row["stage1_sha256"] = checkpoints["stage1"]
-        row["stage2_sha256"] = checkpoints["stage2"]
+        for stage, digest in checkpoints.items():
+            row[f"{stage}_sha256"] = digest
     with (dest / "manifest.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -159,6 +151,17 @@ def dataset_card(
 ) -> str:
     """The Markdown card that travels with an exported data set."""
     r = loaded.recipe
+    if loaded.single_stage:
+        made = (f"every (mask, image) pair was sampled jointly from a single-stage generator "
+                f"(`{r.stage1.name}`) trained on `{r.data.name}`.")
+        how = f"Single-stage generator `{r.stage1.name}`"
+    else:
+        assert r.stage2 is not None
+        made = (f"every mask was sampled from a Stage-I generator (`{r.stage1.name}`) and every "
+                f"image rendered from its mask by a Stage-II translator (`{r.stage2.name}`), both "
+                f"trained on `{r.data.name}`.")
+        how = f"Stage I `{r.stage1.name}` and Stage II `{r.stage2.name}`"
+    hashes = ", ".join(f"`{k}_sha256` {v[:12]}..." for k, v in checkpoints.items())
     usefulness = [*_metric_rows(metrics, "real."), *_metric_rows(metrics, "synthetic."),
                   *_metric_rows(metrics, "real+synthetic."), *_metric_rows(metrics, "ratio.")]
     fidelity = _metric_rows(metrics, "kl.") + _metric_rows(metrics, "maskstats.")
@@ -168,19 +171,18 @@ def dataset_card(
 
 {count} synthetic (mask, image) pairs made by segsynth {env.get('segsynth', '')} on
 {datetime.now(timezone.utc).date().isoformat()}. No image in this folder shows a real patient:
-every mask was sampled from a Stage-I generator (`{r.stage1.name}`) and every image rendered from
-its mask by a Stage-II translator (`{r.stage2.name}`), both trained on `{r.data.name}`.
+{made}
 
 ## Files
 
 - `masks/*.png`, `images/*.png`: the pairs (8-bit PNG; masks 0/255).
-- `manifest.csv`: one row per pair: files, seeds, SHA-256 of each file and of the two
-  checkpoints (`stage1_sha256`, `stage2_sha256`: {checkpoints['stage1'][:12]}..., {checkpoints['stage2'][:12]}...).
+- `manifest.csv`: one row per pair: files, seeds, SHA-256 of each file and of the
+  checkpoints that made it ({hashes}).
 - `recipe.yaml`: the exact recipe (every default filled in); `metrics.json`: all measurements.
 
 ## How it was made
 
-Seed {r.seed}; Stage I `{r.stage1.name}` and Stage II `{r.stage2.name}` with the parameters in
+Seed {r.seed}; {how} with the parameters in
 `recipe.yaml`; torch {env.get('torch', '?')} on {env.get('device', '?')} ({env.get('precision', '?')}).
 
 ## Usefulness (segmenters trained on each set, tested on real held-out images)

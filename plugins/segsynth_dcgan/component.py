@@ -177,14 +177,17 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         (see ``segsynth_dcgan.ema``) before the final checkpoint is written, so the checkpoint
         that later commands load samples exactly like this object does.
         """
+        self._fit_real(self._to_gan_scale(masks, trainer), trainer, "stage1 dcgan")
+
+    def _fit_real(self, real: torch.Tensor, trainer: Trainer, desc: str) -> None:
+        """The adversarial loop on ``real`` (already on the device, in [-1, 1])."""
         p = self.params
         for module in self.state().values():
             if isinstance(module, nn.Module):
                 trainer.setup(module)
-        real = self._to_gan_scale(masks, trainer)
         state = self.state()
         start = trainer.resume(state)
-        for step in trainer.steps(start, p.steps, "stage1 dcgan"):
+        for step in trainer.steps(start, p.steps, desc):
             d_loss, g_loss = self._train_step(step, real, trainer)
             if step % p.log_every == 0 or step == p.steps:
                 logged: dict[str, float | torch.Tensor] = {"d_loss": d_loss, "g_loss": g_loss}
@@ -228,9 +231,7 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
 
         D.requires_grad_(True)
         with trainer.autocast():
-            fake = G(z)
-            if p.straight_through:
-                fake = straight_through_binarize(fake, p.threshold)
+            fake = self._for_discriminator(G(z))
             real_logits = D(augment(real))
             fake_logits = D(augment(fake.detach()))
             d_loss = discriminator_loss(p.loss, real_logits, fake_logits)
@@ -253,13 +254,19 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             self.ema.update_parameters(G)
         return d_loss.detach(), g_loss.detach()
 
+    def _for_discriminator(self, fake: torch.Tensor) -> torch.Tensor:
+        """What D sees of a fake: mask channels cut to exactly +-1 when ``straight_through``."""
+        if not self.params.straight_through:
+            return fake
+        return straight_through_binarize(fake, self.params.threshold)
+
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` binary masks: z ~ N(0, I) from ``generator`` (CPU), tanh output > ``threshold``.
+    def sample_raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` generator outputs in tanh space, z ~ N(0, I) drawn from ``generator`` (CPU).
 
         Batch norm runs in eval mode (running statistics, re-estimated at the end of ``fit``),
-        so a mask does not depend on which other masks share its batch.
+        so a sample does not depend on which other samples share its batch.
         """
         p = self.params
         net = self.sampling_network()
@@ -268,11 +275,14 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         was_training = net.training
         net.eval()
         try:
-            chunks = [
-                (net(c.to(device)) > p.threshold).float().cpu() for c in codes.split(p.sample_batch_size)
-            ]
+            chunks = [net(c.to(device)).float().cpu() for c in codes.split(p.sample_batch_size)]
         finally:
             net.train(was_training)
         if not chunks:
             return torch.zeros(0, self.info.mask_channels, *self.info.size)
         return torch.cat(chunks)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` binary masks: the generator's tanh output cut at ``threshold``."""
+        return (self.sample_raw(n, generator) > self.params.threshold).float()

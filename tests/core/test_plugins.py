@@ -102,3 +102,12 @@ def test_no_autoload_env_loads_nothing(monkeypatch):
     monkeypatch.setenv(ENV_NO_AUTOLOAD, "1")
     registry = PluginManager().registry()
     assert all(not registry.names(kind) for kind in registry.entries)
+
+
+def test_component_names_cannot_escape_run_folders():
+    manager = PluginManager(autoload=False)
+    evil = type("Evil", (ToyMasks,), {"name": "../../etc"})
+    manager.register(_module("evil", segsynth_register_mask_generators=lambda: [evil]), name="evil",
+                     package="evil-pkg")
+    with pytest.raises(PluginError, match="lower-case letters"):
+        manager.registry()
