@@ -1,0 +1,124 @@
+"""The audit's pictures: statistic histograms, distance-to-closest-record histograms, nearest pairs.
+
+A number says *that* something is off; these show *what*: which statistic has a missing mode,
+where the synthetic distances sit against the held-out ones, and whether the closest pairs are
+visibly the same picture (memorisation) or merely similar anatomy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the non-interactive Agg backend (runs headless, in any thread)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def statistics_figure(
+    path: Path,
+    real: dict[str, np.ndarray],
+    synthetic: dict[str, np.ndarray],
+    units: dict[str, str],
+    bins: int,
+) -> Path:
+    """One panel per statistic: density histograms of real and synthetic values on shared bins."""
+    plt = _pyplot()
+    names = list(units)
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.0 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        r = real[name][~np.isnan(real[name])]
+        s = synthetic[name][~np.isnan(synthetic[name])]
+        pooled = np.concatenate([r, s])
+        if pooled.size:
+            low, high = float(pooled.min()), float(pooled.max())
+            edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+            for values, label in ((r, "real train"), (s, "synthetic")):
+                if values.size:
+                    ax.hist(values, bins=edges, density=True, histtype="step", label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(units[name], fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def dcr_figure(
+    path: Path,
+    spaces: dict[str, tuple[np.ndarray, np.ndarray | None, float | None]],
+    bins: int = 30,
+) -> Path:
+    """One panel per space: DCR of synthetic vs held-out samples, with the near-copy threshold.
+
+    ``spaces`` maps a space name to ``(synthetic DCR, held-out DCR or None, threshold or None)``.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(spaces), figsize=(4.5 * len(spaces), 3.2), squeeze=False)
+    for ax, (space, (synthetic, holdout, threshold)) in zip(axes[0], spaces.items(), strict=True):
+        pooled = synthetic if holdout is None else np.concatenate([synthetic, holdout])
+        high = float(pooled.max()) if pooled.size else 1.0
+        edges = np.linspace(0.0, high if high > 0 else 1.0, bins + 1)
+        ax.hist(synthetic, bins=edges, density=True, histtype="step", label="synthetic")
+        if holdout is not None:
+            ax.hist(holdout, bins=edges, density=True, histtype="step", label="real held-out")
+        if threshold is not None:
+            ax.axvline(threshold, color="red", linestyle="--", label="near-copy threshold")
+        ax.set_title(f"{space}: distance to closest training record", fontsize=9)
+        ax.set_xlabel("distance", fontsize=8)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _picture(tensor: torch.Tensor, is_mask: bool) -> tuple[np.ndarray, str | None]:
+    """``(C, H, W)`` as ``imshow`` input: a mask's channel union, an RGB image, else channel 0, in grey."""
+    if is_mask:
+        return tensor.max(dim=0).values.numpy(), "gray"
+    if tensor.shape[0] == 3:
+        return tensor.permute(1, 2, 0).clamp(0, 1).numpy(), None
+    return tensor[0].numpy(), "gray"
+
+
+def nearest_pairs_figure(
+    path: Path,
+    rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]],
+) -> Path:
+    """One row per pair: synthetic mask | synthetic image | nearest train image | nearest train mask.
+
+    ``rows`` hold ``(synthetic mask, synthetic image, train image, train mask, caption)``; masks
+    with several channels show their union, images other than RGB their first channel.
+    """
+    plt = _pyplot()
+    titles = ("synthetic mask", "synthetic image", "nearest train image", "nearest train mask")
+    fig, axes = plt.subplots(len(rows), 4, figsize=(9.0, 2.4 * len(rows)), squeeze=False)
+    for r, (s_mask, s_image, t_image, t_mask, caption) in enumerate(rows):
+        for c, tensor in enumerate((s_mask, s_image, t_image, t_mask)):
+            picture, cmap = _picture(tensor, is_mask=c in (0, 3))
+            ax = axes[r][c]
+            ax.imshow(picture, cmap=cmap, vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=8)
+        axes[r][0].set_ylabel(caption, fontsize=7)
+    return _save(fig, path)

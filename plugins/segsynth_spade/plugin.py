@@ -1,0 +1,14 @@
+"""Entry point of the ``segsynth_spade`` plugin: hands the SPADE translator to segsynth."""
+
+from __future__ import annotations
+
+import segsynth
+from segsynth_spade.translator import SpadeTranslator
+
+SEGSYNTH_API = 1
+
+
+@segsynth.hookimpl
+def segsynth_register_translators() -> list[type[segsynth.Translator]]:
+    """Register the Stage-II SPADE translator (recipe name ``spade``)."""
+    return [SpadeTranslator]

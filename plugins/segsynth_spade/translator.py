@@ -1,0 +1,321 @@
+"""The ``spade`` Stage-II translator: training loop, rendering and its recipe parameters.
+
+Objective (Park et al. 2019, following pix2pixHD): the hinge adversarial loss averaged over the
+discriminator's scales, plus ``lambda_fm`` times the feature-matching loss, plus an optional
+``lambda_l1`` pixel term (0 in the paper; the paper's VGG perceptual term is left out because it
+needs ImageNet weights this offline tool cannot download). Two time-scale update rule: Adam
+with betas (0, 0.9), generator lr 1e-4, discriminator lr 4e-4, one D update per G update.
+Images are scaled to ``[-1, 1]`` for the networks (matching the generator's Tanh); masks enter
+as 0/1, like the paper's one-hot label maps.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import Tensor
+
+import segsynth
+from segsynth import DatasetInfo, PairSet, Trainer, UserError
+from segsynth_spade.augment import POLICIES, AugmentPolicy, TripletAugment
+from segsynth_spade.discriminator import MultiscaleDiscriminator, split_batch
+from segsynth_spade.generator import SPADEGenerator
+from segsynth_spade.layers import reinitialize
+from segsynth_spade.losses import discriminator_hinge, feature_matching, generator_hinge
+from segsynth_spade.spade import NormKind
+
+# Offsets from the run seed for the initial weights, so they differ between the two nets.
+_GENERATOR_INIT_OFFSET = 201
+_DISCRIMINATOR_INIT_OFFSET = 202
+# The coarsest discriminator should still see a layout, not a handful of pixels.
+MIN_DISCRIMINATOR_SIDE = 16
+
+
+class SpadeTranslator(segsynth.Translator):
+    """SPADE: mask-modulated residual generator + multi-scale PatchGAN, hinge + feature matching."""
+
+    name: ClassVar[str] = "spade"
+    description: ClassVar[str] = (
+        "SPADE GAN (Park et al. 2019): mask-modulated normalisation, multi-scale PatchGAN, hinge + feature matching"
+    )
+
+    class Params(segsynth.Params):
+        """Recipe parameters of the SPADE translator (defaults follow the paper where it fits a CPU)."""
+
+        steps: int = Field(2000, ge=1, description="Training iterations (one D and one G update each).")
+        batch_size: int = Field(
+            4, ge=1, description="Pairs per iteration (the paper uses 32 over 8 GPUs; 4 keeps a CPU step short)."
+        )
+        base_filters: int = Field(
+            64, ge=1, description="Generator width at full resolution; doubles per halving up to 16x at the start grid."
+        )
+        spade_hidden: int = Field(
+            128, ge=1,
+            description="Channels of the small conv net inside each SPADE layer that turns the mask "
+            "into gamma/beta (128 in the paper; 32 is plenty for binary masks and much cheaper).",
+        )
+        z_dim: int = Field(
+            0, ge=0,
+            description="Length of a noise code added at the start grid; 0 (default) is the paper's "
+            "deterministic generator that starts from the downsampled mask, > 0 lets one mask render "
+            "to several images, seeded by the sampling generator.",
+        )
+        norm: NormKind = Field(
+            "batch", description="Parameter-free normalisation SPADE modulates: 'batch' (paper) or 'instance'."
+        )
+        spectral_norm: bool = Field(
+            True, description="Spectral norm on the generator's residual convs and on every discriminator conv (paper)."
+        )
+        disc_filters: int | None = Field(
+            None, ge=1, description="Width of each discriminator's first layer; null means base_filters."
+        )
+        disc_layers: int = Field(
+            4, ge=1, le=6, description="Conv blocks per PatchGAN before its logit conv (4 in the paper)."
+        )
+        num_discriminators: int = Field(
+            2, ge=1, le=4,
+            description="PatchGANs judging the pair at full, 1/2, 1/4 ... resolution (2 in the paper).",
+        )
+        lambda_fm: float = Field(10.0, ge=0.0, description="Weight of the feature-matching loss (10 in the paper).")
+        lambda_l1: float = Field(
+            0.0, ge=0.0, description="Weight of an extra L1 loss to the real image (0 in the paper)."
+        )
+        lr_g: float = Field(1e-4, gt=0.0, description="Adam learning rate of the generator (TTUR: 1e-4).")
+        lr_d: float = Field(4e-4, gt=0.0, description="Adam learning rate of the discriminator (TTUR: 4e-4).")
+        beta1: float = Field(0.0, ge=0.0, lt=1.0, description="Adam beta1 of both networks (0 in the paper).")
+        beta2: float = Field(0.9, ge=0.0, lt=1.0, description="Adam beta2 of both networks (0.9 in the paper).")
+        lr_decay_start: float = Field(
+            1.0, ge=0.0, le=1.0,
+            description="Fraction of steps after which both learning rates fall linearly towards 0 "
+            "(1.0: constant; 0.5: the paper's second half of training).",
+        )
+        augment: list[AugmentPolicy] = Field(
+            default_factory=list,
+            description="Differentiable augmentation of the discriminator's inputs, shared by the real "
+            "and generated pair of a mask: any of 'translation', 'cutout', 'flip' (a list or a "
+            "comma-separated string); true means all three, false none.",
+        )
+        flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
+        log_every: int = Field(10, ge=1, description="Log d_loss, g_gan, g_fm and g_l1 every this many steps.")
+        translate_batch_size: int = Field(16, ge=1, description="Masks rendered per forward pass.")
+
+        @field_validator("augment", mode="before")
+        @classmethod
+        def _augment_shorthand(cls, value: Any) -> Any:
+            """Accept ``augment: true`` / ``false`` as shorthand for all policies / none."""
+            if value is True:
+                return list(POLICIES)
+            if value is False or value is None:
+                return []
+            if isinstance(value, str):
+                return [part.strip() for part in value.split(",") if part.strip()]
+            return value
+
+        @field_validator("augment")
+        @classmethod
+        def _augment_unique(cls, value: list[AugmentPolicy]) -> list[AugmentPolicy]:
+            """A policy listed twice would apply twice: almost surely a typo in the recipe."""
+            repeated = sorted({p for p in value if value.count(p) > 1})
+            if repeated:
+                raise ValueError(
+                    f"augmentation policies may appear once each; repeated: {', '.join(repeated)}"
+                )
+            return value
+
+    params: Params
+
+    def __init__(self, params: Params, info: DatasetInfo) -> None:
+        super().__init__(params, info)
+        p = params
+        self._build_generator = partial(
+            SPADEGenerator,
+            info.mask_channels,
+            info.image_channels,
+            info.size,
+            base_filters=p.base_filters,
+            hidden=p.spade_hidden,
+            norm=p.norm,
+            z_dim=p.z_dim,
+            spectral=p.spectral_norm,
+        )
+        self._build_discriminator = partial(
+            MultiscaleDiscriminator,
+            info.mask_channels + info.image_channels,
+            num_discriminators=p.num_discriminators,
+            base_filters=p.disc_filters or p.base_filters,
+            n_layers=p.disc_layers,
+            spectral=p.spectral_norm,
+        )
+        self.generator = self._build_generator()  # checks the size first
+        self._check_coarsest_scale(info.size[0])
+        self.discriminator = self._build_discriminator()
+        betas = (p.beta1, p.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr_g, betas=betas, fused=True)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=p.lr_d, betas=betas, fused=True)
+        self.augment = TripletAugment(p.augment)
+
+    def _check_coarsest_scale(self, size: int) -> None:
+        n = self.params.num_discriminators
+        if size >> (n - 1) >= MIN_DISCRIMINATOR_SIDE:
+            return
+        fits = max(k for k in range(1, n) if size >> (k - 1) >= MIN_DISCRIMINATOR_SIDE)
+        raise UserError(
+            f"with num_discriminators={n} the coarsest discriminator would judge "
+            f"{size >> (n - 1)}x{size >> (n - 1)} pairs of these {size}x{size} images (at least "
+            f"{MIN_DISCRIMINATOR_SIDE}x{MIN_DISCRIMINATOR_SIDE} is needed); use num_discriminators: "
+            f"{fits} or fewer."
+        )
+
+    def state(self) -> dict[str, Any]:
+        """Both nets (with batch-norm and spectral-norm state) and both optimizers: all a resume needs."""
+        return {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
+        }
+
+    # ------------------------------------------------------------------ training
+    def fit(self, pairs: PairSet, trainer: Trainer) -> None:
+        """Train for ``steps`` iterations on random real pairs, resumable through ``trainer``."""
+        p = self.params
+        self._check_shapes(pairs.masks, pairs.images)
+        trainer.setup(self.generator)
+        trainer.setup(self.discriminator)
+        state = self.state()
+        start = trainer.resume(state)
+        if start == 0:
+            # Weights depend on the run seed only, not on what ran before fit().
+            reinitialize(self.generator, self._build_generator,
+                         trainer.generator(_GENERATOR_INIT_OFFSET).initial_seed())
+            reinitialize(self.discriminator, self._build_discriminator,
+                         trainer.generator(_DISCRIMINATOR_INIT_OFFSET).initial_seed())
+        # The data sets are small: keep every pair on the device; masks 0/1, images in [-1, 1].
+        masks = trainer.to_device(pairs.masks.float())
+        images = trainer.to_device(pairs.images.float() * 2 - 1)
+        self.generator.train()
+        self.discriminator.train()
+        for step in trainer.steps(start, p.steps, f"stage2 {self.name}"):
+            self._set_lr(step)
+            mask, image = self._batch(masks, images)
+            losses = self._train_step(mask, image, trainer)
+            if step % p.log_every == 0 or step == p.steps:
+                trainer.log(step, **losses)
+            trainer.checkpoint(step, state)
+        trainer.finish(state, p.steps)
+
+    def _set_lr(self, step: int) -> None:
+        """Linear decay after ``lr_decay_start``; a function of the step so resuming needs no state."""
+        p = self.params
+        begin = int(p.lr_decay_start * p.steps)
+        factor = 1.0 - max(0, step - begin) / (p.steps - begin + 1)
+        for opt, lr in ((self.opt_g, p.lr_g), (self.opt_d, p.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+
+    def _batch(self, masks: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Random pairs (with replacement), mirrored at random, drawn from torch's CPU RNG.
+
+        Drawing on the CPU keeps the sequence identical on every device and makes it part of
+        the RNG state that checkpoints restore.
+        """
+        n, size = masks.shape[0], self.params.batch_size
+        index = torch.randint(n, (size,))
+        flip = torch.rand(size) < 0.5 if self.params.flip else None
+        index = index.to(masks.device)
+        mask, image = masks[index], images[index]
+        if flip is not None:
+            flip = flip.to(masks.device).view(-1, 1, 1, 1)
+            mask = torch.where(flip, mask.flip(-1), mask)
+            image = torch.where(flip, image.flip(-1), image)
+        return mask, image
+
+    def _noise(self, n: int, device: torch.device) -> Tensor | None:
+        """Training codes from torch's CPU RNG (checkpointed), or ``None`` without a ``z`` path."""
+        if self.params.z_dim == 0:
+            return None
+        return torch.randn(n, self.params.z_dim).to(device)
+
+    def _train_step(self, mask: Tensor, image: Tensor, trainer: Trainer) -> dict[str, Tensor]:
+        """One discriminator update, then one generator update, on the same generated batch."""
+        p = self.params
+        g, d = self.generator, self.discriminator
+        n = mask.shape[0]
+        with trainer.autocast():
+            fake = g(mask, self._noise(n, mask.device))
+        real_pair = torch.cat([mask, image], dim=1)
+        fake_pair = torch.cat([mask, fake.to(image.dtype)], dim=1)
+        real_pair, fake_pair = self.augment(real_pair, fake_pair)
+
+        d.requires_grad_(True)
+        with trainer.autocast():
+            real_out, fake_out = split_batch(d(torch.cat([real_pair, fake_pair.detach()])), n)
+        d_loss = discriminator_hinge(real_out, fake_out)
+        trainer.backward(d_loss)
+        trainer.step(self.opt_d)
+
+        # D is frozen for G's update: its gradients would otherwise leak into its next step.
+        d.requires_grad_(False)
+        with trainer.autocast():
+            real_out, fake_out = split_batch(d(torch.cat([real_pair, fake_pair])), n)
+        g_gan = generator_hinge(fake_out)
+        g_fm = feature_matching(real_out, fake_out)
+        g_l1 = F.l1_loss(fake.float(), image.float())
+        trainer.backward(g_gan + p.lambda_fm * g_fm + p.lambda_l1 * g_l1)
+        trainer.step(self.opt_g)
+        d.requires_grad_(True)
+        return {
+            "d_loss": d_loss.detach(),
+            "g_gan": g_gan.detach(),
+            "g_fm": g_fm.detach(),
+            "g_l1": g_l1.detach(),
+        }
+
+    # ------------------------------------------------------------------ rendering
+    def translate(self, masks: Tensor, generator: torch.Generator) -> Tensor:
+        """Render images in ``[0, 1]`` for 0/1 ``masks``; the only noise, ``z``, is drawn from ``generator``.
+
+        Batch norm uses its running statistics, so an image does not depend on which other masks
+        share its batch; with ``z_dim == 0`` rendering is deterministic and ``generator`` unused.
+        """
+        p = self.params
+        self._check_shapes(masks, None)
+        if masks.shape[0] == 0:
+            return torch.empty(0, self.info.image_channels, *self.info.size)
+        g = self.generator
+        device = next(g.parameters()).device
+        codes = torch.randn(masks.shape[0], p.z_dim, generator=generator) if p.z_dim else None
+        was_training = g.training
+        outputs: list[Tensor] = []
+        try:
+            g.eval()
+            with torch.inference_mode():
+                for start in range(0, masks.shape[0], p.translate_batch_size):
+                    chunk = masks[start : start + p.translate_batch_size].to(device, torch.float32)
+                    z = None if codes is None else codes[start : start + chunk.shape[0]].to(device)
+                    out = g(chunk, z)
+                    outputs.append(((out.float() + 1) / 2).clamp_(0, 1).cpu())
+        finally:
+            g.train(was_training)
+        return torch.cat(outputs)
+
+    def _check_shapes(self, masks: Tensor, images: Tensor | None) -> None:
+        """Fail with a readable message when data do not match the ``DatasetInfo`` the nets were built for."""
+        info = self.info
+        expected = (info.mask_channels, *info.size)
+        if masks.dim() != 4 or tuple(masks.shape[1:]) != expected:
+            raise UserError(
+                f"spade was built for masks shaped (N, {expected[0]}, {expected[1]}, {expected[2]}) "
+                f"but got {tuple(masks.shape)}; the masks must match the data set's channels and size."
+            )
+        if images is not None and tuple(images.shape[1:]) != (info.image_channels, *info.size):
+            raise UserError(
+                f"spade was built for images shaped (N, {info.image_channels}, {info.size[0]}, "
+                f"{info.size[1]}) but got {tuple(images.shape)}."
+            )
+        if images is not None and masks.shape[0] == 0:
+            raise UserError("spade cannot train on an empty set of pairs.")

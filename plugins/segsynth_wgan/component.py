@@ -1,0 +1,299 @@
+"""``wgan_gp``: a Stage-I mask generator trained as a Wasserstein GAN with gradient penalty.
+
+The recipe-facing class: it validates parameters, builds the networks from the data set's
+``DatasetInfo`` at construction (so a finished run can be reloaded from its final checkpoint
+without training), runs the resumable critic/generator loop through the segsynth ``Trainer``
+and samples binary masks from the (EMA) generator.
+
+One training *step* is ``n_critic`` critic updates, each on a fresh real batch and fresh fakes,
+followed by one generator update (Gulrajani et al. 2017, algorithm 1), so ``steps`` counts
+generator updates and a step costs roughly ``n_critic + 1`` DCGAN steps.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import Field, field_validator, model_validator
+from torch import nn
+
+import segsynth
+from segsynth_wgan.augment import AugmentParams, MaskAugment
+from segsynth_wgan.binarize import straight_through_binarize
+from segsynth_wgan.ema import make_ema, recalibrate_batchnorm
+from segsynth_wgan.losses import critic_loss, generator_loss, gradient_penalty, interpolate
+from segsynth_wgan.networks import Critic, CriticNorm, Generator
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segsynth import Trainer
+
+# offsets of trainer.generator() for the initial weights and the batch-norm recalibration codes
+_GENERATOR_INIT_OFFSET = 301
+_CRITIC_INIT_OFFSET = 302
+_BN_CALIBRATION_SEED_OFFSET = 7919
+
+
+class WGANGPMaskGenerator(segsynth.MaskGenerator):
+    """WGAN-GP on masks in ``[-1, 1]``; samples are thresholded back to 0/1."""
+
+    name: ClassVar[str] = "wgan_gp"
+    description: ClassVar[str] = (
+        "WGAN-GP mask generator (Gulrajani et al. 2017): DCGAN generator, layer-norm critic, gradient penalty, EMA"
+    )
+
+    class Params(segsynth.Params):
+        """Recipe ``stage1.params`` of the wgan_gp mask generator."""
+
+        nz: int = Field(128, ge=1, description="Length of the latent code z (128 in the paper).")
+        base_filters: int = Field(
+            64, ge=1, description="Channels at full resolution; doubled at every halving of the size."
+        )
+        max_filters: int = Field(
+            512, ge=1, description="Cap on channels per layer, so 512 px models stay a sane size."
+        )
+        critic_norm: CriticNorm = Field(
+            "layer",
+            description="Normalisation in the critic: 'layer' (per-sample, the paper's choice) or "
+            "'none'; batch norm is not offered because it breaks the per-sample gradient penalty.",
+        )
+        gp_lambda: float = Field(10.0, ge=0.0, description="Weight of the gradient penalty (10 in the paper).")
+        n_critic: int = Field(5, ge=1, description="Critic updates per generator update (5 in the paper).")
+        straight_through: bool = Field(
+            True,
+            description="Show the critic the fakes thresholded to exactly 0/1 (-1/+1), gradient passed "
+            "straight through, so it must judge shapes rather than soft tanh values.",
+        )
+        augment: AugmentParams = Field(
+            default_factory=AugmentParams,
+            description="Differentiable augmentation of the critic's inputs (translation, cutout, flip).",
+        )
+        ema_decay: float = Field(
+            0.999,
+            description="Decay of the generator weight average used for sampling, in [0, 1); 0 disables it.",
+        )
+        steps: int = Field(
+            2000, ge=1, description="Generator updates, each after n_critic critic updates."
+        )
+        batch_size: int = Field(
+            32, ge=1, description="Real masks per critic update, drawn with replacement from the training set."
+        )
+        lr: float = Field(1e-4, description="Adam learning rate for both networks (1e-4 in the paper).")
+        betas: tuple[float, float] = Field(
+            (0.0, 0.9), description="Adam betas for both networks ((0, 0.9) in the paper)."
+        )
+        log_every: int = Field(10, ge=1, description="Log losses every this many steps.")
+        sample_batch_size: int = Field(64, ge=1, description="Masks generated per forward pass when sampling.")
+        threshold: float = Field(
+            0.0,
+            description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
+            "[0, 1] mask scale. Pixels above it become foreground (1).",
+        )
+        bn_stat_samples: int = Field(
+            512,
+            ge=0,
+            description="Latent codes used after training to re-estimate the sampling generator's "
+            "batch-norm statistics; 0 keeps those gathered during training.",
+        )
+
+        @field_validator("lr")
+        @classmethod
+        def _positive_lr(cls, value: float) -> float:
+            if not value > 0:
+                raise ValueError(f"lr must be a positive learning rate such as 1e-4, got {value}")
+            return value
+
+        @field_validator("betas")
+        @classmethod
+        def _adam_betas(cls, value: tuple[float, float]) -> tuple[float, float]:
+            if not all(0.0 <= b < 1.0 for b in value):
+                raise ValueError(f"betas must both lie in [0, 1) like (0.0, 0.9), got {value}")
+            return value
+
+        @field_validator("ema_decay")
+        @classmethod
+        def _ema_range(cls, value: float) -> float:
+            if not 0.0 <= value < 1.0:
+                raise ValueError(
+                    f"ema_decay must be in [0, 1) (0 turns the weight average off, 0.999 averages "
+                    f"over ~1000 steps), got {value}"
+                )
+            return value
+
+        @field_validator("threshold")
+        @classmethod
+        def _threshold_range(cls, value: float) -> float:
+            if not -1.0 < value < 1.0:
+                raise ValueError(
+                    f"threshold is on the generator's tanh scale and must be in (-1, 1) "
+                    f"(0.0 = 0.5 on the 0/1 mask scale), got {value}"
+                )
+            return value
+
+        @model_validator(mode="after")
+        def _filters(self) -> WGANGPMaskGenerator.Params:
+            if self.max_filters < self.base_filters:
+                raise ValueError(
+                    f"max_filters ({self.max_filters}) must be at least base_filters "
+                    f"({self.base_filters})"
+                )
+            return self
+
+    params: Params
+
+    def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
+        super().__init__(params, info)
+        p = params
+        cm = info.mask_channels
+        self._build_generator = partial(Generator, p.nz, cm, info.size, p.base_filters, p.max_filters)
+        self._build_critic = partial(Critic, cm, info.size, p.base_filters, p.max_filters, p.critic_norm)
+        self.generator = self._build_generator()
+        self.critic = self._build_critic()
+        self.ema = make_ema(self.generator, p.ema_decay) if p.ema_decay > 0 else None
+        self.augment = MaskAugment(p.augment)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr, betas=p.betas, fused=True)
+        self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=p.lr, betas=p.betas, fused=True)
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        """Both nets, the weight average (with its update count) and both optimizers."""
+        state: dict[str, Any] = {
+            "generator": self.generator,
+            "critic": self.critic,
+            "opt_g": self.opt_g,
+            "opt_c": self.opt_c,
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema
+        return state
+
+    def sampling_network(self) -> nn.Module:
+        """The network ``sample`` uses: the weight average when enabled, else the live generator."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    # ------------------------------------------------------------------ training
+    def fit(self, masks: torch.Tensor, trainer: Trainer) -> None:
+        """Train on ``masks`` for ``steps`` generator updates, resumable through ``trainer``.
+
+        After the last step the sampling network's batch-norm statistics are re-estimated
+        (see ``segsynth_wgan.ema``) before the final checkpoint is written, so the checkpoint
+        that later commands load samples exactly like this object does.
+        """
+        p = self.params
+        real = self._to_gan_scale(masks, trainer)
+        for module in self.state().values():
+            if isinstance(module, nn.Module):
+                trainer.setup(module)
+        state = self.state()
+        start = trainer.resume(state)
+        if start == 0:
+            self._reinitialize(trainer)
+        for step in trainer.steps(start, p.steps, f"stage1 {self.name}"):
+            losses = self._train_step(real, trainer)
+            if step % p.log_every == 0 or step == p.steps:
+                trainer.log(step, **losses)
+            trainer.checkpoint(step, state)
+        recalibrate_batchnorm(
+            self.sampling_network(),
+            p.nz,
+            p.bn_stat_samples,
+            p.sample_batch_size,
+            trainer.generator(_BN_CALIBRATION_SEED_OFFSET),
+        )
+        trainer.finish(state, p.steps)
+
+    def _reinitialize(self, trainer: Trainer) -> None:
+        """Start from weights that depend on the run seed only, not on what ran before ``fit``.
+
+        Fresh copies are built inside a forked, seeded RNG and loaded in place (the optimizers
+        keep their parameter objects); the weight average starts again from the live generator.
+        """
+        for module, build, offset in (
+            (self.generator, self._build_generator, _GENERATOR_INIT_OFFSET),
+            (self.critic, self._build_critic, _CRITIC_INIT_OFFSET),
+        ):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(trainer.generator(offset).initial_seed())
+                fresh = build()
+            module.load_state_dict(fresh.state_dict())
+        if self.ema is not None:
+            self.ema.module.load_state_dict(self.generator.state_dict())
+            self.ema.n_averaged.zero_()
+
+    def _to_gan_scale(self, masks: torch.Tensor, trainer: Trainer) -> torch.Tensor:
+        """Check the real masks against ``DatasetInfo`` and map 0/1 to -1/+1 on the device.
+
+        Values are thresholded at 0.5 rather than rescaled: a mask softened by an upstream
+        resize would otherwise differ from the hard-binarised fakes in a way the critic could use.
+        """
+        expected = (self.info.mask_channels, *self.info.size)
+        if masks.dim() != 4 or tuple(masks.shape[1:]) != expected or masks.shape[0] == 0:
+            raise segsynth.UserError(
+                f"the wgan_gp mask generator was built for masks shaped (N, {', '.join(map(str, expected))}) "
+                f"with N >= 1, but fit() received {tuple(masks.shape)}"
+            )
+        # the whole training set lives on the device: at most a few thousand small masks
+        return trainer.to_device(torch.where(masks > 0.5, 1.0, -1.0))
+
+    def _fakes(self, n: int, device: torch.device) -> torch.Tensor:
+        """``n`` generated masks from fresh codes, binarised for the critic when asked."""
+        p = self.params
+        fake = self.generator(torch.randn(n, p.nz, device=device))
+        return straight_through_binarize(fake, p.threshold) if p.straight_through else fake
+
+    def _train_step(self, real_all: torch.Tensor, trainer: Trainer) -> dict[str, torch.Tensor]:
+        """``n_critic`` critic updates, then one generator update; returns the losses to log."""
+        p = self.params
+        G, C, augment = self.generator, self.critic, self.augment
+        device = real_all.device
+        n = p.batch_size
+
+        C.requires_grad_(True)
+        for _ in range(p.n_critic):
+            real = real_all[torch.randint(real_all.shape[0], (n,), device=device)]
+            with torch.no_grad(), trainer.autocast():
+                fake = self._fakes(n, device)
+            with trainer.autocast():
+                inputs = augment(torch.cat([real, fake.to(real.dtype)]))
+                scores = C(inputs)
+            c_loss = critic_loss(scores[:n], scores[n:])
+            # outside autocast: the penalty differentiates the critic twice
+            gp = gradient_penalty(C, interpolate(inputs[:n], inputs[n:]))
+            trainer.backward(c_loss + p.gp_lambda * gp)
+            trainer.step(self.opt_c)
+
+        # freezing C saves computing its weight gradients and keeps them out of its next step
+        C.requires_grad_(False)
+        with trainer.autocast():
+            g_loss = generator_loss(C(augment(self._fakes(n, device))))
+        trainer.backward(g_loss)
+        trainer.step(self.opt_g)
+        C.requires_grad_(True)
+        if self.ema is not None:
+            self.ema.update_parameters(G)
+        return {"w_dist": -c_loss.detach(), "gp": gp.detach(), "g_loss": g_loss.detach()}
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` binary masks: z ~ N(0, I) from ``generator`` (CPU), tanh output > ``threshold``.
+
+        Batch norm runs in eval mode (running statistics, re-estimated at the end of ``fit``),
+        so a mask does not depend on which other masks share its batch.
+        """
+        p = self.params
+        net = self.sampling_network()
+        device = next(net.parameters()).device
+        codes = torch.randn(n, p.nz, generator=generator)
+        was_training = net.training
+        net.eval()
+        try:
+            chunks = [
+                (net(c.to(device)) > p.threshold).float().cpu() for c in codes.split(p.sample_batch_size)
+            ]
+        finally:
+            net.train(was_training)
+        if not chunks:
+            return torch.zeros(0, self.info.mask_channels, *self.info.size)
+        return torch.cat(chunks)

@@ -1,0 +1,14 @@
+"""Hook implementations: tells segsynth that this package provides the ``wgan_gp`` mask generator."""
+
+from __future__ import annotations
+
+import segsynth
+from segsynth_wgan.component import WGANGPMaskGenerator
+
+SEGSYNTH_API = 1
+
+
+@segsynth.hookimpl
+def segsynth_register_mask_generators() -> list[type[segsynth.MaskGenerator]]:
+    """Register the Stage-I WGAN-GP mask generator (recipe name ``wgan_gp``)."""
+    return [WGANGPMaskGenerator]
