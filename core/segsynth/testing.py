@@ -26,11 +26,20 @@ from segsynth.plugins import get_manager
 
 @contextlib.contextmanager
 def registered_plugin(
-    plugin: ModuleType | object, name: str | None = None, package: str = "test"
+    plugin: ModuleType | object, name: str | None = None, package: str = "test", version: str = "0",
 ) -> Iterator[str]:
-    """Register ``plugin`` in the process-wide manager for the duration of the block."""
+    """Register ``plugin`` in the process-wide manager for the duration of the block.
+
+    A plugin that is already registered (an installed package whose entry point the manager
+    loaded) is used as it is and left registered afterwards, so a package's tests pass whether
+    or not the package is installed.
+    """
     manager = get_manager()
-    registered = manager.register(plugin, name=name, package=package, version="0")
+    existing = manager.pm.get_name(plugin)
+    if existing is not None:
+        yield existing
+        return
+    registered = manager.register(plugin, name=name, package=package, version=version)
     try:
         yield registered
     finally:
@@ -42,8 +51,8 @@ def segsynth_plugin() -> Iterator[Callable[..., str]]:
     """Fixture: call it with a plugin module/object to register it until the test ends."""
     stack = contextlib.ExitStack()
 
-    def register(plugin: Any, name: str | None = None, package: str = "test") -> str:
-        return stack.enter_context(registered_plugin(plugin, name=name, package=package))
+    def register(plugin: Any, name: str | None = None, package: str = "test", version: str = "0") -> str:
+        return stack.enter_context(registered_plugin(plugin, name=name, package=package, version=version))
 
     with stack:
         yield register

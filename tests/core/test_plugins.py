@@ -111,3 +111,17 @@ def test_component_names_cannot_escape_run_folders():
                      package="evil-pkg")
     with pytest.raises(PluginError, match="lower-case letters"):
         manager.registry()
+
+
+def test_registered_plugin_reuses_an_installed_registration():
+    import segsynth_pix2pix.plugin as installed
+
+    from segsynth.plugins import get_manager
+    from segsynth.testing import registered_plugin
+
+    manager = get_manager()
+    before = manager.pm.get_name(installed)
+    assert before is not None  # loaded from its entry point
+    with registered_plugin(installed) as name:
+        assert name == before
+    assert manager.pm.get_name(installed) == before  # still registered afterwards
