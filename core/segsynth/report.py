@@ -10,6 +10,7 @@ import base64
 import csv
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,8 @@ def write_report(
     curves = []
     for csv_path in sorted(run_dir.rglob("losses.csv")):
         task = csv_path.parent.relative_to(run_dir).as_posix()
+        if any(re.fullmatch(r"seed[1-9]\d*", part) for part in csv_path.parent.parts):
+            continue  # repeated seeds train the same way; one curve per training set is enough
         png = plot_losses(csv_path, task, out / f"losses_{task.replace('/', '_')}.png")
         if png is not None:
             curves.append(f"<figure>{_img_tag(png, task)}</figure>")

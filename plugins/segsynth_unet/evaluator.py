@@ -1,26 +1,67 @@
-"""``unet_segmentation``: train U-Nets on real and on synthetic pairs, test both on real images.
+"""``unet_segmentation``: train U-Nets on real and on synthetic pairs, test them on real images.
 
 If the synthetic pairs capture what matters about the real ones, a segmenter that never saw a
-real image should come close to one trained on real images (Guibas et al. 2017 report F1 0.80
-vs 0.82 on DRIVE); ``ratio.f1`` states how close.
+real image should come close to one trained on real images (Guibas et al. 2017 report F1
+0.8877 vs 0.8988 on DRIVE); ``ratio.f1`` states how close. The protocol (docs/evaluation.md)
+makes that comparison trustworthy: training sets that separate data quality from data count,
+repetitions over seeds with their spread, metrics labelled with what and where they count, and
+two measures that use the real-trained segmenter as a yardstick (mask fidelity of Stage II and
+feature-space distances).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth_unet.figure import prediction_grid
 from segsynth_unet.network import max_depth
-from segsynth_unet.scoring import METRIC_LABELS, column_label, region_label, score
+from segsynth_unet.reference import (
+    FEATURES_TITLE,
+    FIDELITY_TITLE,
+    FeatureSettings,
+    feature_distances,
+    mask_fidelity,
+)
+from segsynth_unet.scoring import F1_TRAP_NOTE, METRIC_LABELS, column_label, region_label, score
 from segsynth_unet.segmenter import Segmenter, TrainingPlan
+from segsynth_unet.summary import aggregate, format_mean_std
+from segsynth_unet.training_sets import (
+    TRAIN_ON_CHOICES,
+    SetUnavailable,
+    TrainingSetSpec,
+    TrainOn,
+    build_training_set,
+    plan_training_sets,
+)
 
-TrainingSource = Literal["real", "synthetic", "real+synthetic"]
 DEFAULT_DEPTH = 4
 TABLE_TITLE = "Train on synthetic, test on real"
+PER_SEED_TITLE = "Per-seed scores (train on synthetic, test on real)"
+PER_SEED_KEYS = ("f1", "mean_image_f1", "macro_f1", "auc")  # enough to spot an outlier seed
+REFERENCE = "real"  # the training set whose seed-0 segmenter is the yardstick
+SUBSET_OFFSET = 7_000  # generator offsets: synthetic subsets per seed, feature-distance draws
+KID_OFFSET = 9_000
+FEATURE_LAYERS: dict[str, tuple[str, ...]] = {
+    "bottleneck": ("bottleneck",),
+    "decoder": ("decoder",),
+    "both": ("bottleneck", "decoder"),
+}
+
+
+@dataclass
+class SetOutcome:
+    """What the repetitions of one training set produced."""
+
+    spec: TrainingSetSpec
+    pairs: int = 0
+    scores: list[dict[str, float]] = field(default_factory=list)
+    first_prediction: torch.Tensor | None = None  # seed 0, thresholded, for the figure
+    first_segmenter: Segmenter | None = None  # seed 0, the yardstick when this is the real set
 
 
 class UNetSegmentationEvaluator(segsynth.Evaluator):
@@ -28,13 +69,33 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
 
     name: ClassVar[str] = "unet_segmentation"
     description: ClassVar[str] = (
-        "Train U-Nets on real and on synthetic pairs, compare their F1/AUC on real test images."
+        "Train U-Nets on real and synthetic pairs over seeds; Dice/F1/AUC on real test images, "
+        "Stage-II mask fidelity, KID and precision/recall."
     )
 
     class Params(segsynth.Params):
-        train_on: list[TrainingSource] = Field(
-            default_factory=lambda: ["real", "synthetic"],
-            description="Which training sets get a segmenter: 'real', 'synthetic', 'real+synthetic'.",
+        train_on: list[TrainOn] = Field(
+            default_factory=lambda: list(TRAIN_ON_CHOICES),
+            description=(
+                "Training sets, one segmenter per set and seed: 'real' (all real training pairs), "
+                "'synthetic@real_count' (a seeded subset of as many synthetic pairs as real ones), "
+                "'synthetic' (one set per synthetic_counts entry; null = all synthetic pairs), "
+                "'real+synthetic' (all real plus all synthetic pairs)."
+            ),
+        )
+        synthetic_counts: list[Annotated[int, Field(ge=1)] | None] = Field(
+            default_factory=lambda: [None],
+            description=(
+                "Sizes of the 'synthetic' training sets: null = every synthetic pair (label "
+                "'synthetic'), N = a seeded subset of N pairs (label 'synthetic@N')."
+            ),
+        )
+        seeds: int = Field(
+            3, ge=1, le=20,
+            description=(
+                "Repetitions of every training set with different seeds (init, batches, "
+                "augmentation, subsets); metrics are the mean, '.std' the sample std."
+            ),
         )
         steps: int = Field(600, ge=1, description="Training steps (batches) per segmenter.")
         batch_size: int = Field(8, ge=1, description="Images per training batch.")
@@ -59,6 +120,40 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         affine: bool = Field(
             False, description="Also augment with a small random affine warp (kornia)."
         )
+        fidelity: bool = Field(
+            True,
+            description=(
+                "Segment every synthetic image with the real-trained U-Net (seed 0) and report "
+                "its Dice to the source mask (fidelity.synthetic.dice)."
+            ),
+        )
+        feature_distances: bool = Field(
+            True,
+            description=(
+                "Report KID and k-NN precision/recall between real test and synthetic images on "
+                "the real-trained U-Net's pooled activations (kid.segmenter, prd.*)."
+            ),
+        )
+        feature_layer: Literal["bottleneck", "decoder", "both"] = Field(
+            "bottleneck",
+            description="Activations pooled into features: the bottleneck, the last decoder level, or both.",
+        )
+        kid_subsets: int = Field(
+            100, ge=1, le=10_000, description="Random subsets KID is averaged over (std is over subsets)."
+        )
+        kid_subset_size: int = Field(
+            1000, ge=2, description="Images drawn from each set per KID subset (capped at the set size)."
+        )
+        prd_k: int = Field(
+            3, ge=1, le=100, description="k of the k-nearest-neighbour manifolds of precision/recall."
+        )
+        prd_draws: int = Field(
+            10, ge=1, le=1000,
+            description=(
+                "Precision/recall compare equally many real and synthetic images: the larger set "
+                "is subsampled this many times and the results averaged."
+            ),
+        )
         figure_images: int = Field(
             4, ge=0, le=16, description="Test images shown in predictions.png (0: no figure)."
         )
@@ -67,12 +162,28 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         @classmethod
         def _distinct_and_not_empty(cls, value: list[str]) -> list[str]:
             if not value:
-                raise ValueError(
-                    "train_on must name at least one of 'real', 'synthetic', 'real+synthetic'"
-                )
+                raise ValueError(f"train_on must name at least one of {', '.join(TRAIN_ON_CHOICES)}")
             if len(set(value)) != len(value):
                 raise ValueError(f"train_on lists a training set twice: {value}")
             return value
+
+        @field_validator("synthetic_counts")
+        @classmethod
+        def _distinct_counts(cls, value: list[int | None]) -> list[int | None]:
+            if not value:
+                raise ValueError("synthetic_counts must hold at least one entry (null = all pairs)")
+            if len(set(value)) != len(value):
+                raise ValueError(f"synthetic_counts lists a count twice: {value}")
+            return value
+
+        @model_validator(mode="after")
+        def _counts_need_synthetic(self) -> UNetSegmentationEvaluator.Params:
+            if self.synthetic_counts != [None] and "synthetic" not in self.train_on:
+                raise ValueError(
+                    "synthetic_counts sizes the 'synthetic' training sets, but train_on has no "
+                    "'synthetic' entry; add it or drop synthetic_counts"
+                )
+            return self
 
     params: Params
 
@@ -110,42 +221,162 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             result.notes.append("unet_segmentation: the real test split is empty; nothing to score.")
             return result
         self._check_data(real_test)
-        region = region_label(real_test)
-        rows: list[dict[str, Any]] = []
-        predictions: dict[str, torch.Tensor] = {}
-        for source in self.params.train_on:
-            pairs = self._training_set(source, real_train, synthetic)
-            if len(pairs) == 0:
-                result.notes.append(f"No {source} training pairs: no segmenter trained on {source}.")
-                continue
-            self._check_data(pairs)
-            probabilities = self._train_and_predict(source, pairs, real_test, trainer)
-            predictions[source] = (probabilities > self.params.threshold).float()
-            scores = score(probabilities, real_test, self.params.threshold)
-            result.metrics.update({f"{source}.{key}": value for key, value in scores.items()})
-            if "auc" not in scores:
-                result.notes.append(
-                    f"{source}.auc left out: the test masks hold only one class ({region})."
-                )
-            row: dict[str, Any] = {"trained on": source, "training pairs": len(pairs)}
-            row |= {column_label(k, region): round(scores[k], 4) for k in METRIC_LABELS if k in scores}
-            rows.append(row)
+        p = self.params
+        outcomes = [
+            self._repeat(spec, real_train, real_test, synthetic, trainer, result.notes)
+            for spec in plan_training_sets(p.train_on, p.synthetic_counts)
+        ]
+        outcomes = [o for o in outcomes if o.scores]
+        self._summarise(outcomes, region_label(real_test), result)
         self._add_ratio(result)
-        result.tables[TABLE_TITLE] = rows
-        if predictions and self.params.figure_images > 0:
-            shown = real_test.subset(slice(0, self.params.figure_images))
-            # masks are drawn only where they are scored: inside the field of view
-            inside = 1.0 if shown.fovs is None else shown.fovs
-            path = prediction_grid(
-                trainer.work_dir / "predictions.png",
-                shown.images,
-                shown.masks * inside,
-                {k: v[: len(shown)] * inside for k, v in predictions.items()},
-                shown.ids,
-            )
-            result.figures["U-Net predictions on real test images"] = str(path)
+        if p.fidelity or p.feature_distances:
+            trained = {o.spec.label: o.first_segmenter for o in outcomes}
+            self._reference_measures(trained.get(REFERENCE), real_train, real_test, synthetic,
+                                     trainer, result)
+        self._figure(outcomes, real_test, trainer, result)
         return result
 
+    def _repeat(
+        self,
+        spec: TrainingSetSpec,
+        real_train: segsynth.PairSet,
+        real_test: segsynth.PairSet,
+        synthetic: segsynth.PairSet,
+        trainer: segsynth.Trainer,
+        notes: list[str],
+    ) -> SetOutcome:
+        """Train (or reload) one segmenter per seed on ``spec``'s pairs and score each on the test set."""
+        outcome = SetOutcome(spec)
+        for seed in range(self.params.seeds):
+            try:
+                pairs = build_training_set(
+                    spec, real_train, synthetic, trainer.generator(SUBSET_OFFSET + seed)
+                )
+            except SetUnavailable as exc:
+                notes.append(f"No {spec.label} segmenter: {exc}.")
+                return outcome
+            if len(pairs) == 0:
+                notes.append(f"No {spec.label} training pairs: no segmenter trained on {spec.label}.")
+                return outcome
+            self._check_data(pairs)
+            segmenter = self._trained(spec.label, seed, pairs, trainer)
+            probabilities = segmenter.predict(real_test.images, self._child(trainer, spec.label, seed),
+                                              batch_size=self._batch())
+            outcome.pairs = len(pairs)
+            outcome.scores.append(score(probabilities, real_test, self.params.threshold))
+            if seed == 0:
+                outcome.first_prediction = (probabilities > self.params.threshold).float()
+                outcome.first_segmenter = segmenter
+        return outcome
+
+    def _summarise(
+        self, outcomes: list[SetOutcome], region: str, result: segsynth.EvaluationResult
+    ) -> None:
+        """Metrics (mean and ``.std``), the labelled table, per-seed rows and the notes."""
+        rows: list[dict[str, Any]] = []
+        per_seed: list[dict[str, Any]] = []
+        for outcome in outcomes:
+            label = outcome.spec.label
+            summary = aggregate(outcome.scores)
+            for key, (mean, std) in summary.items():
+                result.metrics[f"{label}.{key}"] = mean
+                if std is not None:
+                    result.metrics[f"{label}.{key}.std"] = std
+            if "auc" not in summary:
+                result.notes.append(f"{label}.auc left out: the test masks hold only one class ({region}).")
+            row: dict[str, Any] = {"trained on": label, "training pairs": outcome.pairs,
+                                   "seeds": len(outcome.scores)}
+            row |= {column_label(k, region): format_mean_std(*summary[k])
+                    for k in METRIC_LABELS if k in summary}
+            rows.append(row)
+            for seed, scores in enumerate(outcome.scores):
+                per_seed.append({"trained on": label, "seed": seed}
+                                | {column_label(k, region): round(scores[k], 4)
+                                   for k in PER_SEED_KEYS if k in scores})
+        if not rows:
+            return
+        result.tables[TABLE_TITLE] = rows
+        if self.params.seeds > 1:
+            result.tables[PER_SEED_TITLE] = per_seed
+            result.notes.append(
+                f"Each training set was trained {self.params.seeds} times (seeds 0..{self.params.seeds - 1}: "
+                "weight init, batch order, augmentation and synthetic subset); tables show mean ± "
+                "sample standard deviation over seeds (metrics: <set>.<metric> is the mean, "
+                "<set>.<metric>.std the std). The std is run-to-run spread, not a confidence interval."
+            )
+        else:
+            result.notes.append(
+                "seeds = 1: every number is a single training run; no .std metrics are reported "
+                "and differences between training sets may be training noise."
+            )
+        result.notes.append(F1_TRAP_NOTE)
+
+    def _reference_measures(
+        self,
+        reference: Segmenter | None,
+        real_train: segsynth.PairSet,
+        real_test: segsynth.PairSet,
+        synthetic: segsynth.PairSet,
+        trainer: segsynth.Trainer,
+        result: segsynth.EvaluationResult,
+    ) -> None:
+        """Mask fidelity and feature distances with the frozen seed-0 real-trained segmenter.
+
+        ``reference`` is that segmenter when the protocol already trained it; otherwise it is
+        trained (or reloaded) here, in the folder it would have had.
+        """
+        p = self.params
+        if len(real_train) == 0:
+            result.notes.append(
+                "Mask fidelity, KID and precision/recall left out: they need a segmenter trained "
+                "on real pairs and there are no real training pairs."
+            )
+            return
+        if reference is None:
+            result.notes.append(
+                "train_on has no 'real' set; a real-trained segmenter (seed 0) was still trained "
+                "as the yardstick for mask fidelity and feature distances."
+            )
+            self._check_data(real_train)
+            reference = self._trained(REFERENCE, 0, real_train, trainer)
+        child = self._child(trainer, REFERENCE, 0)
+        if p.fidelity:
+            mask_fidelity(
+                reference, synthetic, real_train, real_test, child, p.threshold, self._batch()
+            ).add_to(result, FIDELITY_TITLE)
+        if p.feature_distances:
+            settings = FeatureSettings(FEATURE_LAYERS[p.feature_layer], p.kid_subsets,
+                                       p.kid_subset_size, p.prd_k, p.prd_draws, self._batch())
+            feature_distances(
+                reference, real_test, synthetic, real_train, child, settings,
+                trainer.generator(KID_OFFSET),
+            ).add_to(result, FEATURES_TITLE)
+
+    def _figure(
+        self,
+        outcomes: list[SetOutcome],
+        real_test: segsynth.PairSet,
+        trainer: segsynth.Trainer,
+        result: segsynth.EvaluationResult,
+    ) -> None:
+        """predictions.png: a few test images, their truth and each set's seed-0 prediction."""
+        predictions = {o.spec.label: o.first_prediction for o in outcomes
+                       if o.first_prediction is not None}
+        if not predictions or self.params.figure_images == 0:
+            return
+        shown = real_test.subset(slice(0, self.params.figure_images))
+        # masks are drawn only where they are scored: inside the field of view
+        inside = 1.0 if shown.fovs is None else shown.fovs
+        path = prediction_grid(
+            trainer.work_dir / "predictions.png",
+            shown.images,
+            shown.masks * inside,
+            {k: v[: len(shown)] * inside for k, v in predictions.items()},
+            shown.ids,
+        )
+        result.figures["U-Net predictions on real test images (seed 0)"] = str(path)
+
+    # ------------------------------------------------------------------ helpers
     def _check_data(self, pairs: segsynth.PairSet) -> None:
         """Refuse data the networks were not built for, with a message instead of a shape error."""
         channels = (pairs.images.shape[1], pairs.masks.shape[1])
@@ -161,41 +392,25 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                 f"but got {size[0]}x{size[1]} images, which allow depth <= {max_depth(size)}."
             )
 
+    def _batch(self) -> int:
+        """Images per forward pass when predicting or embedding (no gradients: can be larger)."""
+        return max(self.params.batch_size, 8)
+
     @staticmethod
-    def _training_set(
-        source: str, real_train: segsynth.PairSet, synthetic: segsynth.PairSet
-    ) -> segsynth.PairSet:
-        """The pairs a ``train_on`` entry names (the mixed set is only built when asked for).
+    def _child(trainer: segsynth.Trainer, label: str, seed: int) -> segsynth.Trainer:
+        """The trainer of one (set, seed) segmenter: its own folder and run seed + ``seed``."""
+        child = trainer.child(label).child(f"seed{seed}")
+        return child.with_settings(seed=trainer.settings.seed + seed)
 
-        When only one part of the mixed set has a field of view, the other gets an all-ones one,
-        so the real images keep their loss mask instead of ``PairSet.concat`` dropping it.
+    def _trained(
+        self, label: str, seed: int, pairs: segsynth.PairSet, trainer: segsynth.Trainer
+    ) -> Segmenter:
+        """The segmenter for (``label``, ``seed``): trained here, or reloaded when resuming a finished one.
+
+        Repetition ``seed`` of every set starts from the same weights and draws the same batch
+        positions, so within a seed the only difference between two sets is their data.
         """
-        if source == "real":
-            return real_train
-        if source == "synthetic":
-            return synthetic
-        parts = [p for p in (real_train, synthetic) if len(p) > 0] or [real_train]
-        if any(p.fovs is not None for p in parts):
-            parts = [
-                p if p.fovs is not None
-                else segsynth.PairSet(p.images, p.masks, torch.ones_like(p.masks[:, :1]), p.ids)
-                for p in parts
-            ]
-        return segsynth.PairSet.concat(parts)
-
-    def _train_and_predict(
-        self,
-        source: str,
-        pairs: segsynth.PairSet,
-        test: segsynth.PairSet,
-        trainer: segsynth.Trainer,
-    ) -> torch.Tensor:
-        """Train (or, when resuming a finished one, reload) the segmenter for ``source``; predict ``test``.
-
-        Every segmenter starts from the same seed, so the only difference between them is the
-        data they were trained on.
-        """
-        child = trainer.child(source)
+        child = self._child(trainer, label, seed)
         child.seed_everything()
         p = self.params
         segmenter = Segmenter(
@@ -203,12 +418,12 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         )
         if not (child.resume_requested and child.load_final(segmenter.state())):
             plan = TrainingPlan(p.steps, p.batch_size, p.flip_rotate, p.affine)
-            segmenter.fit(pairs, child, plan, desc=f"unet on {source}")
-        return segmenter.predict(test.images, child, batch_size=max(p.batch_size, 8))
+            segmenter.fit(pairs, child, plan, desc=f"unet on {label} (seed {seed})")
+        return segmenter
 
     @staticmethod
     def _add_ratio(result: segsynth.EvaluationResult) -> None:
-        """``ratio.f1`` = synthetic F1 / real F1: 1.0 means the synthetic data lost nothing."""
+        """``ratio.f1`` = synthetic F1 / real F1 (means over seeds): 1.0 means nothing was lost."""
         real, synthetic = result.metrics.get("real.f1"), result.metrics.get("synthetic.f1")
         if real is None or synthetic is None:
             return

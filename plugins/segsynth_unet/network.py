@@ -68,6 +68,15 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_features(x)[0]
+
+    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits plus two activation maps the evaluator uses as an image embedding.
+
+        ``bottleneck`` is the deepest encoder output (what the net "understood" of the image);
+        ``decoder`` is the last decoder map before the 1x1 head, cropped to the input size. One
+        pass gives both, so feature extraction sees exactly the computation that segments.
+        """
         height, width = x.shape[-2:]
         multiple = 2**self.depth
         pad_h, pad_w = (-height) % multiple, (-width) % multiple
@@ -78,7 +87,9 @@ class UNet(nn.Module):
         skips = [self.stem(x)]
         for block in self.down:
             skips.append(block(F.max_pool2d(skips[-1], 2)))
-        y = skips.pop()
+        bottleneck = skips.pop()
+        y = bottleneck
         for block in self.up:
             y = block(y, skips.pop())
-        return self.head(y)[..., :height, :width]
+        decoder = y[..., :height, :width]
+        return self.head(decoder), {"bottleneck": bottleneck, "decoder": decoder}

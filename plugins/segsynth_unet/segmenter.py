@@ -17,6 +17,7 @@ from segsynth_unet.loss import segmentation_loss
 from segsynth_unet.network import UNet
 
 LOG_EVERY = 10
+FEATURE_LAYERS = ("bottleneck", "decoder")
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,41 @@ class Segmenter:
         if not parts:
             return torch.zeros((0, self.net.head.out_channels, *images.shape[-2:]))
         return torch.cat(parts)
+
+    @torch.no_grad()
+    def features(
+        self,
+        images: torch.Tensor,
+        trainer: segsynth.Trainer,
+        layers: tuple[str, ...] = ("bottleneck",),
+        batch_size: int = 8,
+    ) -> torch.Tensor:
+        """Global-average-pooled activations of ``layers``, float64 ``(N, D)`` on the CPU.
+
+        The frozen segmenter is the only image model this tool can use without a download, so
+        its pooled activations stand in for Inception features in KID and precision/recall.
+        Several layers are concatenated in the order given (``FEATURE_LAYERS`` names them).
+        """
+        unknown = [name for name in layers if name not in FEATURE_LAYERS]
+        if unknown or not layers:
+            raise ValueError(f"feature layers must be some of {FEATURE_LAYERS}; got {layers}")
+        trainer.setup(self.net)
+        self.net.eval()
+        parts = []
+        for start in range(0, images.shape[0], batch_size):
+            x = trainer.to_device(images[start : start + batch_size])
+            with trainer.autocast():
+                _, maps = self.net.forward_with_features(x)
+            pooled = [maps[name].float().mean(dim=(-2, -1)) for name in layers]
+            parts.append(torch.cat(pooled, dim=1).double().cpu())
+        self.net.train()
+        if not parts:
+            width = sum(self._layer_width(name) for name in layers)
+            return torch.zeros((0, width), dtype=torch.float64)
+        return torch.cat(parts)
+
+    def _layer_width(self, layer: str) -> int:
+        """Channels of ``layer``'s activation map (for an empty result's shape)."""
+        if layer == "decoder":
+            return int(self.net.head.in_channels)
+        return int(self.net.up[0].up.in_channels) if len(self.net.up) else int(self.net.head.in_channels)

@@ -103,8 +103,14 @@ def test_params_validation(bad: dict) -> None:
 
 def test_params_defaults_and_every_field_described() -> None:
     p = Params()
-    assert p.train_on == ["real", "synthetic"] and p.steps == 600 and p.batch_size == 8
-    assert p.lr == 1e-3 and p.threshold == 0.5
+    assert p.train_on == ["real", "synthetic@real_count", "synthetic", "real+synthetic"]
+    assert p.synthetic_counts == [None] and p.seeds == 3
+    assert p.steps == 600 and p.batch_size == 8 and p.lr == 1e-3 and p.threshold == 0.5
+    assert p.fidelity and p.feature_distances and p.feature_layer == "bottleneck"
+    assert (p.kid_subsets, p.kid_subset_size, p.prd_k, p.prd_draws) == (100, 1000, 3, 10)
+    # what the shipped recipes write keeps working
+    old = Params(steps=4000, batch_size=4, base_filters=64, depth=4, train_on=["real", "synthetic", "real+synthetic"])
+    assert old.train_on == ["real", "synthetic", "real+synthetic"]
     assert all(f.description for f in Params.model_fields.values())
 
 
@@ -204,61 +210,73 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- end to end
 METRICS = ["f1", "macro_f1", "precision", "recall", "specificity", "accuracy", "auc", "mean_image_f1"]
+REFERENCE_METRICS = {"fidelity.synthetic.dice", "fidelity.synthetic.dice.std", "fidelity.real_test.dice",
+                     "fidelity.real_test.dice.std", "kid.segmenter", "kid.segmenter.std",
+                     "prd.precision", "prd.precision.std", "prd.recall", "prd.recall.std",
+                     "kid.real_train_vs_test", "kid.real_train_vs_test.std",
+                     "prd.real_train_vs_test.precision", "prd.real_train_vs_test.precision.std",
+                     "prd.real_train_vs_test.recall", "prd.real_train_vs_test.recall.std"}
 
 
 def test_evaluator_end_to_end_on_bright_squares(tmp_path: Path) -> None:
     real_train, real_test, synthetic = bright_squares(8, 10), bright_squares(6, 11, fov=True), bright_squares(16, 12)
     info = segsynth.DatasetInfo(1, 1, (16, 16), has_fov=True)
-    params = Params(steps=40, lr=1e-2, depth=2, base_filters=8, batch_size=8)
+    params = Params(steps=40, lr=1e-2, depth=2, base_filters=8, batch_size=8, seeds=1,
+                    train_on=["real", "synthetic"], kid_subsets=5, kid_subset_size=4)
     evaluator = UNetSegmentationEvaluator(params, info)
     result = evaluator.evaluate(real_train, real_test, synthetic, make_trainer(tmp_path))
 
     expected = {f"{s}.{m}" for s in ("real", "synthetic") for m in METRICS} | {"ratio.f1"}
-    assert set(result.metrics) == expected
+    assert set(result.metrics) == expected | REFERENCE_METRICS
     assert result.metrics["real.f1"] > 0.8 and result.metrics["synthetic.f1"] > 0.8
     assert result.metrics["real.auc"] > 0.95
     assert result.metrics["ratio.f1"] == pytest.approx(result.metrics["synthetic.f1"] / result.metrics["real.f1"])
-    for value in result.metrics.values():
-        assert 0.0 <= value <= 1.0 or value == result.metrics["ratio.f1"]
+    for key, value in result.metrics.items():
+        if not key.startswith(("ratio.", "kid.")):
+            assert 0.0 <= value <= 1.0, key
+    # squares on noise segmented by a good U-Net: the synthetic masks are found again
+    assert result.metrics["fidelity.synthetic.dice"] > 0.8
 
     rows = result.tables["Train on synthetic, test on real"]
     assert [r["trained on"] for r in rows] == ["real", "synthetic"]
-    assert rows[1]["training pairs"] == 16
-    assert rows[0]["F1 (vessel, in FOV)"] == round(result.metrics["real.f1"], 4)
-    assert "AUC (in FOV)" in rows[0] and "macro F1 (in FOV)" in rows[0]
+    assert rows[1]["training pairs"] == 16 and rows[1]["seeds"] == 1
+    assert rows[0]["Dice = foreground F1, pooled pixels (in FOV)"] == f"{result.metrics['real.f1']:.3f}"
+    assert "ROC AUC of pixel probabilities (in FOV)" in rows[0]
+    assert "macro F1 = mean of foreground and background F1 (in FOV)" in rows[0]
+    assert any("seeds = 1" in note for note in result.notes)
+    assert any("0.8988" in note and "macro" in note for note in result.notes)
 
-    figure = Path(result.figures["U-Net predictions on real test images"])
+    figure = Path(result.figures["U-Net predictions on real test images (seed 0)"])
     assert figure == tmp_path / "predictions.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for source in ("real", "synthetic"):
-        assert (tmp_path / source / "checkpoints" / "final.pt").exists()
-        assert (tmp_path / source / "losses.csv").exists()
+        assert (tmp_path / source / "seed0" / "checkpoints" / "final.pt").exists()
+        assert (tmp_path / source / "seed0" / "losses.csv").exists()
 
     # resuming a finished evaluation reloads both segmenters instead of training them again
-    (tmp_path / "real" / "losses.csv").unlink()
+    (tmp_path / "real" / "seed0" / "losses.csv").unlink()
     again = evaluator.evaluate(real_train, real_test, synthetic, make_trainer(tmp_path, resume=True))
     assert again.metrics == result.metrics
-    assert not (tmp_path / "real" / "losses.csv").exists()
+    assert not (tmp_path / "real" / "seed0" / "losses.csv").exists()
 
 
 def test_evaluator_notes_missing_training_data(tmp_path: Path) -> None:
     real_train, real_test = bright_squares(4, 20), bright_squares(2, 21)
     empty = real_train.subset([])
     info = segsynth.DatasetInfo(1, 1, (16, 16))
-    params = Params(steps=2, depth=1, base_filters=2, train_on=["synthetic", "real+synthetic"], figure_images=0)
+    params = Params(steps=2, depth=1, base_filters=2, seeds=1, figure_images=0,
+                    train_on=["synthetic", "synthetic@real_count", "real+synthetic"])
     result = UNetSegmentationEvaluator(params, info).evaluate(real_train, real_test, empty, make_trainer(tmp_path))
     assert set(result.metrics) == {f"real+synthetic.{m}" for m in METRICS}
     assert any("No synthetic training pairs" in note for note in result.notes)
+    assert any("synthetic@real_count needs 4 pairs but only 0 exist" in note for note in result.notes)
+    # the yardstick is trained even when 'real' is not a training set, but there is nothing to judge
+    assert any("no 'real' set" in note for note in result.notes)
+    assert any("fidelity.synthetic.dice left out" in note for note in result.notes)
+    assert any("kid.segmenter, prd.precision and prd.recall left out" in note for note in result.notes)
+    assert (tmp_path / "real" / "seed0" / "checkpoints" / "final.pt").exists()
     assert result.figures == {}
     with pytest.raises(segsynth.UserError, match="3-channel images"):
         UNetSegmentationEvaluator(params, segsynth.DatasetInfo(3, 1, (16, 16))).evaluate(
             real_train, real_test, empty, make_trainer(tmp_path / "x")
         )
-
-
-def test_mixed_training_set_keeps_the_real_fov() -> None:
-    real, synthetic = bright_squares(3, 30, fov=True), bright_squares(2, 31)
-    mixed = UNetSegmentationEvaluator._training_set("real+synthetic", real, synthetic)
-    assert len(mixed) == 5 and mixed.fovs is not None
-    assert torch.equal(mixed.fovs[:3], real.fovs) and bool((mixed.fovs[3:] == 1).all())
-    assert UNetSegmentationEvaluator._training_set("synthetic", real, synthetic) is synthetic

@@ -1,0 +1,189 @@
+"""Measures that use one frozen segmenter trained on real pairs as a yardstick.
+
+Utility (train on synthetic, test on real) says whether the synthetic pairs *teach* well; it
+does not say why. With a segmenter that already works on real images we can ask two sharper
+questions without downloading any pretrained network:
+
+- mask fidelity: does a synthetic image show the mask it was generated from? Segment it and
+  compare with that mask (Dice per image). A low value means Stage II ignores its input, and a
+  segmenter trained on such pairs learns wrong labels.
+- feature-space distance: do synthetic images, as a population, look like real test images
+  to a network that knows the domain? KID and k-NN precision/recall on the segmenter's
+  global-average-pooled activations (``distances``), next to the same numbers for real
+  training vs real test images, the floor a perfect generator would reach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+import segsynth
+from segsynth_unet.distances import TooFewSamples, balanced_precision_recall, kernel_inception_distance
+from segsynth_unet.scoring import mask_dice, region_label
+from segsynth_unet.segmenter import Segmenter
+from segsynth_unet.summary import format_mean_std, mean_std
+
+FIDELITY_TITLE = "Mask fidelity of Stage II (frozen U-Net trained on real pairs, seed 0)"
+FEATURES_TITLE = "Feature-space distance to real test images (frozen real-trained U-Net, seed 0)"
+
+
+@dataclass
+class Section:
+    """Metrics, table rows and notes one measure adds to the evaluation result."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add_to(self, result: segsynth.EvaluationResult, title: str) -> None:
+        result.metrics.update(self.metrics)
+        result.notes.extend(self.notes)
+        if self.rows:
+            result.tables[title] = self.rows
+
+    def put(self, key: str, mean: float, std: float | None) -> None:
+        """Record ``key`` (the mean) and ``key.std`` when there is a spread."""
+        self.metrics[key] = mean
+        if std is not None:
+            self.metrics[f"{key}.std"] = std
+
+
+def fidelity_region(synthetic: segsynth.PairSet, real_train: segsynth.PairSet) -> segsynth.PairSet:
+    """``synthetic`` with a field of view where the real-trained segmenter's answer means something.
+
+    Synthetic pairs usually come without a field of view, but the yardstick segmenter was
+    trained with its loss masked to the real fields of view: outside them (the black corners of
+    a fundus photo) its output is arbitrary and would count as false positives. A fundus camera's
+    field of view sits in the same place in every image, so the synthetic images are scored
+    inside the pixel-wise majority of the real training fields of view.
+    """
+    if synthetic.fovs is not None or real_train.fovs is None:
+        return synthetic
+    if real_train.fovs.shape[-2:] != synthetic.masks.shape[-2:]:
+        return synthetic
+    common = (real_train.fovs.mean(dim=0, keepdim=True) >= 0.5).float()
+    fovs = common.expand(len(synthetic), -1, -1, -1).contiguous()
+    return segsynth.PairSet(synthetic.images, synthetic.masks, fovs, synthetic.ids)
+
+
+def mask_fidelity(
+    reference: Segmenter,
+    synthetic: segsynth.PairSet,
+    real_train: segsynth.PairSet,
+    real_test: segsynth.PairSet,
+    trainer: segsynth.Trainer,
+    threshold: float,
+    batch_size: int,
+) -> Section:
+    """``fidelity.synthetic.dice``: per-image Dice between segmentation and source mask.
+
+    The same segmenter on real test images (``fidelity.real_test.dice``) is the yardstick: a
+    Stage II that renders its masks perfectly would make synthetic images exactly as easy to
+    segment as real ones, so the synthetic value is read against that one, not against 1.0.
+    """
+    section = Section()
+    if len(synthetic) == 0:
+        section.notes.append("fidelity.synthetic.dice left out: there are no synthetic pairs.")
+        return section
+    scored = fidelity_region(synthetic, real_train)
+    if scored is not synthetic:
+        section.notes.append(
+            "fidelity.synthetic.dice is counted inside the real training images' common field of "
+            "view (pixels inside it in at least half of them): the synthetic pairs have none, and "
+            "outside it the real-trained segmenter was never trained."
+        )
+    for name, pairs, what in (
+        ("synthetic", scored, "synthetic images vs the masks they were generated from"),
+        ("real_test", real_test, "real test images vs their true masks (yardstick)"),
+    ):
+        dice = mask_dice(reference.predict(pairs.images, trainer, batch_size), pairs, threshold)
+        mean, std = mean_std(dice.tolist())
+        section.put(f"fidelity.{name}.dice", mean, std)
+        label = f"Dice per image, mean ± std over images ({region_label(pairs)})"
+        section.rows.append({"images": what, "pairs": len(pairs), label: format_mean_std(mean, std)})
+    return section
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How features are made and compared (from the evaluator's params)."""
+
+    layers: tuple[str, ...]
+    kid_subsets: int
+    kid_subset_size: int
+    k: int
+    prd_draws: int
+    batch_size: int
+
+
+def feature_distances(
+    reference: Segmenter,
+    real_test: segsynth.PairSet,
+    synthetic: segsynth.PairSet,
+    real_train: segsynth.PairSet,
+    trainer: segsynth.Trainer,
+    settings: FeatureSettings,
+    generator: torch.Generator,
+) -> Section:
+    """KID and precision/recall of synthetic (and, as the floor, real training) vs real test images.
+
+    Metrics: ``kid.segmenter`` and ``prd.precision`` / ``prd.recall`` for the synthetic images;
+    ``kid.real_train_vs_test`` and ``prd.real_train_vs_test.*`` for the floor (biased low: the
+    segmenter was trained on those images). Each has ``.std`` when there is a spread. A measure
+    the sets are too small for is left out with a note, never reported as 0.
+    """
+    section = Section()
+    if len(synthetic) == 0:
+        section.notes.append(
+            "kid.segmenter, prd.precision and prd.recall left out: there are no synthetic pairs."
+        )
+        return section
+
+    def embed(pairs: segsynth.PairSet) -> torch.Tensor:
+        return reference.features(pairs.images, trainer, settings.layers, settings.batch_size)
+
+    real = embed(real_test)
+    where = f"pooled {'+'.join(settings.layers)} activations, whole image"
+    compared = [("synthetic", "kid.segmenter", "prd", embed(synthetic))]
+    if len(real_train) > 0:
+        compared.append(("real training (floor)", "kid.real_train_vs_test", "prd.real_train_vs_test",
+                         embed(real_train)))
+    for name, kid_key, prd_key, other in compared:
+        sizes = {"real test images": len(real), "compared images": len(other)}
+        try:
+            kid = kernel_inception_distance(
+                real, other, settings.kid_subsets, settings.kid_subset_size, generator
+            )
+        except TooFewSamples as exc:
+            section.notes.append(f"{kid_key} left out: {exc}.")
+        else:
+            section.put(kid_key, kid.mean, kid.std)
+            if kid.std is None:
+                section.notes.append(
+                    f"{kid_key}.std left out: both image sets fit in one KID subset, so there is "
+                    "a single estimate and no spread over subsets."
+                )
+            section.rows.append({
+                "compared": name, "measure": f"KID = unbiased MMD², cubic kernel ({where})",
+                "value": format_mean_std(kid.mean, kid.std, ".3g"), **sizes,
+                "detail": f"{kid.subsets} subset(s) of {kid.sizes[0]} real test and {kid.sizes[1]} compared",
+            })
+        try:
+            prd = balanced_precision_recall(real, other, settings.k, settings.prd_draws, generator)
+        except TooFewSamples as exc:
+            section.notes.append(f"{prd_key}.precision and {prd_key}.recall left out: {exc}.")
+            continue
+        draws = f"{prd.draws} draw(s) of {prd.size} per set"
+        for what, mean, std, meaning in (
+            ("precision", prd.precision, prd.precision_std, "share inside the real test manifold"),
+            ("recall", prd.recall, prd.recall_std, "share of real test inside their manifold"),
+        ):
+            section.put(f"{prd_key}.{what}", mean, std)
+            section.rows.append({
+                "compared": name, "measure": f"{what}, k={settings.k} nearest-neighbour manifolds ({where})",
+                "value": format_mean_std(mean, std), **sizes, "detail": f"{meaning}; {draws}",
+            })
+    return section

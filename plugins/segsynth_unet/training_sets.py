@@ -1,0 +1,116 @@
+"""Which pairs each segmenter is trained on: the four training sets of the protocol.
+
+A segmenter trained on *all* synthetic pairs sees more (if less varied) data than one trained on
+the few real pairs, so "synthetic beats real" can be an effect of count, not of quality. The
+protocol therefore separates the two: ``synthetic@real_count`` trains on exactly as many
+synthetic pairs as there are real ones (the fair comparison), ``synthetic`` (and
+``synthetic@N``) on more, ``real+synthetic`` on both (synthetic data as augmentation).
+
+``train_on`` entries and the set labels they give (labels prefix metrics and name folders):
+
+- ``real``: every real training pair.
+- ``synthetic@real_count``: ``len(real_train)`` synthetic pairs, a seeded random subset.
+- ``synthetic``: one set per entry of ``synthetic_counts``; ``None`` is every synthetic pair
+  (label ``synthetic``), an integer ``N`` a seeded subset of ``N`` pairs (label ``synthetic@N``).
+- ``real+synthetic``: every real and every synthetic pair.
+
+Subsets are drawn by ``torch.randperm`` from a generator seeded by the run seed and the
+repetition's seed index, so the same run gives the same subsets, each repetition a different
+one, and the subsets of one repetition are nested (the first ``N`` of the same permutation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+import segsynth
+
+TrainOn = Literal["real", "synthetic@real_count", "synthetic", "real+synthetic"]
+TRAIN_ON_CHOICES: tuple[str, ...] = ("real", "synthetic@real_count", "synthetic", "real+synthetic")
+
+
+class SetUnavailable(Exception):
+    """The data cannot make this training set (e.g. fewer synthetic pairs than asked for)."""
+
+
+@dataclass(frozen=True)
+class TrainingSetSpec:
+    """One training set of the protocol: its label and how to build it."""
+
+    label: str  # metric prefix and child folder name: "real", "synthetic@real_count", ...
+    source: str  # the ``train_on`` entry it came from
+    count: int | None = None  # synthetic pairs for an explicit ``synthetic@N``; None: all
+
+
+def plan_training_sets(
+    train_on: Sequence[str], synthetic_counts: Sequence[int | None]
+) -> list[TrainingSetSpec]:
+    """Expand ``train_on`` (with ``synthetic_counts`` for its ``synthetic`` entry) into sets."""
+    specs: list[TrainingSetSpec] = []
+    for source in train_on:
+        if source not in TRAIN_ON_CHOICES:
+            raise ValueError(f"unknown training set {source!r}; use one of {TRAIN_ON_CHOICES}")
+        if source != "synthetic":
+            specs.append(TrainingSetSpec(source, source))
+            continue
+        for count in synthetic_counts:
+            label = "synthetic" if count is None else f"synthetic@{count}"
+            specs.append(TrainingSetSpec(label, source, count))
+    return specs
+
+
+def seeded_subset(
+    pairs: segsynth.PairSet, count: int, generator: torch.Generator
+) -> segsynth.PairSet:
+    """``count`` pairs drawn without replacement by ``generator``, kept in their original order."""
+    if count > len(pairs):
+        raise SetUnavailable(f"needs {count} pairs but only {len(pairs)} exist")
+    picked = torch.randperm(len(pairs), generator=generator)[:count]
+    return pairs.subset(picked.sort().values)
+
+
+def with_fov(pairs: segsynth.PairSet) -> segsynth.PairSet:
+    """``pairs`` with an all-ones field of view where it has none (every pixel counts)."""
+    if pairs.fovs is not None:
+        return pairs
+    return segsynth.PairSet(pairs.images, pairs.masks, torch.ones_like(pairs.masks[:, :1]), pairs.ids)
+
+
+def build_training_set(
+    spec: TrainingSetSpec,
+    real_train: segsynth.PairSet,
+    synthetic: segsynth.PairSet,
+    generator: torch.Generator,
+) -> segsynth.PairSet:
+    """The pairs ``spec`` names; ``SetUnavailable`` when the data cannot make them.
+
+    For ``real+synthetic``, when only one part has a field of view the other gets an all-ones
+    one, so the real images keep their loss mask instead of ``PairSet.concat`` dropping it.
+    """
+    if spec.label == "real":
+        return real_train
+    if spec.label == "synthetic@real_count":
+        try:
+            return seeded_subset(synthetic, len(real_train), generator)
+        except SetUnavailable as exc:
+            raise SetUnavailable(
+                f"synthetic@real_count {exc} (one synthetic pair per real training pair); "
+                "synthesise at least as many pairs as there are real ones"
+            ) from None
+    if spec.source == "synthetic":
+        if spec.count is None:
+            return synthetic
+        try:
+            return seeded_subset(synthetic, spec.count, generator)
+        except SetUnavailable as exc:
+            raise SetUnavailable(
+                f"{spec.label} {exc}; lower synthetic_counts or synthesise more pairs"
+            ) from None
+    parts = [p for p in (real_train, synthetic) if len(p) > 0] or [real_train]
+    if any(p.fovs is not None for p in parts):
+        parts = [with_fov(p) for p in parts]
+    return segsynth.PairSet.concat(parts)
