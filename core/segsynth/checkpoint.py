@@ -32,14 +32,26 @@ def sha256_file(path: Path) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    A failed write (full disk, lost permission) removes the partial temporary file, leaves any
+    earlier ``path`` untouched and becomes a ``UserError`` naming the file and the cause.
+    """
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        kept = " The previous version of the file is intact." if path.exists() else ""
+        raise UserError(
+            f"could not write {path} ({exc.strerror or exc}).{kept} Free disk space or fix the "
+            "folder's permissions, then continue with --resume (or `synth resume RUN_DIR`)."
+        ) from exc
 
 
 def _rng_state() -> dict[str, Any]:

@@ -45,6 +45,7 @@ from segsynth.recipe import LoadedRecipe
 from segsynth.trainer import Trainer, TrainerSettings
 
 STATE_FILE = "state.json"
+MIN_FREE_BYTES = 200 * 2**20
 MANIFEST = "synthetic/manifest.csv"
 
 
@@ -185,6 +186,16 @@ class Pipeline:
                 "folder with --out DIR."
             ) from exc
 
+    def check_free_space(self) -> None:
+        """Refuse to start with almost no free disk: checkpoints and pairs would fail mid-run."""
+        free = shutil.disk_usage(self.run_dir).free
+        if free < MIN_FREE_BYTES:
+            raise UserError(
+                f"only {free / 2**20:.0f} MiB free on the disk of {self.run_dir}; a run needs at "
+                f"least {MIN_FREE_BYTES / 2**20:.0f} MiB for checkpoints and synthetic pairs. Free "
+                "space or choose another --out DIR."
+            )
+
     def clear_folder(self) -> None:
         """With --force (and the lock held): delete the earlier run, keeping only the lock."""
         for child in self.run_dir.iterdir():
@@ -217,6 +228,7 @@ class Pipeline:
         load_seconds = time.perf_counter() - t0
 
         self.create_folder()
+        self.check_free_space()
         with RunLock(self.run_dir), graceful_stop():
             if self.options.force:
                 self.clear_folder()

@@ -59,3 +59,40 @@ def test_doctor_lists_versions_devices_and_plugins():
 def test_resume_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
     result = CliRunner().invoke(app, ["resume", str(tmp_path)])
     assert result.exit_code == 2 and "not a run folder" in result.output
+
+
+def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from segsynth.checkpoint import CheckpointStore
+
+    store = CheckpointStore(tmp_path)
+    net = torch.nn.Linear(2, 1)
+    first = store.save(1, {"net": net})
+    good = first.read_bytes()
+
+    real_open = type(first).open
+
+    def full_disk_open(self, mode="r", *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "w" in mode and ".tmp" in self.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(type(first), "open", full_disk_open)
+    with pytest.raises(UserError, match="No space left on device"):
+        store.save(1, {"net": net})
+    monkeypatch.undo()
+    assert first.read_bytes() == good
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+def test_run_refuses_to_start_on_an_almost_full_disk(toy_plugin, write_recipe, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    result = CliRunner().invoke(app, ["run", str(write_recipe()), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "MiB free on the disk" in result.output
