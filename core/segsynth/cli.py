@@ -273,6 +273,15 @@ def plugins(ctx: typer.Context) -> None:
         typer.echo(f"broken: {problem}", err=True)
 
 
+@plugins_app.command("hooks")
+@user_errors
+def plugins_hooks() -> None:
+    """Print the hook reference (Markdown) generated from the hook specifications."""
+    from segsynth.hook_docs import hook_reference
+
+    typer.echo(hook_reference(), nl=False)
+
+
 @plugins_app.command("show")
 @user_errors
 def plugins_show(name: Annotated[str, typer.Argument(help="A component name from `synth plugins`.")]) -> None:

@@ -39,6 +39,10 @@ def segsynth_register_datasets() -> list[type[DatasetAdapter]]:
 
     Called once when the plugin manager builds its registries. Results of all plugins are
     concatenated; each class's ``name`` is what a recipe's ``data.name`` refers to.
+
+    An adapter is constructed with its validated ``Params``, reports a ``DatasetInfo``
+    (channels, size, field of view, splits) from ``info()`` without reading pixels, and returns
+    a split as an in-memory ``PairSet`` from ``load(split)``.
     """
 
 
@@ -48,6 +52,9 @@ def segsynth_register_mask_generators() -> list[type[MaskGenerator]]:
 
     Called once when the registries are built; results are concatenated and indexed by
     ``name`` for a recipe's ``stage1.name``.
+
+    Constructed with ``(params, info)``; ``fit(masks, trainer)`` trains on real masks;
+    ``sample(n, generator)`` returns ``n`` binary masks drawn with ``generator``.
     """
 
 
@@ -57,6 +64,9 @@ def segsynth_register_translators() -> list[type[Translator]]:
 
     Called once when the registries are built; results are concatenated and indexed by
     ``name`` for a recipe's ``stage2.name``.
+
+    Constructed with ``(params, info)``; ``fit(pairs, trainer)`` trains on real (mask, image)
+    pairs; ``translate(masks, generator)`` returns images in ``[0, 1]``.
     """
 
 
@@ -66,6 +76,10 @@ def segsynth_register_evaluators() -> list[type[Evaluator]]:
 
     Called once when the registries are built; results are concatenated and indexed by
     ``name`` for the entries of a recipe's ``evaluation`` list.
+
+    Constructed with ``(params, info)``; ``evaluate(real_train, real_test, synthetic, trainer)``
+    returns an ``EvaluationResult`` (metrics, tables, figures, notes) whose metrics are merged
+    into the run's ``metrics.json``.
     """
 
 
@@ -75,6 +89,10 @@ def segsynth_register_segmenters() -> list[type[Segmenter]]:
 
     Called once when the registries are built; results are concatenated and indexed by
     ``name`` for a recipe's ``stage2_data.derive_masks.segmenter.name``.
+
+    Constructed with ``(params, info)``; ``fit(pairs, trainer)``; ``predict(images, trainer)``
+    returns foreground probabilities. The derive-masks step trains one on the recipe's labelled
+    data and predicts masks for an images-only data set (e.g. MESSIDOR) before Stage II.
     """
 
 
@@ -85,4 +103,7 @@ def segsynth_register_pair_generators() -> list[type[PairGenerator]]:
     Called once when the registries are built; results are concatenated and indexed by
     ``name``. A recipe's ``stage1.name`` may name one instead of a mask generator; the recipe
     then has no ``stage2``.
+
+    Constructed with ``(params, info)``; ``fit(pairs, trainer)``; ``sample_pairs(n, generator)``
+    returns ``(masks, images)``: the baseline against which the two-stage method is measured.
     """

@@ -25,6 +25,15 @@ def test_every_hook_has_a_heading_in_plugin_hooks_md():
     assert headings == _spec_names()
 
 
+def test_hook_reference_is_generated_from_the_specs():
+    """docs/plugin_hooks.md is generated; regenerate with `synth plugins hooks`."""
+    from segsynth.hook_docs import hook_reference
+
+    assert (ROOT / "docs" / "plugin_hooks.md").read_text() == hook_reference(), (
+        "run: synth plugins hooks > docs/plugin_hooks.md"
+    )
+
+
 def test_every_hook_has_a_docstring_and_is_called_by_the_registry():
     for name in _spec_names():
         assert getattr(hookspecs, name).__doc__, name
