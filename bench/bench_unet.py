@@ -5,44 +5,34 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import parse, report, settings_pair, time_fit  # noqa: E402
+from common import compare, parse  # noqa: E402
 
 import segsynth  # noqa: E402
 from segsynth_unet.component import UNetSegmenter  # noqa: E402
 
 
 def main() -> None:
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--size", type=int, default=256)
-    extra.add_argument("--batch", type=int, default=4)
-    extra.add_argument("--filters", type=int, default=64)
-    own, rest = extra.parse_known_args()
-    sys.argv = [sys.argv[0], *rest]
-    args = parse(__doc__ or "")
-    info = segsynth.DatasetInfo(image_channels=3, mask_channels=1, size=(own.size, own.size))
+    args = parse(__doc__ or "", size=256, batch=4, filters=64)
+    info = segsynth.DatasetInfo(image_channels=3, mask_channels=1, size=(args.size, args.size))
     g = torch.Generator().manual_seed(0)
-    pairs = segsynth.PairSet(images=torch.rand(8, 3, own.size, own.size, generator=g),
-                             masks=(torch.rand(8, 1, own.size, own.size, generator=g) > 0.9).float())
+    pairs = segsynth.PairSet(images=torch.rand(8, 3, args.size, args.size, generator=g),
+                             masks=(torch.rand(8, 1, args.size, args.size, generator=g) > 0.9).float())
 
     def make(steps: int) -> UNetSegmenter:
-        return UNetSegmenter(UNetSegmenter.Params(steps=steps, batch_size=own.batch,
-                                                  base_filters=own.filters, depth=4), info)
+        return UNetSegmenter(UNetSegmenter.Params(steps=steps, batch_size=args.batch,
+                                                  base_filters=args.filters, depth=4), info)
 
     def fit(component: UNetSegmenter, trainer: segsynth.Trainer) -> None:
         component.to(trainer.device)
         component.fit(pairs, trainer)
 
-    base, fast = settings_pair(args.device)
-    baseline = time_fit("fp32 eager", make, fit, base, args.steps, args.warmup, own.batch)
-    quick = time_fit("fast path (bf16, channels-last)", make, fit, fast, args.steps, args.warmup, own.batch)
-    report("unet", baseline, quick, args, {"size": own.size, "batch": own.batch, "filters": own.filters})
+    compare("unet", args, make, fit, args.batch, {"size": args.size, "batch": args.batch, "filters": args.filters})
 
 
 if __name__ == "__main__":

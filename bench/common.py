@@ -70,8 +70,11 @@ def settings_pair(device: str) -> tuple[TrainerSettings, TrainerSettings]:
             TrainerSettings(precision="bf16", channels_last=True, **common))
 
 
-def parse(description: str) -> argparse.Namespace:
+def parse(description: str, **sizes: int) -> argparse.Namespace:
+    """Common options plus one ``--NAME`` integer option per keyword (its default)."""
     parser = argparse.ArgumentParser(description=description)
+    for name, default in sizes.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -81,6 +84,18 @@ def parse(description: str) -> argparse.Namespace:
     if args.threads:
         torch.set_num_threads(args.threads)
     return args
+
+
+def compare(
+    name: str, args: argparse.Namespace, make: Callable[[int], Any],
+    fit: Callable[[Any, Trainer], None], images_per_step: int, extra: dict[str, Any],
+) -> None:
+    """Time fp32 eager, then the fast path, on the same component and data; print the ratio."""
+    base, fast = settings_pair(args.device)
+    baseline = time_fit("fp32 eager", make, fit, base, args.steps, args.warmup, images_per_step)
+    quick = time_fit("fast path (bf16, channels-last)", make, fit, fast, args.steps, args.warmup,
+                     images_per_step)
+    report(name, baseline, quick, args, extra)
 
 
 def report(name: str, baseline: Timing, fast: Timing, args: argparse.Namespace, extra: dict[str, Any]) -> None:
