@@ -9,13 +9,12 @@ so the mask and its image are always shifted, cut and flipped identically.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import kornia.augmentation as K
 from torch import Tensor, nn
 
-AugmentPolicy = Literal["translation", "cutout", "flip"]
-POLICIES: tuple[AugmentPolicy, ...] = ("translation", "cutout", "flip")
+from segsynth.params import POLICIES, AugmentPolicy  # noqa: F401  (re-exported)
+
 
 
 def _policy(name: AugmentPolicy) -> nn.Module:

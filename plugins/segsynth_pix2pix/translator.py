@@ -12,12 +12,13 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import Tensor
 
 import segsynth
 from segsynth import DatasetInfo, PairSet, Trainer, UserError
-from segsynth_pix2pix.augment import POLICIES, AugmentPolicy, PairAugment
+from segsynth.params import AugmentPolicies
+from segsynth_pix2pix.augment import PairAugment
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
 from segsynth_pix2pix.generator import UNetGenerator
 from segsynth_pix2pix.layers import init_weights
@@ -77,7 +78,7 @@ class Pix2PixTranslator(segsynth.Translator):
         dropout_at_inference: bool = Field(
             True, description="Keep dropout on when rendering, so one mask gives varied images (paper)."
         )
-        augment: list[AugmentPolicy] = Field(
+        augment: AugmentPolicies = Field(
             default_factory=list,
             description="Differentiable augmentation of the discriminator's inputs, applied identically "
             "to mask and image: any of 'translation', 'cutout', 'flip' (a list or a comma-separated "
@@ -86,29 +87,6 @@ class Pix2PixTranslator(segsynth.Translator):
         flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
         log_every: int = Field(10, ge=1, description="Log d_loss, g_gan and g_l1 every this many steps.")
         translate_batch_size: int = Field(16, ge=1, description="Masks rendered per forward pass.")
-
-        @field_validator("augment", mode="before")
-        @classmethod
-        def _augment_shorthand(cls, value: Any) -> Any:
-            """Accept ``augment: true`` / ``false`` as shorthand for all policies / none."""
-            if value is True:
-                return list(POLICIES)
-            if value is False or value is None:
-                return []
-            if isinstance(value, str):
-                return [part.strip() for part in value.split(",") if part.strip()]
-            return value
-
-        @field_validator("augment")
-        @classmethod
-        def _augment_unique(cls, value: list[AugmentPolicy]) -> list[AugmentPolicy]:
-            """A policy listed twice would apply twice: almost surely a typo in the recipe."""
-            repeated = sorted({p for p in value if value.count(p) > 1})
-            if repeated:
-                raise ValueError(
-                    f"augmentation policies may appear once each; repeated: {', '.join(repeated)}"
-                )
-            return value
 
     params: Params
 

@@ -14,14 +14,13 @@ seeds and checkpoints, so an augmented run still resumes exactly.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
-AugmentPolicy = Literal["translation", "cutout", "flip"]
-POLICIES: tuple[AugmentPolicy, ...] = ("translation", "cutout", "flip")
+from segsynth.params import POLICIES, AugmentPolicy  # noqa: F401  (re-exported)
+
 
 
 def _policy(name: AugmentPolicy) -> nn.Module:

@@ -16,12 +16,13 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import Tensor
 
 import segsynth
 from segsynth import DatasetInfo, PairSet, Trainer, UserError
-from segsynth_spade.augment import POLICIES, AugmentPolicy, TripletAugment
+from segsynth.params import AugmentPolicies
+from segsynth_spade.augment import TripletAugment
 from segsynth_spade.discriminator import MultiscaleDiscriminator, split_batch
 from segsynth_spade.generator import SPADEGenerator
 from segsynth_spade.layers import reinitialize
@@ -93,7 +94,7 @@ class SpadeTranslator(segsynth.Translator):
             description="Fraction of steps after which both learning rates fall linearly towards 0 "
             "(1.0: constant; 0.5: the paper's second half of training).",
         )
-        augment: list[AugmentPolicy] = Field(
+        augment: AugmentPolicies = Field(
             default_factory=list,
             description="Differentiable augmentation of the discriminator's inputs, shared by the real "
             "and generated pair of a mask: any of 'translation', 'cutout', 'flip' (a list or a "
@@ -102,29 +103,6 @@ class SpadeTranslator(segsynth.Translator):
         flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
         log_every: int = Field(10, ge=1, description="Log d_loss, g_gan, g_fm and g_l1 every this many steps.")
         translate_batch_size: int = Field(16, ge=1, description="Masks rendered per forward pass.")
-
-        @field_validator("augment", mode="before")
-        @classmethod
-        def _augment_shorthand(cls, value: Any) -> Any:
-            """Accept ``augment: true`` / ``false`` as shorthand for all policies / none."""
-            if value is True:
-                return list(POLICIES)
-            if value is False or value is None:
-                return []
-            if isinstance(value, str):
-                return [part.strip() for part in value.split(",") if part.strip()]
-            return value
-
-        @field_validator("augment")
-        @classmethod
-        def _augment_unique(cls, value: list[AugmentPolicy]) -> list[AugmentPolicy]:
-            """A policy listed twice would apply twice: almost surely a typo in the recipe."""
-            repeated = sorted({p for p in value if value.count(p) > 1})
-            if repeated:
-                raise ValueError(
-                    f"augmentation policies may appear once each; repeated: {', '.join(repeated)}"
-                )
-            return value
 
     params: Params
 
