@@ -22,7 +22,6 @@ from torch import Tensor, nn
 from segsynth.params import POLICIES, AugmentPolicy  # noqa: F401  (re-exported)
 
 
-
 def _policy(name: AugmentPolicy) -> nn.Module:
     if name == "translation":
         # up to 1/8 of the side; nearest resampling makes it a whole-pixel shift, so masks stay
