@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 import segsynth
 from segsynth_unet.figure import prediction_grid
 from segsynth_unet.network import max_depth
+from segsynth_unet.published import FEATURE_SPACE, segmenter_feature_space
 from segsynth_unet.reference import (
     FEATURES_TITLE,
     FIDELITY_TITLE,
@@ -27,6 +28,7 @@ from segsynth_unet.reference import (
     feature_distances,
     mask_fidelity,
 )
+from segsynth_unet.rendering import StageII
 from segsynth_unet.scoring import F1_TRAP_NOTE, METRIC_LABELS, column_label, region_label, score
 from segsynth_unet.segmenter import Segmenter, TrainingPlan
 from segsynth_unet.summary import aggregate, format_mean_std
@@ -44,7 +46,10 @@ TABLE_TITLE = "Train on synthetic, test on real"
 PER_SEED_TITLE = "Per-seed scores (train on synthetic, test on real)"
 PER_SEED_KEYS = ("f1", "mean_image_f1", "macro_f1", "auc")  # enough to spot an outlier seed
 REFERENCE = "real"  # the training set whose seed-0 segmenter is the yardstick
-SUBSET_OFFSET = 7_000  # generator offsets: synthetic subsets per seed, feature-distance draws
+# generator offsets: synthetic subsets per seed, Stage-II noise when rendering real masks for
+# mask fidelity, feature-distance draws
+SUBSET_OFFSET = 7_000
+FIDELITY_OFFSET = 8_000
 KID_OFFSET = 9_000
 FEATURE_LAYERS: dict[str, tuple[str, ...]] = {
     "bottleneck": ("bottleneck",),
@@ -123,8 +128,11 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         fidelity: bool = Field(
             True,
             description=(
-                "Segment every synthetic image with the real-trained U-Net (seed 0) and report "
-                "its Dice to the source mask (fidelity.synthetic.dice)."
+                "Segment Stage-II images with the real-trained U-Net (seed 0) and report their "
+                "Dice to the masks they were drawn from: the synthetic set's Stage-I masks "
+                "(fidelity.synthetic.dice) and, in two-stage runs, real training and held-out "
+                "masks (fidelity.train_masks.dice, fidelity.heldout_masks.dice, "
+                "fidelity.generalisation_gap)."
             ),
         )
         feature_distances: bool = Field(
@@ -229,12 +237,31 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         outcomes = [o for o in outcomes if o.scores]
         self._summarise(outcomes, region_label(real_test), result)
         self._add_ratio(result)
+        reference = {o.spec.label: o.first_segmenter for o in outcomes}.get(REFERENCE)
         if p.fidelity or p.feature_distances:
-            trained = {o.spec.label: o.first_segmenter for o in outcomes}
-            self._reference_measures(trained.get(REFERENCE), real_train, real_test, synthetic,
-                                     trainer, result)
+            reference = self._reference_measures(reference, real_train, real_test, synthetic,
+                                                 trainer, result)
+        if reference is not None:
+            self._publish(reference, trainer)
         self._figure(outcomes, real_test, trainer, result)
         return result
+
+    def restore(self, real_train: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
+        """On resume: reload the seed-0 real-trained U-Net (never retrain it) and publish its features.
+
+        Its final checkpoint exists exactly when ``evaluate`` had a reference segmenter to
+        publish; without one nothing is published, as in the run that wrote the result.
+        """
+        segmenter = self._new_segmenter()
+        if self._child(trainer, REFERENCE, 0).load_final(segmenter.state()):
+            self._publish(segmenter, trainer)
+
+    def _publish(self, reference: Segmenter, trainer: segsynth.Trainer) -> None:
+        """Offer the yardstick's pooled activations (the KID features) to the later evaluators."""
+        self.context.features[FEATURE_SPACE] = segmenter_feature_space(
+            reference, self._child(trainer, REFERENCE, 0), FEATURE_LAYERS[self.params.feature_layer],
+            self._batch(),
+        )
 
     def _repeat(
         self,
@@ -319,11 +346,12 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         synthetic: segsynth.PairSet,
         trainer: segsynth.Trainer,
         result: segsynth.EvaluationResult,
-    ) -> None:
+    ) -> Segmenter | None:
         """Mask fidelity and feature distances with the frozen seed-0 real-trained segmenter.
 
         ``reference`` is that segmenter when the protocol already trained it; otherwise it is
-        trained (or reloaded) here, in the folder it would have had.
+        trained (or reloaded) here, in the folder it would have had. Returns it (``None`` when
+        there are no real training pairs to train it on).
         """
         p = self.params
         if len(real_train) == 0:
@@ -331,7 +359,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                 "Mask fidelity, KID and precision/recall left out: they need a segmenter trained "
                 "on real pairs and there are no real training pairs."
             )
-            return
+            return None
         if reference is None:
             result.notes.append(
                 "train_on has no 'real' set; a real-trained segmenter (seed 0) was still trained "
@@ -341,8 +369,10 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             reference = self._trained(REFERENCE, 0, real_train, trainer)
         child = self._child(trainer, REFERENCE, 0)
         if p.fidelity:
+            translate = self.context.translate
+            stage2 = None if translate is None else StageII(translate, trainer.generator(FIDELITY_OFFSET))
             mask_fidelity(
-                reference, synthetic, real_train, real_test, child, p.threshold, self._batch()
+                reference, synthetic, real_train, real_test, child, p.threshold, self._batch(), stage2
             ).add_to(result, FIDELITY_TITLE)
         if p.feature_distances:
             settings = FeatureSettings(FEATURE_LAYERS[p.feature_layer], p.kid_subsets,
@@ -351,6 +381,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                 reference, real_test, synthetic, real_train, child, settings,
                 trainer.generator(KID_OFFSET),
             ).add_to(result, FEATURES_TITLE)
+        return reference
 
     def _figure(
         self,
@@ -413,13 +444,17 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         child = self._child(trainer, label, seed)
         child.seed_everything()
         p = self.params
-        segmenter = Segmenter(
-            self.info.image_channels, self.info.mask_channels, self.depth, p.base_filters, p.lr
-        )
+        segmenter = self._new_segmenter()
         if not (child.resume_requested and child.load_final(segmenter.state())):
             plan = TrainingPlan(p.steps, p.batch_size, p.flip_rotate, p.affine)
             segmenter.fit(pairs, child, plan, desc=f"unet on {label} (seed {seed})")
         return segmenter
+
+    def _new_segmenter(self) -> Segmenter:
+        """An untrained U-Net of this evaluator's shape (weights from torch's global RNG)."""
+        p = self.params
+        return Segmenter(self.info.image_channels, self.info.mask_channels, self.depth,
+                         p.base_filters, p.lr)
 
     @staticmethod
     def _add_ratio(result: segsynth.EvaluationResult) -> None:

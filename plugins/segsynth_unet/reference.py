@@ -6,7 +6,9 @@ questions without downloading any pretrained network:
 
 - mask fidelity: does a synthetic image show the mask it was generated from? Segment it and
   compare with that mask (Dice per image). A low value means Stage II ignores its input, and a
-  segmenter trained on such pairs learns wrong labels.
+  segmenter trained on such pairs learns wrong labels. Rendering real training masks and
+  held-out real masks through the same frozen Stage II (``rendering``) says whether it fails
+  on masks it never saw, which every Stage-I mask is.
 - feature-space distance: do synthetic images, as a population, look like real test images
   to a network that knows the domain? KID and k-NN precision/recall on the segmenter's
   global-average-pooled activations (``distances``), next to the same numbers for real
@@ -22,6 +24,7 @@ import torch
 
 import segsynth
 from segsynth_unet.distances import TooFewSamples, balanced_precision_recall, kernel_inception_distance
+from segsynth_unet.rendering import StageII, render_batches
 from segsynth_unet.scoring import mask_dice, region_label
 from segsynth_unet.segmenter import Segmenter
 from segsynth_unet.summary import format_mean_std, mean_std
@@ -69,6 +72,28 @@ def fidelity_region(synthetic: segsynth.PairSet, real_train: segsynth.PairSet) -
     return segsynth.PairSet(synthetic.images, synthetic.masks, fovs, synthetic.ids)
 
 
+#: row labels of the fidelity table, in table order: what was rendered, and whether Stage II saw it
+ROW_TRAIN = "Stage II on training masks (seen in training)"
+ROW_HELDOUT = "Stage II on held-out real masks (never seen)"
+ROW_STAGE1 = "Stage II on Stage-I masks (the synthetic set)"
+ROW_JOINT = "synthetic images vs the masks generated with them"  # single-stage: no Stage II
+ROW_YARDSTICK = "real test images (yardstick)"
+
+NO_STAGE2_NOTE = (
+    "fidelity.train_masks.dice and fidelity.heldout_masks.dice left out: they render real "
+    "masks through a separate, frozen Stage II, and this evaluation has none (a single-stage pair "
+    "generator makes mask and image together). They need a two-stage run."
+)
+GAP_NOTE = (
+    "fidelity.generalisation_gap = fidelity.train_masks.dice - fidelity.heldout_masks.dice: how "
+    "much better Stage II draws masks it was trained on than real masks it never saw. Near 0 it "
+    "generalises; clearly above 0 it has memorised its training masks (or images). Read "
+    "fidelity.synthetic.dice against fidelity.heldout_masks.dice: if it is much lower, the Stage-I "
+    "masks, not Stage II, are the problem. (With stage2_data, Stage II trained on another data "
+    "set and both real sets are unseen.)"
+)
+
+
 def mask_fidelity(
     reference: Segmenter,
     synthetic: segsynth.PairSet,
@@ -77,33 +102,61 @@ def mask_fidelity(
     trainer: segsynth.Trainer,
     threshold: float,
     batch_size: int,
+    stage2: StageII | None = None,
 ) -> Section:
-    """``fidelity.synthetic.dice``: per-image Dice between segmentation and source mask.
+    """Per-image Dice between the yardstick's segmentation of an image and its source mask.
 
-    The same segmenter on real test images (``fidelity.real_test.dice``) is the yardstick: a
-    Stage II that renders its masks perfectly would make synthetic images exactly as easy to
-    segment as real ones, so the synthetic value is read against that one, not against 1.0.
+    Rows (each ``fidelity.<name>.dice`` with ``.std`` over images):
+
+    - ``train_masks`` / ``heldout_masks``: the real training / test masks rendered by the
+      frozen ``stage2`` and scored inside their own fields of view. Only with a Stage II;
+      otherwise a note says why they are missing. ``fidelity.generalisation_gap`` is their
+      difference.
+    - ``synthetic``: the synthetic pairs (Stage-I masks rendered by Stage II), scored inside
+      ``fidelity_region``.
+    - ``real_test``: the same segmenter on real test images, the yardstick: a Stage II that
+      renders its masks perfectly would make its images exactly as easy to segment as real ones,
+      so every row is read against this one, not against 1.0. Shown only next to another row.
     """
     section = Section()
-    if len(synthetic) == 0:
-        section.notes.append("fidelity.synthetic.dice left out: there are no synthetic pairs.")
-        return section
-    scored = fidelity_region(synthetic, real_train)
-    if scored is not synthetic:
-        section.notes.append(
-            "fidelity.synthetic.dice is counted inside the real training images' common field of "
-            "view (pixels inside it in at least half of them): the synthetic pairs have none, and "
-            "outside it the real-trained segmenter was never trained."
-        )
-    for name, pairs, what in (
-        ("synthetic", scored, "synthetic images vs the masks they were generated from"),
-        ("real_test", real_test, "real test images vs their true masks (yardstick)"),
-    ):
-        dice = mask_dice(reference.predict(pairs.images, trainer, batch_size), pairs, threshold)
+
+    def add(name: str, label: str, pairs: segsynth.PairSet, dice: torch.Tensor) -> None:
         mean, std = mean_std(dice.tolist())
         section.put(f"fidelity.{name}.dice", mean, std)
-        label = f"Dice per image, mean ± std over images ({region_label(pairs)})"
-        section.rows.append({"images": what, "pairs": len(pairs), label: format_mean_std(mean, std)})
+        column = f"Dice per image, mean ± std over images ({region_label(pairs)})"
+        section.rows.append({"images": label, "pairs": len(pairs), column: format_mean_std(mean, std)})
+
+    def segmented(pairs: segsynth.PairSet) -> torch.Tensor:
+        return mask_dice(reference.predict(pairs.images, trainer, batch_size), pairs, threshold)
+
+    if stage2 is None:
+        section.notes.append(NO_STAGE2_NOTE)
+    else:
+        for name, label, pairs in (("train_masks", ROW_TRAIN, real_train),
+                                   ("heldout_masks", ROW_HELDOUT, real_test)):
+            if len(pairs) == 0:
+                section.notes.append(f"fidelity.{name}.dice left out: there are no such real masks.")
+                continue
+            add(name, label, pairs, torch.cat([segmented(part) for part in render_batches(stage2, pairs)]))
+        seen, unseen = (section.metrics.get(f"fidelity.{n}.dice") for n in ("train_masks", "heldout_masks"))
+        if seen is not None and unseen is not None:
+            section.metrics["fidelity.generalisation_gap"] = seen - unseen
+            section.notes.append(GAP_NOTE)
+
+    if len(synthetic) == 0:
+        section.notes.append("fidelity.synthetic.dice left out: there are no synthetic pairs.")
+    else:
+        scored = fidelity_region(synthetic, real_train)
+        if scored is not synthetic:
+            section.notes.append(
+                "fidelity.synthetic.dice is counted inside the real training images' common field of "
+                "view (pixels inside it in at least half of them): the synthetic pairs have none, and "
+                "outside it the real-trained segmenter was never trained."
+            )
+        add("synthetic", ROW_JOINT if stage2 is None else ROW_STAGE1, scored, segmented(scored))
+
+    if section.rows:  # the yardstick alone judges nothing
+        add("real_test", ROW_YARDSTICK, real_test, segmented(real_test))
     return section
 
 
