@@ -12,6 +12,7 @@ feature-space distances).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -40,6 +41,7 @@ from segsynth_unet.training_sets import (
     build_training_set,
     plan_training_sets,
 )
+from segsynth_unet.yardstick import LoadedYardstick, Shape, load_yardstick
 
 DEFAULT_DEPTH = 4
 TABLE_TITLE = "Train on synthetic, test on real"
@@ -128,7 +130,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         fidelity: bool = Field(
             True,
             description=(
-                "Segment Stage-II images with the real-trained U-Net (seed 0) and report their "
+                "Segment Stage-II images with the real-trained U-Net (seed 0; or the "
+                "reference_checkpoint one) and report their "
                 "Dice to the masks they were drawn from: the synthetic set's Stage-I masks "
                 "(fidelity.synthetic.dice) and, in two-stage runs, real training and held-out "
                 "masks (fidelity.train_masks.dice, fidelity.heldout_masks.dice, "
@@ -139,7 +142,22 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             True,
             description=(
                 "Report KID and k-NN precision/recall between real test and synthetic images on "
-                "the real-trained U-Net's pooled activations (kid.segmenter, prd.*)."
+                "the real-trained U-Net's (or the reference_checkpoint one's) pooled activations "
+                "(kid.segmenter, prd.*)."
+            ),
+        )
+        reference_checkpoint: Path | None = Field(
+            None,
+            description=(
+                "A segsynth `unet` segmenter checkpoint on disk (e.g. runs/X/derived/segmenter/"
+                "checkpoints/final.pt, or another run's evaluation/unet_segmentation/real/seed0/"
+                "checkpoints/final.pt) used as the frozen yardstick of fidelity, KID, "
+                "precision/recall and the published 'segmenter' feature space, instead of one "
+                "trained on this run's real pairs: useful when a segmenter trained on a larger "
+                "labelled set exists. Loaded safely (weights only, checksum checked); it must have "
+                "this evaluator's depth and base_filters and the dataset's channels. A relative "
+                "path is read from the recipe's folder; the file is checked when the evaluation "
+                "starts (so it may be written earlier in the same run), not at recipe validation."
             ),
         )
         feature_layer: Literal["bottleneck", "decoder", "both"] = Field(
@@ -198,6 +216,12 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
     def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
         self.depth = self._checked_depth(info.size)
+        # read now: the pipeline builds an evaluator just before it runs, so a missing or
+        # mismatched file stops the evaluation before any segmenter is trained
+        self.loaded: LoadedYardstick | None = None
+        if params.reference_checkpoint is not None:
+            shape = Shape(info.image_channels, info.mask_channels, self.depth, params.base_filters)
+            self.loaded = load_yardstick(Path(params.reference_checkpoint), shape, params.lr)
 
     def _checked_depth(self, size: tuple[int, int]) -> int:
         """The depth to build, or ``UserError`` when the asked-for one is too deep for ``size``."""
@@ -237,7 +261,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         outcomes = [o for o in outcomes if o.scores]
         self._summarise(outcomes, region_label(real_test), result)
         self._add_ratio(result)
-        reference = {o.spec.label: o.first_segmenter for o in outcomes}.get(REFERENCE)
+        reference = (self.loaded.segmenter if self.loaded is not None
+                     else {o.spec.label: o.first_segmenter for o in outcomes}.get(REFERENCE))
         if p.fidelity or p.feature_distances:
             reference = self._reference_measures(reference, real_train, real_test, synthetic,
                                                  trainer, result)
@@ -250,17 +275,22 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         """On resume: reload the seed-0 real-trained U-Net (never retrain it) and publish its features.
 
         Its final checkpoint exists exactly when ``evaluate`` had a reference segmenter to
-        publish; without one nothing is published, as in the run that wrote the result.
+        publish; without one nothing is published, as in the run that wrote the result. With
+        ``reference_checkpoint`` the network read from that file is published, as ``evaluate`` did.
         """
+        if self.loaded is not None:
+            self._publish(self.loaded.segmenter, trainer)
+            return
         segmenter = self._new_segmenter()
         if self._child(trainer, REFERENCE, 0).load_final(segmenter.state()):
             self._publish(segmenter, trainer)
 
     def _publish(self, reference: Segmenter, trainer: segsynth.Trainer) -> None:
         """Offer the yardstick's pooled activations (the KID features) to the later evaluators."""
+        source = None if self.loaded is None else f"the U-Net {self.loaded.origin}"
         self.context.features[FEATURE_SPACE] = segmenter_feature_space(
             reference, self._child(trainer, REFERENCE, 0), FEATURE_LAYERS[self.params.feature_layer],
-            self._batch(),
+            self._batch(), source,
         )
 
     def _repeat(
@@ -347,40 +377,48 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         trainer: segsynth.Trainer,
         result: segsynth.EvaluationResult,
     ) -> Segmenter | None:
-        """Mask fidelity and feature distances with the frozen seed-0 real-trained segmenter.
+        """Mask fidelity and feature distances with the frozen yardstick segmenter.
 
-        ``reference`` is that segmenter when the protocol already trained it; otherwise it is
-        trained (or reloaded) here, in the folder it would have had. Returns it (``None`` when
-        there are no real training pairs to train it on).
+        That is the one read from ``reference_checkpoint`` when set. Otherwise it is the seed-0
+        real-trained segmenter: ``reference`` when the protocol already trained it, else trained
+        (or reloaded) here, in the folder it would have had. Returns it (``None`` when there are
+        no real training pairs to train it on).
         """
         p = self.params
-        if len(real_train) == 0:
+        if self.loaded is not None:
+            reference = self.loaded.segmenter
+            result.notes.append(self.loaded.note)
+        elif len(real_train) == 0:
             result.notes.append(
                 "Mask fidelity, KID and precision/recall left out: they need a segmenter trained "
                 "on real pairs and there are no real training pairs."
             )
             return None
-        if reference is None:
+        elif reference is None:
             result.notes.append(
                 "train_on has no 'real' set; a real-trained segmenter (seed 0) was still trained "
                 "as the yardstick for mask fidelity and feature distances."
             )
             self._check_data(real_train)
             reference = self._trained(REFERENCE, 0, real_train, trainer)
-        child = self._child(trainer, REFERENCE, 0)
+        fidelity_title, features_title = FIDELITY_TITLE, FEATURES_TITLE
+        if self.loaded is not None:
+            fidelity_title = f"Mask fidelity of Stage II (frozen U-Net {self.loaded.origin})"
+            features_title = f"Feature-space distance to real test images (frozen U-Net {self.loaded.origin})"
+        child = self._child(trainer, REFERENCE, 0)  # where to compute; inference writes nothing
         if p.fidelity:
             translate = self.context.translate
             stage2 = None if translate is None else StageII(translate, trainer.generator(FIDELITY_OFFSET))
             mask_fidelity(
                 reference, synthetic, real_train, real_test, child, p.threshold, self._batch(), stage2
-            ).add_to(result, FIDELITY_TITLE)
+            ).add_to(result, fidelity_title)
         if p.feature_distances:
             settings = FeatureSettings(FEATURE_LAYERS[p.feature_layer], p.kid_subsets,
                                        p.kid_subset_size, p.prd_k, p.prd_draws, self._batch())
             feature_distances(
                 reference, real_test, synthetic, real_train, child, settings,
                 trainer.generator(KID_OFFSET),
-            ).add_to(result, FEATURES_TITLE)
+            ).add_to(result, features_title)
         return reference
 
     def _figure(

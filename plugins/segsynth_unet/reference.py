@@ -1,5 +1,8 @@
 """Measures that use one frozen segmenter trained on real pairs as a yardstick.
 
+(By default the evaluator's own seed-0 real-trained U-Net; ``reference_checkpoint`` replaces
+it with one read from a file, see ``yardstick``. Nothing here depends on where it came from.)
+
 Utility (train on synthetic, test on real) says whether the synthetic pairs *teach* well; it
 does not say why. With a segmenter that already works on real images we can ask two sharper
 questions without downloading any pretrained network:
@@ -63,7 +66,7 @@ def fidelity_region(synthetic: segsynth.PairSet, real_train: segsynth.PairSet) -
     field of view sits in the same place in every image, so the synthetic images are scored
     inside the pixel-wise majority of the real training fields of view.
     """
-    if synthetic.fovs is not None or real_train.fovs is None:
+    if synthetic.fovs is not None or real_train.fovs is None or len(real_train) == 0:
         return synthetic
     if real_train.fovs.shape[-2:] != synthetic.masks.shape[-2:]:
         return synthetic
@@ -151,7 +154,7 @@ def mask_fidelity(
             section.notes.append(
                 "fidelity.synthetic.dice is counted inside the real training images' common field of "
                 "view (pixels inside it in at least half of them): the synthetic pairs have none, and "
-                "outside it the real-trained segmenter was never trained."
+                "outside it the yardstick segmenter was never trained."
             )
         add("synthetic", ROW_JOINT if stage2 is None else ROW_STAGE1, scored, segmented(scored))
 
