@@ -56,6 +56,22 @@ def test_doctor_lists_versions_devices_and_plugins():
         assert expected in result.output
 
 
+def test_doctor_advice_follows_the_cpu_bf16_probe(monkeypatch):
+    import torch
+
+    from segsynth import doctor
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert doctor.cpu_has_native_bf16() and "precision: bf16" in doctor.cpu_bf16_advice()
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not doctor.cpu_has_native_bf16() and "keep trainer.precision fp32" in doctor.cpu_bf16_advice()
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    assert not doctor.cpu_has_native_bf16()  # a torch without the probe reads as "no"
+    result = CliRunner().invoke(app, ["doctor"])
+    assert "cpu fast path: no native bf16" in result.output
+
+
 def test_resume_of_a_folder_that_is_not_a_run_exits_2(tmp_path):
     result = CliRunner().invoke(app, ["resume", str(tmp_path)])
     assert result.exit_code == 2 and "not a run folder" in result.output
