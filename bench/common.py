@@ -1,20 +1,23 @@
 """Shared timing harness for the training benchmarks in bench/.
 
 Each benchmark builds a real component, trains it through a real ``Trainer`` for a fixed number
-of steps at fixed settings, and reports images per second and peak memory, for the trainer's
-default fast path and for plain fp32 eager PyTorch in the same process, with their ratio.
-Benchmarks are run by hand (not by pytest): `python bench/bench_pix2pix.py`.
+of steps at fixed settings, and reports images per second (per training step, median, and for
+the whole fit) and peak memory, for the trainer's default fast path and for plain fp32 eager
+PyTorch in the same process, with their ratio. ``--profile`` prints where the fast path's time
+goes instead. Benchmarks are run by hand (not by pytest): `python bench/bench_pix2pix.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,8 @@ from typing import Any
 import torch
 
 from segsynth import Trainer, TrainerSettings
+from segsynth.compiling import resolve_compile
+from segsynth.trainer import resolve_device
 
 
 @dataclass
@@ -29,9 +34,32 @@ class Timing:
     label: str
     steps: int
     seconds: float
-    images_per_second: float
+    images_per_second: float  # whole fit: steps plus its fixed start and end work
+    step_images_per_second: float  # training alone: the median step
     peak_rss_mib: float
     peak_cuda_mib: float | None
+
+
+class StepTimer(Trainer):
+    """A ``Trainer`` that also records how long each training step of the loop took.
+
+    The fit as a whole includes fixed work (weight init, final checkpoint, DCGAN batch-norm
+    re-estimation) that a 10-step benchmark weighs far more than a 2000-step run does; the
+    median step is the training throughput of a long run.
+    """
+
+    step_seconds: list[float]
+
+    def steps(self, start: int, total: int, desc: str) -> Iterator[int]:
+        self.step_seconds = []
+        last = time.perf_counter()
+        for step in super().steps(start, total, desc):
+            yield step
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            now = time.perf_counter()
+            self.step_seconds.append(now - last)
+            last = now
 
 
 def peak_rss_mib() -> float:
@@ -51,7 +79,7 @@ def time_fit(
         fit(make(warmup), trainer)
         torch.manual_seed(0)
         component = make(steps)
-        timed = Trainer(Path(tmp) / "timed", settings)
+        timed = StepTimer(Path(tmp) / "timed", settings)
         if timed.device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -60,14 +88,32 @@ def time_fit(
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
     cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
-    return Timing(label, steps, seconds, steps * images_per_step / seconds, peak_rss_mib(), cuda_peak)
+    step = statistics.median(timed.step_seconds)
+    return Timing(label, steps, seconds, steps * images_per_step / seconds, images_per_step / step,
+                  peak_rss_mib(), cuda_peak)
 
 
-def settings_pair(device: str) -> tuple[TrainerSettings, TrainerSettings]:
-    """Plain fp32 eager, and the trainer's fast path (bf16 autocast, channels-last)."""
+def settings_pair(
+    device: str, compile: bool | str = "auto", retain: bool = True,
+) -> tuple[TrainerSettings, TrainerSettings]:
+    """Plain fp32 eager PyTorch, and the trainer's fast path.
+
+    The fast path is bf16 autocast, channels-last, ``compile`` (the trainer's default: auto) and
+    the trainer's default host-memory reuse. The baseline turns all of them off, including the
+    host-memory reuse, which is process-wide once on: ``compare`` therefore times the baseline
+    first.
+    """
     common = dict(device=device, progress=False, checkpoint_every=0)
-    return (TrainerSettings(precision="fp32", channels_last=False, **common),
-            TrainerSettings(precision="bf16", channels_last=True, **common))
+    return (TrainerSettings(precision="fp32", channels_last=False, compile="off",
+                            retain_host_memory=False, **common),
+            TrainerSettings(precision="bf16", channels_last=True, compile=compile,
+                            retain_host_memory=retain, **common))
+
+
+def fast_label(settings: TrainerSettings) -> str:
+    on = resolve_compile(settings.compile, resolve_device(settings.device))
+    extras = (", compiled" if on else "") + ("" if settings.retain_host_memory else ", no retain")
+    return f"fast path (bf16, channels-last{extras})"
 
 
 def parse(description: str, **sizes: int) -> argparse.Namespace:
@@ -80,6 +126,16 @@ def parse(description: str, **sizes: int) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="append results as JSON lines")
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                        help="torch.compile on the fast path (auto: the trainer's default)")
+    parser.add_argument("--no-compile", dest="compile", action="store_const", const="off",
+                        help="same as --compile off")
+    parser.add_argument("--no-retain", dest="retain", action="store_false",
+                        help="fast path without the trainer's host-memory reuse (segsynth.host_memory)")
+    parser.add_argument("--profile", nargs="?", const="fast", choices=["fast", "fp32"], default=None,
+                        help="instead of timing, profile the fast path (or fp32 eager) and print "
+                        "its top operators by self CPU time")
+    parser.add_argument("--top", type=int, default=15, help="rows of the --profile table")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,24 +147,59 @@ def compare(
     fit: Callable[[Any, Trainer], None], images_per_step: int, extra: dict[str, Any],
 ) -> None:
     """Time fp32 eager, then the fast path, on the same component and data; print the ratio."""
-    base, fast = settings_pair(args.device)
+    base, fast = settings_pair(args.device, args.compile, args.retain)
+    if args.profile:
+        profile_fit(name, make, fit, fast if args.profile == "fast" else base, args)
+        return
     baseline = time_fit("fp32 eager", make, fit, base, args.steps, args.warmup, images_per_step)
-    quick = time_fit("fast path (bf16, channels-last)", make, fit, fast, args.steps, args.warmup,
-                     images_per_step)
-    report(name, baseline, quick, args, extra)
+    quick = time_fit(fast_label(fast), make, fit, fast, args.steps, args.warmup, images_per_step)
+    report(name, baseline, quick, args, {**extra, "compile": args.compile, "retain": args.retain})
+
+
+def profile_fit(
+    name: str, make: Callable[[int], Any], fit: Callable[[Any, Trainer], None],
+    settings: TrainerSettings, args: argparse.Namespace,
+) -> None:
+    """Warm up, then run ``fit`` under torch.profiler and print operators by self CPU time.
+
+    The table is what docs/benchmarks.md quotes as "where the time goes": self time, so that a
+    convolution's time is not counted again in the autograd node that called it.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        fit(make(args.warmup), Trainer(Path(tmp) / "warmup", settings))
+        torch.manual_seed(0)
+        component = make(args.steps)
+        activities = [ProfilerActivity.CPU]
+        if settings.device.startswith("cuda"):
+            activities.append(ProfilerActivity.CUDA)
+        with profile(activities=activities) as prof:
+            fit(component, Trainer(Path(tmp) / "timed", settings))
+    sort = "self_cuda_time_total" if settings.device.startswith("cuda") else "self_cpu_time_total"
+    label = fast_label(settings) if settings.precision != "fp32" else "fp32 eager"
+    print(f"{name}: {label}, {args.steps} steps, {torch.get_num_threads()} threads")
+    print(prof.key_averages().table(sort_by=sort, row_limit=args.top, max_name_column_width=48))
+    sys.stdout.flush()
 
 
 def report(name: str, baseline: Timing, fast: Timing, args: argparse.Namespace, extra: dict[str, Any]) -> None:
     ratio = fast.images_per_second / baseline.images_per_second
-    print(f"{name} on {args.device} ({torch.get_num_threads()} threads), {extra}")
+    step_ratio = fast.step_images_per_second / baseline.step_images_per_second
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"{name} on {args.device} ({torch.get_num_threads()} threads, load average {load} at the end), "
+          f"{extra}")
     for t in (baseline, fast):
         cuda = f", peak CUDA {t.peak_cuda_mib:.0f} MiB" if t.peak_cuda_mib is not None else ""
-        print(f"  {t.label:<28s} {t.images_per_second:8.2f} images/s  ({t.steps} steps in "
-              f"{t.seconds:.2f}s, peak RSS {t.peak_rss_mib:.0f} MiB{cuda})")
-    print(f"  fast path / fp32 eager: {ratio:.2f}x")
+        print(f"  {t.label:<40s} {t.step_images_per_second:8.2f} images/s per step (median), "
+              f"{t.images_per_second:8.2f} images/s whole fit ({t.steps} steps in {t.seconds:.2f}s, "
+              f"peak RSS {t.peak_rss_mib:.0f} MiB{cuda})")
+    print(f"  fast path / fp32 eager: {step_ratio:.2f}x per step, {ratio:.2f}x whole fit")
     if args.json:
         with args.json.open("a") as f:
             f.write(json.dumps({"benchmark": name, "device": args.device, "threads": torch.get_num_threads(),
-                                "baseline": asdict(baseline), "fast": asdict(fast), "ratio": ratio,
+                                "load_average": os.getloadavg(), "baseline": asdict(baseline),
+                                "fast": asdict(fast), "ratio": ratio, "step_ratio": step_ratio,
                                 **extra}) + "\n")
     sys.stdout.flush()

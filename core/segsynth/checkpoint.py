@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from segsynth import distributed
 from segsynth.errors import UserError
 
 _STEP_FILE = re.compile(r"^step_(\d{8})\.pt$")
@@ -57,14 +58,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # one GPU per process under torchrun: reading every GPU's state would open a CUDA
+        # context on each of them in every process
+        one = distributed.is_distributed()
+        state["cuda"] = [torch.cuda.get_rng_state()] if one else torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        if distributed.is_distributed():
+            torch.cuda.set_rng_state(state["cuda"][0])
+        else:
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _to_cpu(value: Any) -> Any:

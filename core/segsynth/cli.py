@@ -42,7 +42,9 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            from segsynth.distributed import label
+
+            typer.echo(f"error{label()}: {exc}", err=True)  # " (rank R)" under torchrun
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; continue the run later with --resume.", err=True)
@@ -91,6 +93,10 @@ def run(
 
 
 def _print_result(result: Any) -> None:
+    from segsynth.distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 reports for all
+        return
     headline = {k: v for k, v in result.metrics.items() if k.endswith(".f1") or k.startswith("kl.")}
     for key, value in sorted(headline.items()):
         typer.echo(f"{key:>28s}  {value:.4f}")

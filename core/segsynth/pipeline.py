@@ -4,6 +4,11 @@ Every step records in ``state.json`` that it finished (with hashes of what it wr
 started again with ``--resume`` skips finished steps and continues an interrupted training from
 its newest checkpoint. A finished or partly finished run folder is never overwritten without
 ``--force``.
+
+Under torchrun (docs/distributed.md) every process runs this same code: rank 0 alone checks,
+locks and writes the run folder's own files; all processes train together and each makes
+every N-th batch of the synthetic pairs; rank 0 writes the one manifest, then evaluates and
+reports alone while the others end.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -26,7 +31,7 @@ import yaml
 
 import segsynth
 from segsynth.checkpoint import atomic_write_bytes, sha256_file
-from segsynth import interrupts
+from segsynth import distributed, interrupts
 from segsynth.errors import Interrupted, UserError
 from segsynth.interrupts import graceful_stop
 from segsynth.runlock import LOCK_NAME, RunLock
@@ -34,6 +39,7 @@ from segsynth.imageio import read_png, write_png
 from segsynth.interfaces import (
     DatasetAdapter,
     DatasetInfo,
+    EvaluationContext,
     EvaluationResult,
     Evaluator,
     MaskGenerator,
@@ -42,7 +48,7 @@ from segsynth.interfaces import (
 )
 from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe
-from segsynth.trainer import Trainer, TrainerSettings
+from segsynth.trainer import Trainer, TrainerSettings, resolve_device
 
 STATE_FILE = "state.json"
 MIN_FREE_BYTES = 200 * 2**20
@@ -82,10 +88,15 @@ def json_bytes(data: Any) -> bytes:
 
 
 class RunState:
-    """``state.json``: which steps finished, when, how long they took and what they wrote."""
+    """``state.json``: which steps finished, when, how long they took and what they wrote.
+
+    Processes other than rank 0 hold a read-only copy of rank 0's (``RunState.copy``) so that
+    all of them skip the same finished steps; only rank 0's ``mark`` writes the file.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.writable = True
         self.data: dict[str, Any] = {"steps": {}}
         if not path.exists():  # written at once: a run killed in its first step is resumable
             atomic_write_bytes(path, json_bytes(self.data))
@@ -98,12 +109,20 @@ class RunState:
                     "or use --force to start the run again."
                 ) from exc
 
+    @classmethod
+    def copy(cls, path: Path, data: dict[str, Any]) -> RunState:
+        """A copy that never writes: what processes other than rank 0 use."""
+        state = cls.__new__(cls)
+        state.path, state.data, state.writable = path, data, False
+        return state
+
     def finished(self, step: str) -> bool:
         return bool(self.data["steps"].get(step, {}).get("finished"))
 
     def mark(self, step: str, seconds: float, **extra: Any) -> None:
         self.data["steps"][step] = {"finished": True, "seconds": round(seconds, 2), **extra}
-        atomic_write_bytes(self.path, json_bytes(self.data))
+        if self.writable:
+            atomic_write_bytes(self.path, json_bytes(self.data))
 
 
 def environment(loaded: LoadedRecipe, registry: Registry, trainer: Trainer, argv: list[str]) -> dict[str, Any]:
@@ -111,7 +130,9 @@ def environment(loaded: LoadedRecipe, registry: Registry, trainer: Trainer, argv
     plugins = sorted(
         {(e.source.package, e.source.version) for e in registry.all_entries()}
     )
+    world = {"world_size": distributed.world_size()} if distributed.is_distributed() else {}
     return {
+        **world,
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": argv,
         "seed": loaded.recipe.seed,
@@ -143,16 +164,18 @@ class Pipeline:
             keep_checkpoints=self.recipe.trainer.keep_checkpoints,
             deterministic=self.recipe.trainer.deterministic,
             channels_last=self.recipe.trainer.channels_last,
+            compile=self.recipe.trainer.compile,
             progress=options.progress,
         )
         self.skipped: list[str] = []
 
     # ------------------------------------------------------------------ helpers
-    def trainer(self, sub: str) -> Trainer:
-        return Trainer(self.run_dir / sub, self.settings, resume=self.options.resume)
+    def trainer(self, sub: str, local: bool = False) -> Trainer:
+        return Trainer(self.run_dir / sub, self.settings, resume=self.options.resume, local=local)
 
     def _log(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        if distributed.is_main():
+            print(message, file=sys.stderr, flush=True)
 
     def check_folder(self) -> None:
         """Refuse to clobber an earlier run without --force; writes nothing (runs before data loads)."""
@@ -215,7 +238,9 @@ class Pipeline:
     def run(self) -> RunResult:
         # Everything that can fail on bad input (folder, device, data) is checked before the
         # run folder is created, so a failed start leaves nothing that blocks the next try.
-        self.check_folder()
+        if distributed.launched():  # under torchrun: join the other processes first
+            distributed.init(resolve_device(self.settings.device))
+        distributed.on_main(self.check_folder)
         if self.recipe.trainer.threads:
             torch.set_num_threads(self.recipe.trainer.threads)
         probe_trainer = self.trainer("stage1")
@@ -227,23 +252,62 @@ class Pipeline:
         self._check_split(test, info, "test")
         load_seconds = time.perf_counter() - t0
 
+        if distributed.is_distributed():
+            return self._run_together(probe_trainer, adapter, info, train, test, load_seconds)
         self.create_folder()
         self.check_free_space()
         with RunLock(self.run_dir), graceful_stop():
             if self.options.force:
                 self.clear_folder()
             state = RunState(self.run_dir / STATE_FILE)
-            try:
-                return self._run_steps(state, probe_trainer, adapter, info, train, test, load_seconds)
-            except Interrupted as exc:
-                raise Interrupted(
-                    f"{exc} Continue with `synth resume {self.run_dir}` (or the same command "
-                    "plus --resume).",
-                    exc.exit_code - 128,
-                ) from None
+            return self._run_interruptible(state, probe_trainer, adapter, info, train, test, load_seconds)
 
-    def _between_steps(self, name: str) -> None:
+    def _run_together(
+        self, probe_trainer: Trainer, adapter: DatasetAdapter, info: DatasetInfo,
+        train: PairSet, test: PairSet, load_seconds: float,
+    ) -> RunResult:
+        """``run`` under torchrun: rank 0 claims the folder and shares ``state.json``."""
+        lock = RunLock(self.run_dir)
+
+        def claim() -> dict[str, Any]:
+            self.create_folder()
+            self.check_free_space()
+            lock.acquire()
+            try:
+                if self.options.force:
+                    self.clear_folder()
+                return RunState(self.run_dir / STATE_FILE).data
+            except BaseException:
+                lock.release()
+                raise
+
+        data = distributed.on_main(claim)
+        try:
+            with graceful_stop():
+                if distributed.is_main():
+                    state = RunState(self.run_dir / STATE_FILE)
+                else:
+                    state = RunState.copy(self.run_dir / STATE_FILE, data)
+                return self._run_interruptible(state, probe_trainer, adapter, info, train, test,
+                                               load_seconds)
+        finally:
+            lock.release()
+
+    def _run_interruptible(self, state: RunState, *args: Any) -> RunResult:
+        try:
+            return self._run_steps(state, *args)
+        except Interrupted as exc:
+            raise Interrupted(
+                f"{exc} Continue with `synth resume {self.run_dir}` (or the same command "
+                "plus --resume).",
+                exc.exit_code - 128,
+            ) from None
+
+    def _between_steps(self, name: str, together: bool = True) -> None:
+        """Stop here if asked to; ``together``: every process stops (all are still running)."""
         signum = interrupts.requested()
+        if together:
+            signum = distributed.agree_on_stop(signum)
         if signum is not None:
             raise Interrupted(f"{signal.Signals(signum).name} received before {name}.", signum)
 
@@ -251,6 +315,39 @@ class Pipeline:
         self, state: RunState, probe_trainer: Trainer, adapter: DatasetAdapter, info: DatasetInfo,
         train: PairSet, test: PairSet, load_seconds: float,
     ) -> RunResult:
+        if distributed.is_main():
+            self._write_run_files(probe_trainer)
+        self._log(f"segsynth: run {self.recipe.name!r} in {self.run_dir} on {probe_trainer.device} "
+                  f"({probe_trainer.precision})")
+        self._log(f"data: {len(train)} train and {len(test)} test pairs of {info.size[0]}x{info.size[1]} "
+                  f"({load_seconds:.1f}s)")
+
+        stage1 = self.stage1(state, info, train)
+        context = EvaluationContext()
+        if self.loaded.single_stage:
+            sampler: PairSampler = stage1.sample_pairs
+        else:
+            self._between_steps("stage 2")
+            stage2_pairs = self.stage2_pairs(state, info, train)
+            translator = self.stage2(state, info, stage2_pairs)
+            sampler = two_stage_sampler(stage1, translator)
+            context.translate = frozen_translate(translator)
+        self._between_steps("synthesis")
+        synthetic = self.synthesize(state, info, sampler)
+        if synthetic is None:  # not rank 0: evaluation and report are rank 0's alone
+            return RunResult(self.run_dir, {}, self.run_dir / "report" / "index.html", self.skipped)
+        self._between_steps("evaluation", together=False)
+        metrics, results = self.evaluate(state, info, train, test, synthetic, context)
+        self._between_steps("the report", together=False)
+
+        from segsynth.gate import check_gate
+        from segsynth.report import write_report
+
+        report = write_report(self.run_dir, self.loaded, info, train, synthetic, results, metrics)
+        check_gate(metrics, self.run_dir, report)  # after the report: it shows why
+        return RunResult(self.run_dir, metrics, report, self.skipped)
+
+    def _write_run_files(self, probe_trainer: Trainer) -> None:
         if not self.options.resume or not (self.run_dir / "recipe.resolved.yaml").exists():
             atomic_write_bytes(
                 self.run_dir / "recipe.resolved.yaml",
@@ -260,31 +357,6 @@ class Pipeline:
             self.run_dir / "environment.json",
             json_bytes(environment(self.loaded, self.registry, probe_trainer, self.options.argv)),
         )
-        self._log(f"segsynth: run {self.recipe.name!r} in {self.run_dir} on {probe_trainer.device} "
-                  f"({probe_trainer.precision})")
-        self._log(f"data: {len(train)} train and {len(test)} test pairs of {info.size[0]}x{info.size[1]} "
-                  f"({load_seconds:.1f}s)")
-
-        stage1 = self.stage1(state, info, train)
-        if self.loaded.single_stage:
-            sampler: PairSampler = stage1.sample_pairs
-        else:
-            self._between_steps("stage 2")
-            stage2_pairs = self.stage2_pairs(state, info, train)
-            translator = self.stage2(state, info, stage2_pairs)
-            sampler = two_stage_sampler(stage1, translator)
-        self._between_steps("synthesis")
-        synthetic = self.synthesize(state, info, sampler)
-        self._between_steps("evaluation")
-        metrics, results = self.evaluate(state, info, train, test, synthetic)
-        self._between_steps("the report")
-
-        from segsynth.gate import check_gate
-        from segsynth.report import write_report
-
-        report = write_report(self.run_dir, self.loaded, info, train, synthetic, results, metrics)
-        check_gate(metrics, self.run_dir, report)  # after the report: it shows why
-        return RunResult(self.run_dir, metrics, report, self.skipped)
 
     def _check_split(self, pairs: PairSet, info: DatasetInfo, split: str) -> None:
         if len(pairs) == 0:
@@ -318,28 +390,34 @@ class Pipeline:
         trainer = self.trainer("stage1")
         generator = self.stage1_component(info)
         generator.to(trainer.device)
-        if state.finished("stage1") and generator_load(trainer, generator):
+        if self._finished(state, "stage1", trainer) and generator_load(trainer, generator):
             self.skipped.append("stage1")
             self._log("stage1: finished earlier, loaded its final checkpoint")
             return generator
         t0 = time.perf_counter()
         generator.fit(train if self.loaded.single_stage else train.masks, trainer)
-        state.mark("stage1", time.perf_counter() - t0,
-                   checkpoint_sha256=sha256_file(trainer.store.final_path))
+        if distributed.is_main():
+            state.mark("stage1", time.perf_counter() - t0,
+                       checkpoint_sha256=sha256_file(trainer.store.final_path))
         return generator
+
+    def _finished(self, state: RunState, step: str, trainer: Trainer) -> bool:
+        """Whether ``step`` finished earlier and left its final checkpoint (rank 0 decides)."""
+        return bool(distributed.broadcast_object(state.finished(step) and trainer.is_finished()))
 
     def stage2(self, state: RunState, info: DatasetInfo, train: PairSet) -> Translator:
         trainer = self.trainer("stage2")
         translator = self.stage2_component(info)
         translator.to(trainer.device)
-        if state.finished("stage2") and generator_load(trainer, translator):
+        if self._finished(state, "stage2", trainer) and generator_load(trainer, translator):
             self.skipped.append("stage2")
             self._log("stage2: finished earlier, loaded its final checkpoint")
             return translator
         t0 = time.perf_counter()
         translator.fit(train, trainer)
-        state.mark("stage2", time.perf_counter() - t0,
-                   checkpoint_sha256=sha256_file(trainer.store.final_path))
+        if distributed.is_main():
+            state.mark("stage2", time.perf_counter() - t0,
+                       checkpoint_sha256=sha256_file(trainer.store.final_path))
         return translator
 
     def stage2_pairs(self, state: RunState, info: DatasetInfo, train: PairSet) -> PairSet:
@@ -373,7 +451,8 @@ class Pipeline:
         block = self.recipe.stage2_data
         assert block is not None and block.derive_masks is not None
         folder = self.run_dir / "derived"
-        if state.finished("derive_masks") and (folder / "provenance.json").exists():
+        done = state.finished("derive_masks") and (folder / "provenance.json").exists()
+        if distributed.broadcast_object(done):
             self.skipped.append("derive_masks")
             masks = torch.stack([(read_png(folder / "masks" / f"{i}.png", info.mask_channels) > 0.5).float()
                                  for i in target.ids])
@@ -395,6 +474,9 @@ class Pipeline:
         masks = (probabilities >= block.derive_masks.threshold).float()
         if target.fovs is not None:
             masks = masks * target.fovs
+        result = PairSet(images=target.images, masks=masks, fovs=target.fovs, ids=target.ids)
+        if not distributed.is_main():  # every process predicted the same masks; rank 0 writes them
+            return result
         for sample_id, mask in zip(target.ids, masks, strict=True):
             write_png(folder / "masks" / f"{sample_id}.png", mask)
         provenance = {
@@ -411,7 +493,7 @@ class Pipeline:
         atomic_write_bytes(folder / "provenance.json", json_bytes(provenance))
         state.mark("derive_masks", time.perf_counter() - t0, count=len(target))
         self._log(f"derive_masks: {len(target)} masks for {block.name!r} ({source})")
-        return PairSet(images=target.images, masks=masks, fovs=target.fovs, ids=target.ids)
+        return result
 
     def load_finished_sampler(self, info: DatasetInfo) -> PairSampler:
         """Rebuild the trained stages from their final checkpoints (for ``synth sample``)."""
@@ -427,42 +509,54 @@ class Pipeline:
         trainer2.load_final(translator.state())
         return two_stage_sampler(stage1, translator)
 
-    def synthesize(self, state: RunState, info: DatasetInfo, sampler: PairSampler) -> PairSet:
+    def synthesize(self, state: RunState, info: DatasetInfo, sampler: PairSampler) -> PairSet | None:
+        """Write the synthetic pairs; return them as written on rank 0, ``None`` on other ranks."""
         manifest = self.run_dir / MANIFEST
-        if state.finished("synthesis") and manifest.exists():
+        if distributed.broadcast_object(state.finished("synthesis") and manifest.exists()):
             self.skipped.append("synthesis")
-            return read_synthetic(self.run_dir, info)
+            return read_synthetic(self.run_dir, info) if distributed.is_main() else None
         t0 = time.perf_counter()
-        synthetic = synthesize_pairs(
-            sampler, self.recipe.synthesis.count,
+        count = self.recipe.synthesis.count
+        written = synthesize_files(
+            self.run_dir / "synthetic", sampler, count,
             self.recipe.synthesis.batch_size, self.recipe.seed, self.options.progress,
         )
-        write_synthetic(self.run_dir / "synthetic", synthetic, self.recipe.seed,
-                        self.recipe.synthesis.batch_size)
+        if written is None:
+            return None
         seconds = time.perf_counter() - t0
-        state.mark("synthesis", seconds, count=len(synthetic),
+        state.mark("synthesis", seconds, count=count,
                    manifest_sha256=sha256_file(manifest),
-                   pairs_per_second=round(len(synthetic) / max(seconds, 1e-9), 2))
+                   pairs_per_second=round(count / max(seconds, 1e-9), 2))
         # Evaluate exactly what was published (8-bit PNGs), whether or not the run was resumed.
         return read_synthetic(self.run_dir, info)
 
     def evaluate(
-        self, state: RunState, info: DatasetInfo, train: PairSet, test: PairSet, synthetic: PairSet
+        self, state: RunState, info: DatasetInfo, train: PairSet, test: PairSet, synthetic: PairSet,
+        context: EvaluationContext | None = None,
     ) -> tuple[dict[str, float], dict[str, EvaluationResult]]:
+        """Run the recipe's evaluators in order, sharing one ``EvaluationContext``.
+
+        A finished evaluator is not run again on resume, but it is still built and asked to
+        ``restore`` what it shares (e.g. a feature space), so the evaluators after it see the
+        same context as in an uninterrupted run.
+        """
+        context = context or EvaluationContext()
         metrics: dict[str, float] = {}
         results: dict[str, EvaluationResult] = {}
         for i, ref in enumerate(self.recipe.evaluation):
             key = ref.name if [r.name for r in self.recipe.evaluation].count(ref.name) == 1 else f"{ref.name}_{i}"
             step = f"evaluation/{key}"
             result_path = self.run_dir / step / "result.json"
+            trainer = self.trainer(step, local=True)  # rank 0 evaluates alone
+            evaluator: Evaluator = self._component(
+                "evaluator", ref.name, self.loaded.evaluation_params[i], info, 10 + i
+            )
+            evaluator.bind(context)
             if state.finished(step) and result_path.exists():
                 result = EvaluationResult(**json.loads(result_path.read_text()))
+                evaluator.restore(train, trainer)
                 self.skipped.append(step)
             else:
-                trainer = self.trainer(step)
-                evaluator: Evaluator = self._component(
-                    "evaluator", ref.name, self.loaded.evaluation_params[i], info, 10 + i
-                )
                 t0 = time.perf_counter()
                 result = evaluator.evaluate(train, test, synthetic, trainer)
                 atomic_write_bytes(result_path, json_bytes(result.__dict__))
@@ -498,6 +592,16 @@ def generator_load(trainer: Trainer, component: Any) -> bool:
 PairSampler = Callable[[int, torch.Generator], "tuple[torch.Tensor, torch.Tensor]"]
 
 
+def frozen_translate(translator: Translator) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """Stage II as evaluators get it: no gradients, CPU tensors in and out."""
+
+    def translate(masks: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        with torch.no_grad():
+            return translator.translate(masks, g).cpu()
+
+    return translate
+
+
 def two_stage_sampler(generator: MaskGenerator, translator: Translator) -> PairSampler:
     """Stage I masks, then Stage II images from them, with one random stream per batch."""
 
@@ -510,28 +614,32 @@ def two_stage_sampler(generator: MaskGenerator, translator: Translator) -> PairS
 
 def synthesize_pairs(
     sampler: PairSampler, count: int, batch_size: int, seed: int, progress: bool = True,
+    part: tuple[int, int] = (0, 1),
 ) -> PairSet:
     """Sample ``count`` pairs, batch by batch.
 
     Batch ``b`` draws from a generator seeded with ``(seed, b)``, so a pair depends only on the
-    seed, the batch size and its position: re-running reproduces the same files.
+    seed, the batch size and its position: re-running reproduces the same files. With
+    ``part=(r, N)`` only the batches ``b`` with ``b % N == r`` are made (one process's share,
+    which must hold at least one batch); their ids keep their positions in the whole set.
     """
     from tqdm.auto import tqdm
 
-    masks, images = [], []
-    with tqdm(total=count, desc="synthesis", unit="pair", disable=not progress, file=sys.stderr) as bar:
-        for b, start in enumerate(range(0, count, batch_size)):
+    rank, world = part
+    batches = [(b, start) for b, start in enumerate(range(0, count, batch_size)) if b % world == rank]
+    total = sum(min(batch_size, count - start) for _, start in batches)
+    masks, images, ids = [], [], []
+    with tqdm(total=total, desc="synthesis", unit="pair", disable=not progress, file=sys.stderr) as bar:
+        for b, start in batches:
             n = min(batch_size, count - start)
             g = torch.Generator().manual_seed(batch_seed(seed, b))
             with torch.no_grad():
                 m, img = sampler(n, g)
             masks.append(m.cpu())
             images.append(img.cpu())
+            ids += [f"synth_{i:05d}" for i in range(start, start + n)]
             bar.update(n)
-    return PairSet(
-        images=torch.cat(images), masks=torch.cat(masks),
-        ids=[f"synth_{i:05d}" for i in range(count)],
-    )
+    return PairSet(images=torch.cat(images), masks=torch.cat(masks), ids=ids)
 
 
 def batch_seed(seed: int, batch: int) -> int:
@@ -546,8 +654,17 @@ def write_synthetic(
     One manifest row per pair: the files, the seeds that made it, the SHA-256 of each file, and
     any ``extra`` columns (e.g. the checkpoints' hashes).
     """
+    rows = write_pair_files(folder, pairs, seed, batch_size, range(len(pairs)), extra)
+    return write_manifest(folder, rows)
+
+
+def write_pair_files(
+    folder: Path, pairs: PairSet, seed: int, batch_size: int, positions: Sequence[int],
+    extra: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Write the PNG files of ``pairs`` (at ``positions`` of the whole set); return their manifest rows."""
     rows = []
-    for i, sample_id in enumerate(pairs.ids):
+    for i, (position, sample_id) in enumerate(zip(positions, pairs.ids, strict=True)):
         mask_rel = f"masks/{sample_id}.png"
         image_rel = f"images/{sample_id}.png"
         rows.append({
@@ -555,11 +672,16 @@ def write_synthetic(
             "mask": mask_rel,
             "image": image_rel,
             "seed": seed,
-            "batch_seed": batch_seed(seed, i // batch_size),
+            "batch_seed": batch_seed(seed, position // batch_size),
             "mask_sha256": write_png(folder / mask_rel, pairs.masks[i]),
             "image_sha256": write_png(folder / image_rel, pairs.images[i]),
             **(extra or {}),
         })
+    return rows
+
+
+def write_manifest(folder: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``folder/manifest.csv`` (atomically) with one row per pair, in the given order."""
     path = folder / "manifest.csv"
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
@@ -568,6 +690,32 @@ def write_synthetic(
         writer.writerows(rows)
     tmp.replace(path)
     return path
+
+
+def synthesize_files(
+    folder: Path, sampler: PairSampler, count: int, batch_size: int, seed: int,
+    progress: bool = True, extra: dict[str, str] | None = None,
+) -> Path | None:
+    """Sample ``count`` pairs into ``folder``; return the manifest's path (``None`` off rank 0).
+
+    In one process this is ``synthesize_pairs`` + ``write_synthetic``. Under torchrun rank
+    ``r`` of ``N`` makes and writes the batches ``b`` with ``b % N == r``, and rank 0 writes
+    the one manifest, in position order, from everybody's rows: since batch ``b`` is seeded by
+    ``(seed, b)`` alone, the files and the manifest are byte for byte those of one process.
+    """
+    rank, world = distributed.rank(), distributed.world_size()
+    starts = list(range(0, count, batch_size))[rank::world]
+    rows: list[tuple[int, dict[str, Any]]] = []
+    if starts:
+        pairs = synthesize_pairs(sampler, count, batch_size, seed, progress and rank == 0, (rank, world))
+        positions = [s + k for s in starts for k in range(min(batch_size, count - s))]
+        written = write_pair_files(folder, pairs, seed, batch_size, positions, extra)
+        rows = list(zip(positions, written, strict=True))
+    gathered = distributed.gather_objects(rows)
+    if gathered is None:
+        return None
+    merged = sorted((item for part in gathered for item in part), key=lambda item: item[0])
+    return write_manifest(folder, [row for _, row in merged])
 
 
 def read_synthetic(run_dir: Path, info: DatasetInfo) -> PairSet:

@@ -53,6 +53,12 @@ class TrainerBlock(_Strict):
         False, description="Use deterministic algorithms (slower; exact reproducibility)."
     )
     channels_last: bool = Field(False, description="Channels-last memory format for conv nets.")
+    compile: Literal["auto", "on", "off"] | bool = Field(
+        "auto",
+        description="torch.compile the networks' training passes (sampling stays eager): auto = on "
+        "for CUDA, off on CPU and MPS (docs/benchmarks.md says why); on/true or off/false force it. "
+        "Without a working compiler training falls back to eager with one warning.",
+    )
     threads: int | None = Field(
         None, ge=1,
         description="CPU threads for torch (torch.set_num_threads); null keeps torch's default. "

@@ -15,6 +15,12 @@ stays readable top to bottom::
         trainer.log(step, loss=loss)           # CSV + progress bar + NaN guard
         trainer.checkpoint(step, state)        # every N steps, atomically
     trainer.finish(state, total)               # the final checkpoint sampling loads
+
+Under torchrun (see ``segsynth.distributed`` and docs/distributed.md) the same loop runs in
+every process: ``shard(data)`` gives this process its part of the training set,
+``wrapped(module)`` the ``DistributedDataParallel`` wrapper to call for forward passes,
+``step`` averages any gradient DDP did not, ``log`` averages the losses over processes (so a
+NaN anywhere stops every process), and only rank 0 writes checkpoints, CSV and progress.
 """
 
 from __future__ import annotations
@@ -28,15 +34,16 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
-from segsynth import interrupts
+from segsynth import compiling, distributed, host_memory, interrupts
 from segsynth.checkpoint import CheckpointStore
 from segsynth.errors import Interrupted, TrainingDiverged, UserError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+Data = TypeVar("Data")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,16 +110,27 @@ class TrainerSettings:
     deterministic: bool = False
     channels_last: bool = False
     progress: bool = True
+    compile: bool | str = "auto"  # torch.compile of training passes: auto/on/off (segsynth.compiling)
+    retain_host_memory: bool = True  # on CPU, reuse freed memory between steps (segsynth.host_memory)
 
 
 class Trainer:
-    """Per-stage training services; ``work_dir`` holds its checkpoints and ``losses.csv``."""
+    """Per-stage training services; ``work_dir`` holds its checkpoints and ``losses.csv``.
 
-    def __init__(self, work_dir: Path, settings: TrainerSettings, resume: bool = False) -> None:
+    ``local=True`` keeps a trainer to this process even under torchrun (no wrappers, no
+    messages, files written): the pipeline uses it for the evaluation, which rank 0 runs alone.
+    """
+
+    def __init__(
+        self, work_dir: Path, settings: TrainerSettings, resume: bool = False, local: bool = False,
+    ) -> None:
         self.work_dir = Path(work_dir)
         self.settings = settings
         self.resume_requested = resume
-        self.device = resolve_device(settings.device)
+        self.local = local
+        self.world_size = 1 if local else distributed.world_size()
+        self.rank = 0 if local else distributed.rank()
+        self.device = distributed.place(resolve_device(settings.device))
         self.precision = resolve_precision(settings.precision, self.device)
         self.store = CheckpointStore(self.work_dir / "checkpoints", keep=settings.keep_checkpoints)
         self._scaler = (
@@ -121,6 +139,9 @@ class Trainer:
         self._bar: Any = None
         self._csv_fields: list[str] | None = None
         self._tb: Any = None  # None: not tried yet; False: tensorboard is not installed
+        self._wrappers: dict[int, torch.nn.Module] = {}  # id(module) -> its DDP wrapper
+        self._wrapper_params: dict[int, set[int]] = {}  # id(wrapper) -> ids of its parameters
+        self._synced: set[int] = set()  # wrappers run with gradient sync since their last step
         if settings.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             if self.device.type == "cuda":
@@ -128,30 +149,107 @@ class Trainer:
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
     # ----------------------------------------------------------------- structure
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files (always, unless it is not rank 0 under torchrun)."""
+        return self.rank == 0
+
     def child(self, name: str) -> Trainer:
         """A trainer for a sub-task (e.g. one segmenter of an evaluator) in ``work_dir/name``."""
-        return Trainer(self.work_dir / name, self.settings, resume=self.resume_requested)
+        return Trainer(self.work_dir / name, self.settings, resume=self.resume_requested,
+                       local=self.local)
 
     def with_settings(self, **changes: Any) -> Trainer:
-        return Trainer(self.work_dir, replace(self.settings, **changes), self.resume_requested)
+        return Trainer(self.work_dir, replace(self.settings, **changes), self.resume_requested,
+                       local=self.local)
 
     def seed_everything(self, offset: int = 0) -> None:
-        """Seed torch's global RNGs from the run seed (plus ``offset`` for sub-tasks)."""
-        torch.manual_seed(self.settings.seed + offset)
+        """Seed torch's global RNGs from the run seed (plus ``offset`` for sub-tasks).
+
+        Under torchrun every rank but 0 gets its own stream (batches, noise, augmentation),
+        so that the processes do not draw the same random numbers; rank 0 keeps the
+        single-process seed.
+        """
+        torch.manual_seed(self._stream_seed(self.settings.seed + offset))
+
+    def _stream_seed(self, base: int, step: int = 0) -> int:
+        if self.rank == 0 and step == 0:
+            return base
+        return (base * 1_000_003 + self.rank * 7919 + step * 104_729) % (2**63 - 1)
 
     def generator(self, offset: int = 0) -> torch.Generator:
-        """A CPU generator seeded from the run seed: use it for anything that must reproduce."""
+        """A CPU generator seeded from the run seed: use it for anything that must reproduce.
+
+        It is the same on every process under torchrun (weights are initialised from it).
+        """
         g = torch.Generator()
         g.manual_seed(self.settings.seed + offset)
         return g
 
     # ----------------------------------------------------------------- compute
     def setup(self, module: torch.nn.Module) -> torch.nn.Module:
-        """Move ``module`` to the device (channels-last when enabled) and return it."""
+        """Move ``module`` to the device (channels-last when enabled) and return it.
+
+        The module itself is returned (and belongs in ``state``) even under torchrun; call
+        ``wrapped(module)`` for the forward passes of training.
+        """
         module.to(self.device)
         if self.settings.channels_last and self.device.type != "mps":
             module.to(memory_format=torch.channels_last)
+        if compiling.resolve_compile(self.settings.compile, self.device):
+            compiling.compile_for_training(module, self.device)
+        if self.device.type == "cpu" and self.settings.retain_host_memory:
+            host_memory.retain_freed_memory()
         return module
+
+    def wrapped(self, module: torch.nn.Module) -> torch.nn.Module:
+        """What to call for a training forward pass of ``module``: itself, or its DDP wrapper.
+
+        Under torchrun the first call makes a ``DistributedDataParallel`` wrapper (a collective:
+        every process must call it for the same modules in the same order, as the same loop
+        does), which averages the gradients during ``backward``. The state handed to
+        ``checkpoint``/``resume`` keeps the plain module, so checkpoints do not depend on the
+        number of processes. Every forward through the wrapper must feed the loss of the next
+        ``backward`` with all its trainable parameters (a penalty such as R1 goes into the same
+        loss, not into a second ``backward``).
+        """
+        if self.world_size == 1:
+            return module
+        wrapper = self._wrappers.get(id(module))
+        if wrapper is None:
+            wrapper = distributed.data_parallel(module, self.device)
+            wrapper.register_forward_pre_hook(self._note_synced_forward)
+            self._wrappers[id(module)] = wrapper
+            self._wrapper_params[id(wrapper)] = {id(p) for p in module.parameters()}
+        return wrapper
+
+    def _note_synced_forward(self, wrapper: torch.nn.Module, args: Any) -> None:
+        if torch.is_grad_enabled() and getattr(wrapper, "require_backward_grad_sync", True):
+            self._synced.add(id(wrapper))
+
+    def shard(self, data: Data) -> Data:
+        """This process's part of a training set (a tensor or ``PairSet``): all of it in one process.
+
+        Under torchrun rank ``r`` of ``N`` gets samples ``r, r + N, ...``: the parts are
+        disjoint and together hold every sample. Draw batches from the part, with torch's
+        global RNG, which is seeded differently per rank.
+        """
+        if self.world_size == 1:
+            return data
+        n = len(data)  # type: ignore[arg-type]
+        if n < self.world_size:
+            raise UserError(
+                f"the training set of {self.work_dir.name} has {n} sample(s) but the run has "
+                f"{self.world_size} processes, and every process needs at least one; start "
+                f"fewer processes (torchrun --nproc-per-node) or train on more data."
+            )
+        index = distributed.shard_indices(n, self.rank, self.world_size)
+        if isinstance(data, torch.Tensor):
+            return data[index.to(data.device)]  # type: ignore[return-value]
+        subset = getattr(data, "subset", None)
+        if subset is None:
+            raise TypeError(f"cannot shard a {type(data).__name__}; pass a tensor or a PairSet")
+        return subset(index)  # type: ignore[no-any-return]
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.settings.channels_last and tensor.dim() == 4 and self.device.type != "mps":
@@ -173,13 +271,29 @@ class Trainer:
             loss.backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Apply and clear gradients of ``optimizer``."""
+        """Apply and clear gradients of ``optimizer``.
+
+        Under torchrun, gradients that no DDP wrapper averaged during ``backward`` (modules a
+        plugin calls directly) are averaged over the processes here, so every process applies
+        the same update whatever the plugin does.
+        """
+        if self.world_size > 1:
+            self._average_unsynced(optimizer)
         if self._scaler is not None:
             self._scaler.step(optimizer)
             self._scaler.update()
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+
+    def _average_unsynced(self, optimizer: torch.optim.Optimizer) -> None:
+        owned = [p for group in optimizer.param_groups for p in group["params"]]
+        owned_ids = {id(p) for p in owned}
+        synced: set[int] = set()
+        for key in self._synced:
+            synced |= self._wrapper_params[key]
+        distributed.average_gradients(p for p in owned if id(p) not in synced)
+        self._synced = {k for k in self._synced if not self._wrapper_params[k] & owned_ids}
 
     # ----------------------------------------------------------------- progress & logging
     def steps(self, start: int, total: int, desc: str) -> Iterator[int]:
@@ -192,7 +306,7 @@ class Trainer:
             desc=desc,
             unit="step",
             dynamic_ncols=True,
-            disable=not self.settings.progress,
+            disable=not self.settings.progress or not self.is_main,
             file=sys.stderr,
         )
         try:
@@ -211,6 +325,8 @@ class Trainer:
         """
         numbers = {k: float(v.detach().float().item() if isinstance(v, torch.Tensor) else v)
                    for k, v in values.items()}
+        if self.world_size > 1:  # the mean over processes; a NaN on one stops them all
+            numbers = distributed.mean_values(numbers)
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
         if bad:
             newest = self.store.newest()
@@ -221,8 +337,9 @@ class Trainer:
                 + f". Training stopped; {kept}. Lower the learning rate, switch precision to fp32 "
                 "(trainer.precision) or change the seed, then run again with --resume."
             )
-        self._write_csv(step, numbers)
-        self._write_tensorboard(step, numbers)
+        if self.is_main:
+            self._write_csv(step, numbers)
+            self._write_tensorboard(step, numbers)
         if self._bar is not None:
             self._bar.set_postfix({k: f"{v:.3g}" for k, v in numbers.items()}, refresh=False)
         return numbers
@@ -274,10 +391,13 @@ class Trainer:
         self.seed_everything()
         if not self.resume_requested:
             return 0
-        loaded = self.store.load_newest(state, self.device)
+        loaded = self.store.load_newest(_plain(state), self.device)
         if loaded is None:
             return 0
-        self._truncate_csv(loaded)
+        if self.is_main:
+            self._truncate_csv(loaded)
+        if self.rank > 0:  # the checkpoint holds rank 0's random state; the others start anew
+            torch.manual_seed(self._stream_seed(self.settings.seed, loaded))
         return loaded
 
     def checkpoint(self, step: int, state: dict[str, Any], force: bool = False) -> None:
@@ -288,9 +408,15 @@ class Trainer:
         """
         every = self.settings.checkpoint_every
         signum = interrupts.requested()
+        if self.world_size > 1:  # a signal seen by any process stops all of them at this step
+            signum = distributed.agree_on_stop(signum)
         if force or signum is not None or (every > 0 and step % every == 0):
-            path = self.store.save(step, state)
+            path = self.store.folder / f"step_{step:08d}.pt"
+            if self.is_main:
+                path = self.store.save(step, _plain(state))
             if signum is not None:
+                if self.world_size > 1:
+                    distributed.barrier()  # nobody exits (and gets the run torn down) before the save
                 name = signal.Signals(signum).name
                 raise Interrupted(
                     f"{name} received: stopped training in {self.work_dir} at step {step} and "
@@ -299,12 +425,43 @@ class Trainer:
                 )
 
     def finish(self, state: dict[str, Any], step: int) -> None:
-        """Write the final checkpoint: the one sampling and later commands load."""
-        self.store.save(step, state, final=True)
+        """Write the final checkpoint: the one sampling and later commands load.
+
+        Under torchrun every process first takes rank 0's weights and buffers (batch-norm
+        statistics are gathered per process), so all of them sample exactly what is saved.
+        """
+        plain = _plain(state)
+        if self.world_size > 1:
+            distributed.broadcast_tensors(_state_tensors(plain))
+        if self.is_main:
+            self.store.save(step, plain, final=True)
+        if self.world_size > 1:
+            distributed.barrier()  # the final checkpoint exists for everyone who goes on
+            self._wrappers.clear()  # training is over: let the DDP wrappers go
+            self._wrapper_params.clear()
+            self._synced.clear()
 
     def load_final(self, state: dict[str, Any]) -> bool:
         """Restore a finished component; ``False`` when no final checkpoint exists."""
-        return self.store.load_final(state, self.device)
+        return self.store.load_final(_plain(state), self.device)
 
     def is_finished(self) -> bool:
         return self.store.final_path.exists()
+
+
+def _plain(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` with any DDP wrapper replaced by its module: checkpoints hold plain modules."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return {k: v.module if isinstance(v, DistributedDataParallel) else v for k, v in state.items()}
+
+
+def _state_tensors(state: dict[str, Any]) -> list[torch.Tensor]:
+    """The tensors of ``state``'s modules (parameters and buffers) and its counter tensors."""
+    tensors: list[torch.Tensor] = []
+    for value in state.values():
+        if isinstance(value, torch.nn.Module):
+            tensors += [t for t in value.state_dict().values() if isinstance(t, torch.Tensor)]
+        elif isinstance(value, torch.Tensor):
+            tensors.append(value)
+    return tensors

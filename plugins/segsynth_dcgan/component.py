@@ -182,6 +182,7 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
     def _fit_real(self, real: torch.Tensor, trainer: Trainer, desc: str) -> None:
         """The adversarial loop on ``real`` (already on the device, in [-1, 1])."""
         p = self.params
+        real = trainer.shard(real)  # under torchrun: this process's part of the training set
         for module in self.state().values():
             if isinstance(module, nn.Module):
                 trainer.setup(module)
@@ -224,7 +225,8 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One discriminator update, then one generator update on the same fakes."""
         p = self.params
-        G, D, augment = self.generator, self.discriminator, self.augment
+        G, D = trainer.wrapped(self.generator), trainer.wrapped(self.discriminator)
+        augment = self.augment
         device = real_all.device
         real = real_all[torch.randint(real_all.shape[0], (p.batch_size,), device=device)]
         z = torch.randn(p.batch_size, p.nz, 1, 1, device=device)
@@ -235,11 +237,14 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             real_logits = D(augment(real))
             fake_logits = D(augment(fake.detach()))
             d_loss = discriminator_loss(p.loss, real_logits, fake_logits)
-        trainer.backward(d_loss)
+        d_total = d_loss
         if p.r1_gamma > 0 and step % p.r1_every == 0:
-            # lazy regularisation (StyleGAN2): every r1_every steps, scaled by r1_every
-            penalty = r1_penalty(lambda x: D(augment(x)), real)
-            trainer.backward(penalty * (p.r1_gamma / 2.0 * p.r1_every))
+            # lazy regularisation (StyleGAN2): every r1_every steps, scaled by r1_every. It joins
+            # D's loss in one backward, through the plain D: a DDP wrapper must see every
+            # parameter in each backward, and the penalty leaves D's last bias out.
+            penalty = r1_penalty(lambda x: self.discriminator(augment(x)), real)
+            d_total = d_loss + penalty * (p.r1_gamma / 2.0 * p.r1_every)
+        trainer.backward(d_total)
         trainer.step(self.opt_d)
         augment.update(real_logits, step)
 
@@ -251,7 +256,7 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         trainer.step(self.opt_g)
         D.requires_grad_(True)
         if self.ema is not None:
-            self.ema.update_parameters(G)
+            self.ema.update_parameters(self.generator)
         return d_loss.detach(), g_loss.detach()
 
     def _for_discriminator(self, fake: torch.Tensor) -> torch.Tensor:

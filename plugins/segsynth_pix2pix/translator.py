@@ -140,6 +140,7 @@ class Pix2PixTranslator(segsynth.Translator):
         """Train for ``steps`` iterations on random real pairs, resumable through ``trainer``."""
         p = self.params
         self._check_shapes(pairs.masks, pairs.images)
+        pairs = trainer.shard(pairs)  # under torchrun: this process's part of the training pairs
         trainer.setup(self.generator)
         trainer.setup(self.discriminator)
         state = self.state()
@@ -191,7 +192,7 @@ class Pix2PixTranslator(segsynth.Translator):
     def _train_step(self, mask: Tensor, image: Tensor, trainer: Trainer) -> dict[str, Tensor]:
         """One discriminator update, then one generator update, on the same generated batch."""
         p = self.params
-        g, d = self.generator, self.discriminator
+        g, d = trainer.wrapped(self.generator), trainer.wrapped(self.discriminator)
         with trainer.autocast():
             fake = g(mask)
         real_pair = torch.cat([mask, image], dim=1)
