@@ -1,9 +1,11 @@
 """segsynth: synthetic (mask, image) data sets from small private ones, with proof of use and privacy.
 
 The public API for plugin authors is what this module exports: the component interfaces, the
-data containers, the hook marker, the trainer, and three helper modules: ``segsynth.measures``
+data containers, the hook marker, the trainer, and the helper modules ``segsynth.measures``
 (confusion counts, F1, AUC, histogram KL), ``segsynth.images`` (reading image files correctly or
-refusing them clearly) and ``segsynth.preprocess`` (fitting samples to the training size).
+refusing them clearly), ``segsynth.preprocess`` (fitting samples to the training size),
+``segsynth.gan`` (reusable GAN pieces: straight-through binarisation, generator EMA, the
+resumable training loop) and ``segsynth.params`` (parameter types several plugins share).
 Nothing else in ``segsynth`` is promised to stay put.
 """
 

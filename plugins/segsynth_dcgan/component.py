@@ -11,13 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 import segsynth
+from segsynth.gan import (
+    generate_in_batches,
+    make_ema,
+    masks_to_tanh_scale,
+    recalibrate_batchnorm,
+    straight_through_binarize,
+    train_loop,
+)
+from segsynth.params import AdamBetas, EmaDecay, LearningRate, TanhThreshold
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
-from segsynth_dcgan.binarize import straight_through_binarize
-from segsynth_dcgan.ema import make_ema, recalibrate_batchnorm
 from segsynth_dcgan.losses import LossName, discriminator_loss, generator_loss, r1_penalty
 from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator
 
@@ -68,7 +75,7 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             default_factory=AugmentParams,
             description="Differentiable augmentation of D's inputs (translation, cutout, flip, ADA).",
         )
-        ema_decay: float = Field(
+        ema_decay: EmaDecay = Field(
             0.999,
             description="Decay of the generator weight average used for sampling, in [0, 1); 0 disables it.",
         )
@@ -76,13 +83,13 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         batch_size: int = Field(
             32, ge=1, description="Real masks per step, drawn with replacement from the training set."
         )
-        lr: float = Field(2e-4, description="Adam learning rate for both networks.")
-        betas: tuple[float, float] = Field(
+        lr: LearningRate = Field(2e-4, description="Adam learning rate for both networks.")
+        betas: AdamBetas = Field(
             (0.5, 0.999), description="Adam betas for both networks (DCGAN uses beta1 = 0.5)."
         )
         log_every: int = Field(10, ge=1, description="Log losses (and ADA p, r_t) every this many steps.")
         sample_batch_size: int = Field(64, ge=1, description="Masks generated per forward pass when sampling.")
-        threshold: float = Field(
+        threshold: TanhThreshold = Field(
             0.0,
             description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
             "[0, 1] mask scale. Pixels above it become foreground (1).",
@@ -93,40 +100,6 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             description="Latent codes used after training to re-estimate the sampling generator's "
             "batch-norm statistics; 0 keeps those gathered during training.",
         )
-
-        @field_validator("lr")
-        @classmethod
-        def _positive_lr(cls, value: float) -> float:
-            if not value > 0:
-                raise ValueError(f"lr must be a positive learning rate such as 2e-4, got {value}")
-            return value
-
-        @field_validator("betas")
-        @classmethod
-        def _adam_betas(cls, value: tuple[float, float]) -> tuple[float, float]:
-            if not all(0.0 <= b < 1.0 for b in value):
-                raise ValueError(f"betas must both lie in [0, 1) like (0.5, 0.999), got {value}")
-            return value
-
-        @field_validator("ema_decay")
-        @classmethod
-        def _ema_range(cls, value: float) -> float:
-            if not 0.0 <= value < 1.0:
-                raise ValueError(
-                    f"ema_decay must be in [0, 1) (0 turns the weight average off, 0.999 averages "
-                    f"over ~1000 steps), got {value}"
-                )
-            return value
-
-        @field_validator("threshold")
-        @classmethod
-        def _threshold_range(cls, value: float) -> float:
-            if not -1.0 < value < 1.0:
-                raise ValueError(
-                    f"threshold is on the generator's tanh scale and must be in (-1, 1) "
-                    f"(0.0 = 0.5 on the 0/1 mask scale), got {value}"
-                )
-            return value
 
         @model_validator(mode="after")
         def _filters(self) -> DCGANMaskGenerator.Params:
@@ -174,8 +147,8 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         """Adversarial training on ``masks`` for ``steps`` steps, resumable through ``trainer``.
 
         After the last step the sampling network's batch-norm statistics are re-estimated
-        (see ``segsynth_dcgan.ema``) before the final checkpoint is written, so the checkpoint
-        that later commands load samples exactly like this object does.
+        (``segsynth.gan.recalibrate_batchnorm``) before the final checkpoint is written, so the
+        checkpoint that later commands load samples exactly like this object does.
         """
         self._fit_real(self._to_gan_scale(masks, trainer), trainer, "stage1 dcgan")
 
@@ -186,39 +159,38 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         for module in self.state().values():
             if isinstance(module, nn.Module):
                 trainer.setup(module)
-        state = self.state()
-        start = trainer.resume(state)
-        for step in trainer.steps(start, p.steps, desc):
-            d_loss, g_loss = self._train_step(step, real, trainer)
-            if step % p.log_every == 0 or step == p.steps:
-                logged: dict[str, float | torch.Tensor] = {"d_loss": d_loss, "g_loss": g_loss}
-                if p.augment.enabled and p.augment.adaptive:
-                    logged.update(p=self.augment.p, r_t=self.augment.r_t)
-                trainer.log(step, **logged)
-            trainer.checkpoint(step, state)
-        recalibrate_batchnorm(
-            self.sampling_network(),
-            p.nz,
-            p.bn_stat_samples,
-            p.sample_batch_size,
-            trainer.generator(_BN_CALIBRATION_SEED_OFFSET),
+        train_loop(
+            trainer,
+            self.state(),
+            steps=p.steps,
+            desc=desc,
+            log_every=p.log_every,
+            train_step=lambda step: self._logged_step(step, real, trainer),
+            before_finish=lambda: recalibrate_batchnorm(
+                self.sampling_network(),
+                (p.nz, 1, 1),
+                p.bn_stat_samples,
+                p.sample_batch_size,
+                trainer.generator(_BN_CALIBRATION_SEED_OFFSET),
+            ),
         )
-        trainer.finish(state, p.steps)
+
+    def _logged_step(self, step: int, real: torch.Tensor, trainer: Trainer) -> dict[str, Any]:
+        """One training step and what it logs: the losses, plus ADA's ``p`` and ``r_t`` when adaptive."""
+        d_loss, g_loss = self._train_step(step, real, trainer)
+        logged: dict[str, Any] = {"d_loss": d_loss, "g_loss": g_loss}
+        if self.params.augment.enabled and self.params.augment.adaptive:
+            logged.update(p=self.augment.p, r_t=self.augment.r_t)
+        return logged
 
     def _to_gan_scale(self, masks: torch.Tensor, trainer: Trainer) -> torch.Tensor:
         """Check the real masks against ``DatasetInfo`` and map 0/1 to -1/+1 on the device.
 
-        Values are thresholded at 0.5 rather than rescaled: a mask softened by an upstream
-        resize would otherwise differ from the hard-binarised fakes in a way D could exploit.
+        Values are thresholded at 0.5 (see ``segsynth.gan.masks_to_tanh_scale``).
         """
         expected = (self.info.mask_channels, *self.info.size)
-        if masks.dim() != 4 or tuple(masks.shape[1:]) != expected or masks.shape[0] == 0:
-            raise segsynth.UserError(
-                f"the dcgan mask generator was built for masks shaped (N, {', '.join(map(str, expected))}) "
-                f"with N >= 1, but fit() received {tuple(masks.shape)}"
-            )
         # the whole training set lives on the device: at most a few thousand small masks
-        return trainer.to_device(torch.where(masks > 0.5, 1.0, -1.0))
+        return trainer.to_device(masks_to_tanh_scale(masks, expected, "dcgan"))
 
     def _train_step(
         self, step: int, real_all: torch.Tensor, trainer: Trainer
@@ -274,18 +246,9 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         so a sample does not depend on which other samples share its batch.
         """
         p = self.params
-        net = self.sampling_network()
-        device = next(net.parameters()).device
         codes = torch.randn(n, p.nz, 1, 1, generator=generator)
-        was_training = net.training
-        net.eval()
-        try:
-            chunks = [net(c.to(device)).float().cpu() for c in codes.split(p.sample_batch_size)]
-        finally:
-            net.train(was_training)
-        if not chunks:
-            return torch.zeros(0, self.info.mask_channels, *self.info.size)
-        return torch.cat(chunks)
+        shape = (self.info.mask_channels, *self.info.size)
+        return generate_in_batches(self.sampling_network(), codes, p.sample_batch_size, shape)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:

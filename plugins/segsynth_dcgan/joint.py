@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 import segsynth
-from segsynth_dcgan.binarize import straight_through_binarize
+from segsynth.gan import straight_through_binarize
 from segsynth_dcgan.component import DCGANMaskGenerator
 
 if TYPE_CHECKING:  # pragma: no cover

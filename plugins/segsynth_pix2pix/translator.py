@@ -17,6 +17,7 @@ from torch import Tensor
 
 import segsynth
 from segsynth import DatasetInfo, PairSet, Trainer, UserError
+from segsynth.gan import check_pair_shapes, linear_decay, random_pairs, set_learning_rates, train_loop
 from segsynth.params import AugmentPolicies
 from segsynth_pix2pix.augment import PairAugment
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
@@ -143,51 +144,36 @@ class Pix2PixTranslator(segsynth.Translator):
         pairs = trainer.shard(pairs)  # under torchrun: this process's part of the training pairs
         trainer.setup(self.generator)
         trainer.setup(self.discriminator)
-        state = self.state()
-        start = trainer.resume(state)
-        if start == 0:
-            # Weights depend on the run seed only, not on what ran before fit().
-            init_weights(self.generator, trainer.generator(_GENERATOR_INIT_OFFSET))
-            init_weights(self.discriminator, trainer.generator(_DISCRIMINATOR_INIT_OFFSET))
         # The data sets are small: keep every pair on the device, already in [-1, 1].
         masks = trainer.to_device(pairs.masks.float() * 2 - 1)
         images = trainer.to_device(pairs.images.float() * 2 - 1)
         self.generator.train()
         self.discriminator.train()
-        for step in trainer.steps(start, p.steps, f"stage2 {self.name}"):
-            self._set_lr(step)
-            mask, image = self._batch(masks, images)
-            losses = self._train_step(mask, image, trainer)
-            if step % p.log_every == 0 or step == p.steps:
-                trainer.log(step, **losses)
-            trainer.checkpoint(step, state)
-        trainer.finish(state, p.steps)
+        train_loop(
+            trainer,
+            self.state(),
+            steps=p.steps,
+            desc=f"stage2 {self.name}",
+            log_every=p.log_every,
+            train_step=lambda step: self._train_step(*self._prepare(step, masks, images), trainer),
+            fresh_start=lambda: self._initialize(trainer),
+        )
 
-    def _set_lr(self, step: int) -> None:
-        """Linear decay after ``lr_decay_start``; a function of the step so resuming needs no state."""
+    def _initialize(self, trainer: Trainer) -> None:
+        """Weights that depend on the run seed only, not on what ran before ``fit()``."""
+        init_weights(self.generator, trainer.generator(_GENERATOR_INIT_OFFSET))
+        init_weights(self.discriminator, trainer.generator(_DISCRIMINATOR_INIT_OFFSET))
+
+    def _prepare(self, step: int, masks: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Set this step's learning rates, then draw its batch (CPU RNG, checkpointed)."""
         p = self.params
-        begin = int(p.lr_decay_start * p.steps)
-        factor = 1.0 - max(0, step - begin) / (p.steps - begin + 1)
-        for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                group["lr"] = p.lr * factor
+        set_learning_rates(self._base_rates(), linear_decay(step, p.steps, p.lr_decay_start))
+        return random_pairs(masks, images, p.batch_size, p.flip)
 
-    def _batch(self, masks: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Random pairs (with replacement), mirrored at random, drawn from torch's CPU RNG.
-
-        Drawing on the CPU keeps the sequence identical on every device and makes it part of
-        the RNG state that checkpoints restore.
-        """
-        n, size = masks.shape[0], self.params.batch_size
-        index = torch.randint(n, (size,))
-        flip = torch.rand(size) < 0.5 if self.params.flip else None
-        index = index.to(masks.device)
-        mask, image = masks[index], images[index]
-        if flip is not None:
-            flip = flip.to(masks.device).view(-1, 1, 1, 1)
-            mask = torch.where(flip, mask.flip(-1), mask)
-            image = torch.where(flip, image.flip(-1), image)
-        return mask, image
+    def _base_rates(self) -> tuple[tuple[torch.optim.Optimizer, float], ...]:
+        """Each optimizer with its undecayed learning rate (see ``lr_decay_start``)."""
+        p = self.params
+        return ((self.opt_g, p.lr), (self.opt_d, p.lr))
 
     def _train_step(self, mask: Tensor, image: Tensor, trainer: Trainer) -> dict[str, Tensor]:
         """One discriminator update, then one generator update, on the same generated batch."""
@@ -247,20 +233,7 @@ class Pix2PixTranslator(segsynth.Translator):
 
     def _check_shapes(self, masks: Tensor, images: Tensor | None) -> None:
         """Fail with a readable message when data do not match the ``DatasetInfo`` the nets were built for."""
-        info = self.info
-        expected = (info.mask_channels, *info.size)
-        if masks.dim() != 4 or tuple(masks.shape[1:]) != expected:
-            raise UserError(
-                f"pix2pix was built for masks shaped (N, {expected[0]}, {expected[1]}, {expected[2]}) "
-                f"but got {tuple(masks.shape)}; the masks must match the data set's channels and size."
-            )
-        if images is not None and tuple(images.shape[1:]) != (info.image_channels, *info.size):
-            raise UserError(
-                f"pix2pix was built for images shaped (N, {info.image_channels}, {info.size[0]}, "
-                f"{info.size[1]}) but got {tuple(images.shape)}."
-            )
-        if images is not None and masks.shape[0] == 0:
-            raise UserError("pix2pix cannot train on an empty set of pairs.")
+        check_pair_shapes("pix2pix", self.info, masks, images)
 
 
 def _forked_rng(device: torch.device) -> Any:

@@ -16,13 +16,20 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
 import segsynth
+from segsynth.gan import (
+    generate_in_batches,
+    make_ema,
+    masks_to_tanh_scale,
+    recalibrate_batchnorm,
+    straight_through_binarize,
+    train_loop,
+)
+from segsynth.params import AdamBetas, EmaDecay, LearningRate, TanhThreshold
 from segsynth_wgan.augment import AugmentParams, MaskAugment
-from segsynth_wgan.binarize import straight_through_binarize
-from segsynth_wgan.ema import make_ema, recalibrate_batchnorm
 from segsynth_wgan.losses import critic_loss, generator_loss, gradient_penalty, interpolate
 from segsynth_wgan.networks import Critic, CriticNorm, Generator
 
@@ -69,7 +76,7 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
             default_factory=AugmentParams,
             description="Differentiable augmentation of the critic's inputs (translation, cutout, flip).",
         )
-        ema_decay: float = Field(
+        ema_decay: EmaDecay = Field(
             0.999,
             description="Decay of the generator weight average used for sampling, in [0, 1); 0 disables it.",
         )
@@ -79,13 +86,13 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         batch_size: int = Field(
             32, ge=1, description="Real masks per critic update, drawn with replacement from the training set."
         )
-        lr: float = Field(1e-4, description="Adam learning rate for both networks (1e-4 in the paper).")
-        betas: tuple[float, float] = Field(
+        lr: LearningRate = Field(1e-4, description="Adam learning rate for both networks (1e-4 in the paper).")
+        betas: AdamBetas = Field(
             (0.0, 0.9), description="Adam betas for both networks ((0, 0.9) in the paper)."
         )
         log_every: int = Field(10, ge=1, description="Log losses every this many steps.")
         sample_batch_size: int = Field(64, ge=1, description="Masks generated per forward pass when sampling.")
-        threshold: float = Field(
+        threshold: TanhThreshold = Field(
             0.0,
             description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
             "[0, 1] mask scale. Pixels above it become foreground (1).",
@@ -96,40 +103,6 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
             description="Latent codes used after training to re-estimate the sampling generator's "
             "batch-norm statistics; 0 keeps those gathered during training.",
         )
-
-        @field_validator("lr")
-        @classmethod
-        def _positive_lr(cls, value: float) -> float:
-            if not value > 0:
-                raise ValueError(f"lr must be a positive learning rate such as 1e-4, got {value}")
-            return value
-
-        @field_validator("betas")
-        @classmethod
-        def _adam_betas(cls, value: tuple[float, float]) -> tuple[float, float]:
-            if not all(0.0 <= b < 1.0 for b in value):
-                raise ValueError(f"betas must both lie in [0, 1) like (0.0, 0.9), got {value}")
-            return value
-
-        @field_validator("ema_decay")
-        @classmethod
-        def _ema_range(cls, value: float) -> float:
-            if not 0.0 <= value < 1.0:
-                raise ValueError(
-                    f"ema_decay must be in [0, 1) (0 turns the weight average off, 0.999 averages "
-                    f"over ~1000 steps), got {value}"
-                )
-            return value
-
-        @field_validator("threshold")
-        @classmethod
-        def _threshold_range(cls, value: float) -> float:
-            if not -1.0 < value < 1.0:
-                raise ValueError(
-                    f"threshold is on the generator's tanh scale and must be in (-1, 1) "
-                    f"(0.0 = 0.5 on the 0/1 mask scale), got {value}"
-                )
-            return value
 
         @model_validator(mode="after")
         def _filters(self) -> WGANGPMaskGenerator.Params:
@@ -177,31 +150,30 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         """Train on ``masks`` for ``steps`` generator updates, resumable through ``trainer``.
 
         After the last step the sampling network's batch-norm statistics are re-estimated
-        (see ``segsynth_wgan.ema``) before the final checkpoint is written, so the checkpoint
-        that later commands load samples exactly like this object does.
+        (``segsynth.gan.recalibrate_batchnorm``) before the final checkpoint is written, so the
+        checkpoint that later commands load samples exactly like this object does.
         """
         p = self.params
         real = trainer.shard(self._to_gan_scale(masks, trainer))  # this process's part under torchrun
         for module in self.state().values():
             if isinstance(module, nn.Module):
                 trainer.setup(module)
-        state = self.state()
-        start = trainer.resume(state)
-        if start == 0:
-            self._reinitialize(trainer)
-        for step in trainer.steps(start, p.steps, f"stage1 {self.name}"):
-            losses = self._train_step(real, trainer)
-            if step % p.log_every == 0 or step == p.steps:
-                trainer.log(step, **losses)
-            trainer.checkpoint(step, state)
-        recalibrate_batchnorm(
-            self.sampling_network(),
-            p.nz,
-            p.bn_stat_samples,
-            p.sample_batch_size,
-            trainer.generator(_BN_CALIBRATION_SEED_OFFSET),
+        train_loop(
+            trainer,
+            self.state(),
+            steps=p.steps,
+            desc=f"stage1 {self.name}",
+            log_every=p.log_every,
+            train_step=lambda step: self._train_step(real, trainer),
+            fresh_start=lambda: self._reinitialize(trainer),
+            before_finish=lambda: recalibrate_batchnorm(
+                self.sampling_network(),
+                (p.nz,),
+                p.bn_stat_samples,
+                p.sample_batch_size,
+                trainer.generator(_BN_CALIBRATION_SEED_OFFSET),
+            ),
         )
-        trainer.finish(state, p.steps)
 
     def _reinitialize(self, trainer: Trainer) -> None:
         """Start from weights that depend on the run seed only, not on what ran before ``fit``.
@@ -224,17 +196,11 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
     def _to_gan_scale(self, masks: torch.Tensor, trainer: Trainer) -> torch.Tensor:
         """Check the real masks against ``DatasetInfo`` and map 0/1 to -1/+1 on the device.
 
-        Values are thresholded at 0.5 rather than rescaled: a mask softened by an upstream
-        resize would otherwise differ from the hard-binarised fakes in a way the critic could use.
+        Values are thresholded at 0.5 (see ``segsynth.gan.masks_to_tanh_scale``).
         """
         expected = (self.info.mask_channels, *self.info.size)
-        if masks.dim() != 4 or tuple(masks.shape[1:]) != expected or masks.shape[0] == 0:
-            raise segsynth.UserError(
-                f"the wgan_gp mask generator was built for masks shaped (N, {', '.join(map(str, expected))}) "
-                f"with N >= 1, but fit() received {tuple(masks.shape)}"
-            )
         # the whole training set lives on the device: at most a few thousand small masks
-        return trainer.to_device(torch.where(masks > 0.5, 1.0, -1.0))
+        return trainer.to_device(masks_to_tanh_scale(masks, expected, "wgan_gp"))
 
     def _fakes(self, G: nn.Module, n: int, device: torch.device) -> torch.Tensor:
         """``n`` masks generated by ``G`` from fresh codes, binarised for the critic when asked."""
@@ -284,17 +250,8 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         so a mask does not depend on which other masks share its batch.
         """
         p = self.params
-        net = self.sampling_network()
-        device = next(net.parameters()).device
         codes = torch.randn(n, p.nz, generator=generator)
-        was_training = net.training
-        net.eval()
-        try:
-            chunks = [
-                (net(c.to(device)) > p.threshold).float().cpu() for c in codes.split(p.sample_batch_size)
-            ]
-        finally:
-            net.train(was_training)
-        if not chunks:
-            return torch.zeros(0, self.info.mask_channels, *self.info.size)
-        return torch.cat(chunks)
+        shape = (self.info.mask_channels, *self.info.size)
+        return generate_in_batches(
+            self.sampling_network(), codes, p.sample_batch_size, shape, lambda out: (out > p.threshold).float()
+        )

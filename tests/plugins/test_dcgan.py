@@ -18,9 +18,7 @@ from torch import nn
 import segsynth
 from segsynth import DatasetInfo, Trainer, TrainerSettings, UserError
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
-from segsynth_dcgan.binarize import straight_through_binarize
 from segsynth_dcgan.component import DCGANMaskGenerator
-from segsynth_dcgan.ema import ema_decay_at, make_ema
 from segsynth_dcgan.losses import discriminator_loss, generator_loss, r1_penalty
 from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator, dcgan_depth
 
@@ -217,30 +215,6 @@ def test_r1_penalty_is_squared_input_gradient_and_trains_d() -> None:
     assert penalty.item() == pytest.approx(1 + 4 + 9 + 0.25)
     penalty.backward()
     assert torch.allclose(w.grad, 2 * w.detach())  # d||w||^2 / dw
-
-
-def test_straight_through_binarize() -> None:
-    x = torch.tensor([-0.7, -0.1, 0.0, 0.2, 0.9], requires_grad=True)
-    y = straight_through_binarize(x, 0.0)
-    assert y.tolist() == [-1.0, -1.0, -1.0, 1.0, 1.0]
-    (y * torch.arange(5.0)).sum().backward()
-    assert x.grad.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # identity gradient
-    assert straight_through_binarize(x, 0.5).tolist() == [-1.0, -1.0, -1.0, -1.0, 1.0]
-
-
-def test_ema_ramps_up_and_tracks_model() -> None:
-    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
-    assert ema_decay_at(0.999, 10_000) == 0.999
-    model = nn.Linear(2, 1)
-    ema = make_ema(model, 0.5)
-    with torch.no_grad():
-        model.weight.fill_(1.0)
-    ema.update_parameters(model)  # first update copies
-    assert torch.equal(ema.module.weight, model.weight)
-    with torch.no_grad():
-        model.weight.fill_(3.0)
-    ema.update_parameters(model)  # decay min(0.5, 2/11) -> 1 + (3 - 1) * 9/11
-    assert ema.module.weight[0, 0].item() == pytest.approx(1 + 2 * 9 / 11)
 
 
 # ---------------------------------------------------------------------------- augmentation

@@ -19,9 +19,7 @@ from torch import nn
 import segsynth
 from segsynth import DatasetInfo, Trainer, TrainerSettings, UserError
 from segsynth_wgan.augment import AugmentParams, MaskAugment
-from segsynth_wgan.binarize import straight_through_binarize
 from segsynth_wgan.component import WGANGPMaskGenerator
-from segsynth_wgan.ema import ema_decay_at, make_ema
 from segsynth_wgan.losses import critic_loss, generator_loss, gradient_penalty, interpolate
 from segsynth_wgan.networks import Critic, Generator, wgan_depth
 
@@ -230,30 +228,6 @@ def test_wasserstein_losses() -> None:
     real, fake = torch.tensor([2.0, 4.0]), torch.tensor([-1.0, 0.0])
     assert critic_loss(real, fake).item() == pytest.approx(-0.5 - 3.0)
     assert generator_loss(fake).item() == pytest.approx(0.5)
-
-
-def test_straight_through_binarize() -> None:
-    x = torch.tensor([-0.7, -0.1, 0.0, 0.2, 0.9], requires_grad=True)
-    y = straight_through_binarize(x, 0.0)
-    assert y.tolist() == [-1.0, -1.0, -1.0, 1.0, 1.0]
-    (y * torch.arange(5.0)).sum().backward()
-    assert x.grad.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert straight_through_binarize(x, 0.5).tolist() == [-1.0, -1.0, -1.0, -1.0, 1.0]
-
-
-def test_ema_ramps_up_and_tracks_model() -> None:
-    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
-    assert ema_decay_at(0.999, 10_000) == 0.999
-    model = nn.Linear(2, 1)
-    ema = make_ema(model, 0.5)
-    with torch.no_grad():
-        model.weight.fill_(1.0)
-    ema.update_parameters(model)  # first update copies
-    assert torch.equal(ema.module.weight, model.weight)
-    with torch.no_grad():
-        model.weight.fill_(3.0)
-    ema.update_parameters(model)  # n = 1: decay min(0.5, 2/11) -> 1 + (3 - 1) * 9/11
-    assert ema.module.weight[0, 0].item() == pytest.approx(1 + 2 * 9 / 11)
 
 
 # ---------------------------------------------------------------------------- augmentation

@@ -1,0 +1,243 @@
+"""Reusable GAN pieces for plugin authors: the parts several first-party GANs share verbatim.
+
+Plugins may not import each other, so what the ``dcgan`` and ``wgan_gp`` mask generators and the
+``pix2pix`` and ``spade`` translators would otherwise each carry a copy of lives here, in
+segsynth's public API. Everything is a pure function or a thin wrapper around torch: no piece
+draws random numbers other than the ones its docstring names, so a plugin that switches to it
+keeps its random stream, its checkpoints and its resume behaviour.
+
+- ``straight_through_binarize``: show D fakes as exactly binary, gradient passed through.
+- ``make_ema`` / ``recalibrate_batchnorm``: a ramped weight average of the generator to sample
+  from, and its batch-norm statistics re-estimated once training ends.
+- ``generate_in_batches``: run a sampling network in eval mode over codes, batch by batch.
+- ``masks_to_tanh_scale``: check real masks against the network's shape and map 0/1 to -1/+1.
+- ``train_loop``: resume, steps, log, checkpoint, finish around a plugin's per-step function.
+- ``linear_decay`` / ``set_learning_rates`` / ``random_pairs`` / ``check_pair_shapes``: the
+  pieces of a paired (mask, image) translator's loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, update_bn
+
+from segsynth.errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segsynth.interfaces import DatasetInfo
+    from segsynth.trainer import Trainer
+
+__all__ = [
+    "check_pair_shapes",
+    "ema_decay_at",
+    "generate_in_batches",
+    "linear_decay",
+    "make_ema",
+    "masks_to_tanh_scale",
+    "random_pairs",
+    "recalibrate_batchnorm",
+    "set_learning_rates",
+    "straight_through_binarize",
+    "train_loop",
+]
+
+
+# ---------------------------------------------------------------------------- binarisation
+def straight_through_binarize(x: Tensor, threshold: float = 0.0) -> Tensor:
+    """``+1`` where ``x > threshold`` else ``-1`` in the forward pass; identity gradient backward.
+
+    Real masks are exactly -1/+1 while a tanh generator's output never is, so a discriminator
+    (or critic) can tell every fake by its soft values alone and stops judging shapes.
+    Thresholding the fakes removes that shortcut; the threshold has no gradient, so the
+    straight-through estimator (Bengio et al. 2013) passes D's gradient to the tanh output
+    unchanged.
+    """
+    hard = torch.where(x > threshold, 1.0, -1.0).to(x.dtype)
+    return x + (hard - x).detach()
+
+
+# ---------------------------------------------------------------------------- weight average
+def ema_decay_at(decay: float, n_averaged: int) -> float:
+    """Effective decay after ``n_averaged`` updates: ``min(decay, (1 + n) / (10 + n))``.
+
+    The ramp is ``tf.train.ExponentialMovingAverage(num_updates=...)``'s: with a fixed 0.999 a
+    300-step run would still be mostly its random initialisation.
+    """
+    return min(decay, (1.0 + n_averaged) / (10.0 + n_averaged))
+
+
+def make_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """A deep copy of ``model`` that ``update_parameters(model)`` moves towards the live weights.
+
+    GAN weights circle a good solution rather than settle on it; averaging them over the last
+    ~``1 / (1 - decay)`` steps gives cleaner samples (Yazici et al. 2019). ``AveragedModel``
+    copies the live weights on the first update; later updates interpolate with weight
+    ``1 - ema_decay_at(decay, n)``, computed on the device from the ``n_averaged`` tensor so an
+    update never waits for the GPU to report a number. Batch-norm buffers are *not* averaged
+    (their running means describe the live weights): see ``recalibrate_batchnorm``.
+    """
+
+    @torch.no_grad()
+    def lerp_all(averaged: Sequence[Tensor], current: Sequence[Tensor], n_averaged: Tensor) -> None:
+        n = n_averaged.to(torch.float32)
+        weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=decay)
+        for avg, cur in zip(averaged, current, strict=True):
+            avg.lerp_(cur, weight.to(avg.dtype))
+
+    return AveragedModel(model, multi_avg_fn=lerp_all, use_buffers=False)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module,
+    code_shape: Sequence[int],
+    samples: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> None:
+    """Re-estimate ``model``'s batch-norm statistics from ``samples`` fresh codes of ``code_shape``.
+
+    Running statistics gathered by the live weights do not describe the averaged weights'
+    activations, so they are measured again once training is over. The codes (standard normal)
+    come from ``generator`` (CPU): the result is reproducible and torch's global RNG, which
+    drives training, is left untouched. ``samples == 0`` keeps the current statistics.
+    """
+    if samples <= 0:
+        return
+    device = next(model.parameters()).device
+    codes = torch.randn(samples, *code_shape, generator=generator)
+    update_bn((chunk.to(device) for chunk in codes.split(batch_size)), model)
+
+
+# ---------------------------------------------------------------------------- sampling
+@torch.no_grad()
+def generate_in_batches(
+    net: nn.Module,
+    codes: Tensor,
+    batch_size: int,
+    sample_shape: Sequence[int],
+    finish: Callable[[Tensor], Tensor] = lambda out: out.float(),
+) -> Tensor:
+    """``finish(net(codes))`` on the CPU, ``batch_size`` codes per forward pass, in eval mode.
+
+    Eval mode makes batch norm use its running statistics, so a sample does not depend on which
+    other samples share its batch; the network's train/eval mode is restored afterwards. With no
+    codes the result is an empty ``(0, *sample_shape)`` tensor.
+    """
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    try:
+        chunks = [finish(net(c.to(device))).cpu() for c in codes.split(batch_size)]
+    finally:
+        net.train(was_training)
+    if not chunks:
+        return torch.zeros(0, *sample_shape)
+    return torch.cat(chunks)
+
+
+def masks_to_tanh_scale(masks: Tensor, expected: Sequence[int], who: str) -> Tensor:
+    """Check ``masks`` are ``(N, *expected)`` with ``N >= 1`` and map 0/1 to -1/+1.
+
+    Values are thresholded at 0.5 rather than rescaled: a mask softened by an upstream resize
+    would otherwise differ from hard-binarised fakes in a way the discriminator could exploit.
+    """
+    expected = tuple(expected)
+    if masks.dim() != 4 or tuple(masks.shape[1:]) != expected or masks.shape[0] == 0:
+        raise UserError(
+            f"the {who} mask generator was built for masks shaped (N, {', '.join(map(str, expected))}) "
+            f"with N >= 1, but fit() received {tuple(masks.shape)}"
+        )
+    return torch.where(masks > 0.5, 1.0, -1.0)
+
+
+# ---------------------------------------------------------------------------- training loop
+def train_loop(
+    trainer: Trainer,
+    state: dict[str, object],
+    *,
+    steps: int,
+    desc: str,
+    log_every: int,
+    train_step: Callable[[int], Mapping[str, float | Tensor]],
+    fresh_start: Callable[[], None] | None = None,
+    before_finish: Callable[[], None] | None = None,
+) -> None:
+    """The resumable scaffolding around ``train_step(step)`` that every GAN plugin writes.
+
+    ``trainer.resume(state)`` first (restoring weights, optimizers and the RNG), then
+    ``fresh_start()`` only when nothing was resumed (seeded re-initialisation belongs there), then
+    for each remaining step: ``train_step``, ``trainer.log`` of its losses every ``log_every``
+    steps and at the last, ``trainer.checkpoint``. ``before_finish()`` runs after the last step
+    and before ``trainer.finish`` writes the final checkpoint, so work done there (batch-norm
+    re-estimation) is part of what later commands load. The loop itself draws no random numbers.
+    """
+    start = trainer.resume(state)
+    if start == 0 and fresh_start is not None:
+        fresh_start()
+    for step in trainer.steps(start, steps, desc):
+        losses = train_step(step)
+        if step % log_every == 0 or step == steps:
+            trainer.log(step, **losses)
+        trainer.checkpoint(step, state)
+    if before_finish is not None:
+        before_finish()
+    trainer.finish(state, steps)
+
+
+def linear_decay(step: int, steps: int, start_fraction: float) -> float:
+    """Learning-rate factor: 1 until ``start_fraction * steps``, then linearly towards 0.
+
+    A function of the step alone, so a resumed run needs no scheduler state.
+    """
+    begin = int(start_fraction * steps)
+    return 1.0 - max(0, step - begin) / (steps - begin + 1)
+
+
+def set_learning_rates(rates: Sequence[tuple[torch.optim.Optimizer, float]], factor: float) -> None:
+    """Set every parameter group of each optimizer to its base rate times ``factor``."""
+    for opt, lr in rates:
+        for group in opt.param_groups:
+            group["lr"] = lr * factor
+
+
+def random_pairs(masks: Tensor, images: Tensor, batch_size: int, flip: bool) -> tuple[Tensor, Tensor]:
+    """``batch_size`` random pairs (with replacement), mirrored left-right at random when ``flip``.
+
+    Indices and flips are drawn from torch's CPU RNG, in that order: the sequence is then the
+    same on every device and part of the RNG state that checkpoints restore.
+    """
+    n = masks.shape[0]
+    index = torch.randint(n, (batch_size,))
+    flips = torch.rand(batch_size) < 0.5 if flip else None
+    index = index.to(masks.device)
+    mask, image = masks[index], images[index]
+    if flips is not None:
+        flips = flips.to(masks.device).view(-1, 1, 1, 1)
+        mask = torch.where(flips, mask.flip(-1), mask)
+        image = torch.where(flips, image.flip(-1), image)
+    return mask, image
+
+
+def check_pair_shapes(who: str, info: DatasetInfo, masks: Tensor, images: Tensor | None) -> None:
+    """Fail with a readable message when data do not match the ``DatasetInfo`` the nets were built for.
+
+    ``images is None`` checks masks to be rendered; with images, the pairs to train on (at least one).
+    """
+    expected = (info.mask_channels, *info.size)
+    if masks.dim() != 4 or tuple(masks.shape[1:]) != expected:
+        raise UserError(
+            f"{who} was built for masks shaped (N, {expected[0]}, {expected[1]}, {expected[2]}) "
+            f"but got {tuple(masks.shape)}; the masks must match the data set's channels and size."
+        )
+    if images is not None and tuple(images.shape[1:]) != (info.image_channels, *info.size):
+        raise UserError(
+            f"{who} was built for images shaped (N, {info.image_channels}, {info.size[0]}, "
+            f"{info.size[1]}) but got {tuple(images.shape)}."
+        )
+    if images is not None and masks.shape[0] == 0:
+        raise UserError(f"{who} cannot train on an empty set of pairs.")
