@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from segsynth.testing import segsynth_plugin  # noqa: F401  (re-exported fixture)
-from toys import TOY_RECIPE, ToyPlugin
+pytest.register_assert_rewrite("gan_checks")  # shared checks get pytest's detailed assert messages
+
+from segsynth.testing import segsynth_plugin  # noqa: E402, F401  (re-exported fixture)
+from toys import TOY_RECIPE, ToyPlugin  # noqa: E402
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm reads this: no bars in test logs
 

@@ -1,14 +1,18 @@
 """Parameter types several components share, so each plugin validates them the same way.
 
 Plugins may not import each other; a field type that more than one plugin needs lives here,
-in segsynth's public API.
+in segsynth's public API, and so do the parameter blocks several plugins declare word for word
+(``GanGeneratorParams``, ``TranslatorTrainingParams``): a plugin's ``Params`` subclasses one and
+adds its own fields, which come after the shared ones in ``synth plugins show`` and the docs.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from segsynth.interfaces import Params
 
 AugmentPolicy = Literal["translation", "cutout", "flip"]
 POLICIES: tuple[AugmentPolicy, ...] = ("translation", "cutout", "flip")
@@ -78,3 +82,54 @@ AdamBetas = Annotated[tuple[float, float], AfterValidator(_adam_betas)]
 EmaDecay = Annotated[float, AfterValidator(_ema_decay)]
 #: A cut on a tanh generator's output, strictly inside (-1, 1) or every pixel lands on one side.
 TanhThreshold = Annotated[float, AfterValidator(_tanh_threshold)]
+
+
+
+class GanGeneratorParams(Params):
+    """Fields every first-party unconditional mask GAN (``dcgan``, ``wgan_gp``) takes alike.
+
+    Network width, the sampling weight average, the binarising cut and the batch-norm
+    re-estimation of ``segsynth.gan``; the loss, optimiser and schedule fields differ per model
+    and stay in the plugin's own ``Params``.
+    """
+
+    base_filters: int = Field(
+        64, ge=1, description="Channels at full resolution; doubled at every halving of the size."
+    )
+    max_filters: int = Field(
+        512, ge=1, description="Cap on channels per layer, so 512 px models stay a sane size."
+    )
+    ema_decay: EmaDecay = Field(
+        0.999,
+        description="Decay of the generator weight average used for sampling, in [0, 1); 0 disables it.",
+    )
+    sample_batch_size: int = Field(64, ge=1, description="Masks generated per forward pass when sampling.")
+    threshold: TanhThreshold = Field(
+        0.0,
+        description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
+        "[0, 1] mask scale. Pixels above it become foreground (1).",
+    )
+    bn_stat_samples: int = Field(
+        512,
+        ge=0,
+        description="Latent codes used after training to re-estimate the sampling generator's "
+        "batch-norm statistics; 0 keeps those gathered during training.",
+    )
+
+    @model_validator(mode="after")
+    def _filters(self) -> GanGeneratorParams:
+        """A cap below the first layer's width would make the network narrower than asked."""
+        if self.max_filters < self.base_filters:
+            raise ValueError(
+                f"max_filters ({self.max_filters}) must be at least base_filters "
+                f"({self.base_filters})"
+            )
+        return self
+
+
+class TranslatorTrainingParams(Params):
+    """Fields the paired translators (``pix2pix``, ``spade``) take alike: length, flips, rendering."""
+
+    steps: int = Field(2000, ge=1, description="Training iterations (one D and one G update each).")
+    flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
+    translate_batch_size: int = Field(16, ge=1, description="Masks rendered per forward pass.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 import segsynth
@@ -23,7 +23,7 @@ from segsynth.gan import (
     straight_through_binarize,
     train_loop,
 )
-from segsynth.params import AdamBetas, EmaDecay, LearningRate, TanhThreshold
+from segsynth.params import AdamBetas, GanGeneratorParams, LearningRate
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
 from segsynth_dcgan.losses import LossName, discriminator_loss, generator_loss, r1_penalty
 from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator
@@ -43,16 +43,10 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         "DCGAN mask generator (Guibas et al. 2017) with DiffAugment/ADA, EMA, hinge, SN and R1 options"
     )
 
-    class Params(segsynth.Params):
+    class Params(GanGeneratorParams):
         """Recipe ``stage1.params`` of the dcgan mask generator."""
 
         nz: int = Field(100, ge=1, description="Length of the latent code z (100 in DCGAN).")
-        base_filters: int = Field(
-            64, ge=1, description="Channels at full resolution; doubled at every halving of the size."
-        )
-        max_filters: int = Field(
-            512, ge=1, description="Cap on channels per layer, so 512 px models stay a sane size."
-        )
         loss: LossName = Field(
             "nonsaturating",
             description="'nonsaturating' (cross-entropy, the paper's) or 'hinge' adversarial loss.",
@@ -75,10 +69,6 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             default_factory=AugmentParams,
             description="Differentiable augmentation of D's inputs (translation, cutout, flip, ADA).",
         )
-        ema_decay: EmaDecay = Field(
-            0.999,
-            description="Decay of the generator weight average used for sampling, in [0, 1); 0 disables it.",
-        )
         steps: int = Field(2000, ge=1, description="Training steps (one D and one G update each).")
         batch_size: int = Field(
             32, ge=1, description="Real masks per step, drawn with replacement from the training set."
@@ -88,27 +78,6 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             (0.5, 0.999), description="Adam betas for both networks (DCGAN uses beta1 = 0.5)."
         )
         log_every: int = Field(10, ge=1, description="Log losses (and ADA p, r_t) every this many steps.")
-        sample_batch_size: int = Field(64, ge=1, description="Masks generated per forward pass when sampling.")
-        threshold: TanhThreshold = Field(
-            0.0,
-            description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
-            "[0, 1] mask scale. Pixels above it become foreground (1).",
-        )
-        bn_stat_samples: int = Field(
-            512,
-            ge=0,
-            description="Latent codes used after training to re-estimate the sampling generator's "
-            "batch-norm statistics; 0 keeps those gathered during training.",
-        )
-
-        @model_validator(mode="after")
-        def _filters(self) -> DCGANMaskGenerator.Params:
-            if self.max_filters < self.base_filters:
-                raise ValueError(
-                    f"max_filters ({self.max_filters}) must be at least base_filters "
-                    f"({self.base_filters})"
-                )
-            return self
 
     params: Params
 

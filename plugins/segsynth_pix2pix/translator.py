@@ -18,7 +18,7 @@ from torch import Tensor
 import segsynth
 from segsynth import DatasetInfo, PairSet, Trainer, UserError
 from segsynth.gan import check_pair_shapes, linear_decay, random_pairs, set_learning_rates, train_loop
-from segsynth.params import AugmentPolicies
+from segsynth.params import AugmentPolicies, TranslatorTrainingParams
 from segsynth_pix2pix.augment import PairAugment
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
 from segsynth_pix2pix.generator import UNetGenerator
@@ -38,10 +38,9 @@ class Pix2PixTranslator(segsynth.Translator):
         "pix2pix cGAN (Isola et al. 2017): U-Net generator, PatchGAN discriminator, GAN + L1 loss"
     )
 
-    class Params(segsynth.Params):
+    class Params(TranslatorTrainingParams):
         """Recipe parameters of the pix2pix translator (defaults follow the paper)."""
 
-        steps: int = Field(2000, ge=1, description="Training iterations (one D and one G update each).")
         batch_size: int = Field(
             1, ge=1, description="Pairs per iteration; the paper uses 1, larger batches train faster per pair on GPUs."
         )
@@ -85,9 +84,7 @@ class Pix2PixTranslator(segsynth.Translator):
             "to mask and image: any of 'translation', 'cutout', 'flip' (a list or a comma-separated "
             "string); true means all three, false none.",
         )
-        flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
         log_every: int = Field(10, ge=1, description="Log d_loss, g_gan and g_l1 every this many steps.")
-        translate_batch_size: int = Field(16, ge=1, description="Masks rendered per forward pass.")
 
     params: Params
 

@@ -22,7 +22,7 @@ from torch import Tensor
 import segsynth
 from segsynth import DatasetInfo, PairSet, Trainer, UserError
 from segsynth.gan import check_pair_shapes, linear_decay, random_pairs, set_learning_rates, train_loop
-from segsynth.params import AugmentPolicies
+from segsynth.params import AugmentPolicies, TranslatorTrainingParams
 from segsynth_spade.augment import TripletAugment
 from segsynth_spade.discriminator import MultiscaleDiscriminator, split_batch
 from segsynth_spade.generator import SPADEGenerator
@@ -45,10 +45,9 @@ class SpadeTranslator(segsynth.Translator):
         "SPADE GAN (Park et al. 2019): mask-modulated normalisation, multi-scale PatchGAN, hinge + feature matching"
     )
 
-    class Params(segsynth.Params):
+    class Params(TranslatorTrainingParams):
         """Recipe parameters of the SPADE translator (defaults follow the paper where it fits a CPU)."""
 
-        steps: int = Field(2000, ge=1, description="Training iterations (one D and one G update each).")
         batch_size: int = Field(
             4, ge=1, description="Pairs per iteration (the paper uses 32 over 8 GPUs; 4 keeps a CPU step short)."
         )
@@ -101,9 +100,7 @@ class SpadeTranslator(segsynth.Translator):
             "and generated pair of a mask: any of 'translation', 'cutout', 'flip' (a list or a "
             "comma-separated string); true means all three, false none.",
         )
-        flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
         log_every: int = Field(10, ge=1, description="Log d_loss, g_gan, g_fm and g_l1 every this many steps.")
-        translate_batch_size: int = Field(16, ge=1, description="Masks rendered per forward pass.")
 
     params: Params
 

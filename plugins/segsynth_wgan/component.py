@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 import segsynth
@@ -28,7 +28,7 @@ from segsynth.gan import (
     straight_through_binarize,
     train_loop,
 )
-from segsynth.params import AdamBetas, EmaDecay, LearningRate, TanhThreshold
+from segsynth.params import AdamBetas, GanGeneratorParams, LearningRate
 from segsynth_wgan.augment import AugmentParams, MaskAugment
 from segsynth_wgan.losses import critic_loss, generator_loss, gradient_penalty, interpolate
 from segsynth_wgan.networks import Critic, CriticNorm, Generator
@@ -50,16 +50,10 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         "WGAN-GP mask generator (Gulrajani et al. 2017): DCGAN generator, layer-norm critic, gradient penalty, EMA"
     )
 
-    class Params(segsynth.Params):
+    class Params(GanGeneratorParams):
         """Recipe ``stage1.params`` of the wgan_gp mask generator."""
 
         nz: int = Field(128, ge=1, description="Length of the latent code z (128 in the paper).")
-        base_filters: int = Field(
-            64, ge=1, description="Channels at full resolution; doubled at every halving of the size."
-        )
-        max_filters: int = Field(
-            512, ge=1, description="Cap on channels per layer, so 512 px models stay a sane size."
-        )
         critic_norm: CriticNorm = Field(
             "layer",
             description="Normalisation in the critic: 'layer' (per-sample, the paper's choice) or "
@@ -76,10 +70,6 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
             default_factory=AugmentParams,
             description="Differentiable augmentation of the critic's inputs (translation, cutout, flip).",
         )
-        ema_decay: EmaDecay = Field(
-            0.999,
-            description="Decay of the generator weight average used for sampling, in [0, 1); 0 disables it.",
-        )
         steps: int = Field(
             2000, ge=1, description="Generator updates, each after n_critic critic updates."
         )
@@ -91,27 +81,6 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
             (0.0, 0.9), description="Adam betas for both networks ((0, 0.9) in the paper)."
         )
         log_every: int = Field(10, ge=1, description="Log losses every this many steps.")
-        sample_batch_size: int = Field(64, ge=1, description="Masks generated per forward pass when sampling.")
-        threshold: TanhThreshold = Field(
-            0.0,
-            description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
-            "[0, 1] mask scale. Pixels above it become foreground (1).",
-        )
-        bn_stat_samples: int = Field(
-            512,
-            ge=0,
-            description="Latent codes used after training to re-estimate the sampling generator's "
-            "batch-norm statistics; 0 keeps those gathered during training.",
-        )
-
-        @model_validator(mode="after")
-        def _filters(self) -> WGANGPMaskGenerator.Params:
-            if self.max_filters < self.base_filters:
-                raise ValueError(
-                    f"max_filters ({self.max_filters}) must be at least base_filters "
-                    f"({self.base_filters})"
-                )
-            return self
 
     params: Params
 

@@ -6,9 +6,8 @@ file stays within seconds; the one learning test trains 300 steps of an 8-filter
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,83 +15,28 @@ import torch
 from torch import nn
 
 import segsynth
-from segsynth import DatasetInfo, Trainer, TrainerSettings, UserError
+import gan_checks as checks
+from gan_checks import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for tiny tensors)
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
 from segsynth_dcgan.component import DCGANMaskGenerator
 from segsynth_dcgan.losses import discriminator_loss, generator_loss, r1_penalty
 from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator, dcgan_depth
 
 Params = DCGANMaskGenerator.Params
-INFO32 = DatasetInfo(image_channels=1, mask_channels=1, size=(32, 32))
 
 
 # ---------------------------------------------------------------------------- helpers
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: a second intra-op thread only adds barrier waits, and on a shared 2-core
-    machine a descheduled OpenMP worker makes each op wait for its time slice (a 3 s test
-    measured 125 s that way). Restored afterwards for whatever runs next in the session."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def disks(n: int, size: int = 32, radius: int = 6, seed: int = 0) -> torch.Tensor:
-    """``n`` binary masks, each one filled disk at a random place: a simple shape to learn."""
-    g = torch.Generator().manual_seed(seed)
-    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    out = torch.zeros(n, 1, size, size)
-    for i in range(n):
-        cy, cx = torch.randint(radius + 2, size - radius - 2, (2,), generator=g).tolist()
-        out[i, 0] = (((ys - cy) ** 2 + (xs - cx) ** 2) <= radius * radius).float()
-    return out
-
-
-def tiny(**changes: object) -> Params:
-    base: dict[str, object] = dict(
-        nz=8, base_filters=4, max_filters=32, batch_size=4, steps=4, log_every=1,
-        bn_stat_samples=16, sample_batch_size=8,
-    )
-    base.update(changes)
-    return Params(**base)
-
-
-def make_trainer(path: Path, every: int = 0, resume: bool = False, seed: int = 0) -> Trainer:
-    settings = TrainerSettings(device="cpu", progress=False, checkpoint_every=every, seed=seed)
-    return Trainer(path, settings, resume=resume)
-
-
-def build(params: Params, info: DatasetInfo = INFO32, seed: int = 0) -> DCGANMaskGenerator:
-    torch.manual_seed(seed)  # weight init draws from the global RNG
-    return DCGANMaskGenerator(params, info)
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def read_losses(path: Path) -> list[dict[str, str]]:
-    import csv
-
-    with (path / "losses.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
+tiny = checks.params_maker(Params, nz=8, base_filters=4, max_filters=32, batch_size=4, steps=4, log_every=1,
+                           bn_stat_samples=16, sample_batch_size=8)
+build = checks.seeded_builder(DCGANMaskGenerator)
 
 
 # ---------------------------------------------------------------------------- registration
 def test_plugin_registers_dcgan_through_entry_point() -> None:
-    (entry,) = [e for e in importlib.metadata.entry_points(group="segsynth") if e.name == "dcgan"]
-    module = entry.load()
-    classes = module.segsynth_register_mask_generators()
-    assert classes == [DCGANMaskGenerator]
-    cls = classes[0]
-    assert issubclass(cls, segsynth.MaskGenerator)
-    assert cls.name == "dcgan"
-    assert cls.description and "\n" not in cls.description
-    for field_name, field in Params.model_fields.items():
-        assert field.description, f"Params.{field_name} has no description"
-    for field_name, field in AugmentParams.model_fields.items():
-        assert field.description, f"augment.{field_name} has no description"
+    checks.check_registration(
+        "dcgan", "segsynth_register_mask_generators", DCGANMaskGenerator, segsynth.MaskGenerator,
+        "dcgan", AugmentParams,
+    )
 
 
 # ---------------------------------------------------------------------------- networks
@@ -106,20 +50,11 @@ def test_network_shapes_and_depth(size: int, channels: int) -> None:
     assert G.depth == D.depth == depth == dcgan_depth((size, size))
     assert G.num_up_blocks == depth
     assert D.num_down_blocks == depth
-    z = torch.randn(3, 8)
-    out = G(z)
-    assert out.shape == (3, channels, size, size)
-    assert out.min() >= -1.0 and out.max() <= 1.0  # tanh range
-    assert torch.equal(G(z[:, :, None, None]), out)  # (N, nz) and (N, nz, 1, 1) agree
-    logits = D(out)
-    assert logits.shape == (3,)
+    checks.check_generator_and_critic(G, D, nz=8, channels=channels, size=size)
     # channels double per halving of the size and are capped at max_filters
     first = G.net[0]
     assert isinstance(first, nn.ConvTranspose2d)
     assert first.out_channels == min(4 * 2 ** (depth - 1), 16)
-    widths = [m.out_channels for m in G.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    widths += [m.out_channels for m in D.modules() if isinstance(m, nn.Conv2d)]
-    assert max(widths) <= 16
 
 
 def test_default_filters_stay_capped_at_512_pixels() -> None:
@@ -151,10 +86,7 @@ def test_spectral_norm_discriminator_has_no_batchnorm() -> None:
 
 @pytest.mark.parametrize("size", [(48, 48), (64, 32), (16, 16), (2048, 2048)])
 def test_unsupported_size_raises_user_error(size: tuple[int, int]) -> None:
-    info = DatasetInfo(image_channels=1, mask_channels=1, size=size)
-    with pytest.raises(UserError, match=r"32 and 1024") as caught:
-        DCGANMaskGenerator(tiny(), info)
-    assert f"{size[0]}x{size[1]}" in str(caught.value)
+    checks.check_unsupported_size(DCGANMaskGenerator, tiny(), size)
 
 
 # ---------------------------------------------------------------------------- params
@@ -172,24 +104,17 @@ def test_params_defaults() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
+        *checks.GENERATOR_PARAM_ERRORS,
         ({"lr": -1e-4}, "lr must be a positive"),
-        ({"lr": 0.0}, "lr must be a positive"),
         ({"learning_rate": 1e-3}, "learning_rate"),
         ({"augment": {"rotation": 0.1}}, "rotation"),
-        ({"ema_decay": 1.0}, "ema_decay must be in"),
-        ({"threshold": 1.5}, "threshold"),
-        ({"betas": (0.5, 1.0)}, "betas"),
-        ({"base_filters": 64, "max_filters": 32}, "max_filters"),
         ({"loss": "wasserstein"}, "nonsaturating"),
-        ({"steps": 0}, "steps"),
         ({"augment": {"translation": 0.6}}, "translation"),
-        ({"augment": {"translation": 0, "cutout": 0, "flip": False}}, "augment.enabled"),
         ({"augment": {"target": 1.0}}, "target"),
     ],
 )
 def test_params_validation_errors(changes: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Params(**changes)
+    checks.check_rejected(Params, changes, message)
 
 
 # ---------------------------------------------------------------------------- losses
@@ -304,45 +229,18 @@ def test_adaptive_p_follows_the_overfitting_signal() -> None:
     assert fixed.p.item() == 1.0
 
 
-# ---------------------------------------------------------------------------- sampling
-def test_sample_is_binary_shaped_and_deterministic() -> None:
-    info = DatasetInfo(image_channels=3, mask_channels=2, size=(64, 64))
-    model = build(tiny(sample_batch_size=2), info)
-    rng_before = torch.get_rng_state()
-    a = model.sample(5, seeded(11))
-    assert torch.equal(torch.get_rng_state(), rng_before)  # only the given generator is used
-    assert a.shape == (5, 2, 64, 64) and a.dtype == torch.float32 and a.device.type == "cpu"
-    assert set(torch.unique(a).tolist()) <= {0.0, 1.0}
-    assert torch.equal(a, model.sample(5, seeded(11)))
-    assert not torch.equal(a, model.sample(5, seeded(12)))
-    assert model.sample(0, seeded(1)).shape == (0, 2, 64, 64)
-    assert model.generator.training  # sampling leaves the train/eval mode as it found it
-
-
-def test_threshold_is_on_tanh_scale() -> None:
-    low = build(tiny(threshold=-0.99)).sample(8, seeded(0)).mean().item()
-    high = build(tiny(threshold=0.99)).sample(8, seeded(0)).mean().item()
-    assert low > 0.99 and high < 0.01  # an untrained tanh output stays near 0
-
-
-# ---------------------------------------------------------------------------- training
-def test_fit_rejects_masks_of_the_wrong_shape(tmp_path: Path) -> None:
-    model = build(tiny())
-    with pytest.raises(UserError, match=r"\(N, 1, 32, 32\)"):
-        model.fit(torch.zeros(4, 1, 16, 16), make_trainer(tmp_path))
+# ---------------------------------------------------------------------------- sampling, training
+@pytest.mark.parametrize("check", checks.MASK_GENERATOR_CHECKS, ids=lambda check: check.__name__)
+def test_shared_checks(check: Callable[..., None], tmp_path: Path) -> None:
+    check(build, tiny, tmp_path)
 
 
 def test_learns_the_foreground_fraction(tmp_path: Path) -> None:
-    masks = disks(8)
-    real = masks.mean().item()  # about 0.11
     model = build(tiny(nz=16, base_filters=8, batch_size=16, steps=300, log_every=50, bn_stat_samples=128))
-    before = model.sample(256, seeded(123)).mean().item()
-    model.fit(masks, make_trainer(tmp_path))
-    after = model.sample(256, seeded(123)).mean().item()
-    assert abs(before - real) > 0.2  # untrained: noise around half foreground
+    real, before, after = checks.learn_disks(model, tmp_path)
     assert abs(after - real) < 0.06  # 8 seeds measured: at most 0.039
     assert abs(after - real) < 0.2 * abs(before - real)
-    rows = read_losses(tmp_path)
+    rows = checks.read_losses(tmp_path)
     assert [int(r["step"]) for r in rows] == list(range(50, 301, 50))
     assert all(math.isfinite(float(r["d_loss"])) and math.isfinite(float(r["g_loss"])) for r in rows)
     # D has not simply won: a memorising D would be near 0 (and G's loss climbing past 4)
@@ -350,42 +248,18 @@ def test_learns_the_foreground_fraction(tmp_path: Path) -> None:
 
 
 def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
-    masks = disks(6)
     params = tiny(
         steps=8, r1_gamma=1.0, r1_every=3, log_every=2,
         augment={"adaptive": True, "interval": 2, "speed": 0.05},
     )
-    half = params.model_copy(update={"steps": 4})
-
-    straight = build(params)
-    straight.fit(masks, make_trainer(tmp_path / "straight", every=4))
-
-    first = build(half)
-    first.fit(masks, make_trainer(tmp_path / "resumed", every=4))
-    second = build(params, seed=99)  # different init: everything must come from the checkpoint
-    second.fit(masks, make_trainer(tmp_path / "resumed", every=4, resume=True))
-
-    assert straight.augment.p.item() > 0.0  # ADA moved, so its state is part of the comparison
-    for name in ("generator", "discriminator", "ema", "augment"):
-        a, b = straight.state()[name].state_dict(), second.state()[name].state_dict()
-        assert a.keys() == b.keys()
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{name}.{key} differs after resume"
-    assert straight.opt_g.state_dict()["state"][0]["exp_avg"].equal(
-        second.opt_g.state_dict()["state"][0]["exp_avg"]
+    straight, second = checks.fit_straight_and_resumed(
+        lambda steps: DCGANMaskGenerator(params.model_copy(update={"steps": steps}), checks.INFO32),
+        checks.disks(6), tmp_path, steps=8, every=4, resumed_seed=99,
     )
-    assert (tmp_path / "straight/losses.csv").read_text() == (tmp_path / "resumed/losses.csv").read_text()
-    assert torch.equal(straight.sample(6, seeded(5)), second.sample(6, seeded(5)))
-
-
-def test_final_checkpoint_reloads_identical_sampler(tmp_path: Path) -> None:
-    model = build(tiny(steps=3))
-    model.fit(disks(4), make_trainer(tmp_path))
-    expected = model.sample(6, seeded(7))
-    fresh = build(tiny(steps=3), seed=42)
-    assert not torch.equal(fresh.sample(6, seeded(7)), expected)  # differs before loading
-    assert make_trainer(tmp_path).load_final(fresh.state())
-    assert torch.equal(fresh.sample(6, seeded(7)), expected)
+    assert straight.augment.p.item() > 0.0  # ADA moved, so its state is part of the comparison
+    checks.assert_same_state(straight, second, ("generator", "discriminator", "ema", "augment"), ("opt_g",))
+    checks.assert_same_losses(tmp_path)
+    assert torch.equal(straight.sample(6, checks.seeded(5)), second.sample(6, checks.seeded(5)))
 
 
 @pytest.mark.parametrize(
@@ -404,16 +278,6 @@ def test_final_checkpoint_reloads_identical_sampler(tmp_path: Path) -> None:
 )
 def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) -> None:
     model = build(tiny(steps=3, **changes))
-    before = [t.detach().clone() for t in model.discriminator.parameters()]
-    model.fit(disks(4), make_trainer(tmp_path))
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters()))
-    rows = read_losses(tmp_path)
-    assert len(rows) == 3
-    for row in rows:
-        assert all(math.isfinite(float(v)) for k, v in row.items() if k != "step")
+    rows = checks.check_variant_trains(model, "discriminator", 3, tmp_path)
     if model.params.augment.adaptive:
         assert {"p", "r_t"} <= rows[0].keys()
-    assert (model.ema is None) == (model.params.ema_decay == 0)
-    samples = model.sample(3, seeded(0))
-    assert set(torch.unique(samples).tolist()) <= {0.0, 1.0}
-    assert (tmp_path / "checkpoints" / "final.pt").exists()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import math
-from collections.abc import Iterator
-from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -13,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segsynth import DatasetInfo, PairSet, Trainer, TrainerSettings, Translator, UserError
-from segsynth_spade import plugin
+import gan_checks as checks
+from gan_checks import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for tiny convolutions)
+from segsynth import DatasetInfo, PairSet, Translator, UserError
 from segsynth_spade.augment import TripletAugment
 from segsynth_spade.discriminator import MultiscaleDiscriminator, PatchDiscriminator, split_batch
 from segsynth_spade.generator import SPADEGenerator, spade_resolutions
@@ -25,64 +22,15 @@ from segsynth_spade.translator import SpadeTranslator
 P = SpadeTranslator.Params
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny convolutions run fastest on one thread, and a shared 2-core box stays responsive."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _trainer(path: Path, every: int = 0, resume: bool = False, seed: int = 0) -> Trainer:
-    settings = TrainerSettings(device="cpu", progress=False, checkpoint_every=every, seed=seed)
-    return Trainer(path, settings, resume=resume)
-
-
-def _pairs(n: int, size: int, seed: int = 0, channels: int = 1) -> PairSet:
-    """Masks of random vertical/horizontal bars; images a smooth function of the mask plus a ramp.
-
-    The image is fully determined by the mask, so a translator can learn the mapping.
-    """
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(n, 1, size, size)
-    for i in range(n):
-        for _ in range(3):
-            c = int(torch.randint(2, size - 4, (1,), generator=g))
-            if torch.rand(1, generator=g) < 0.5:
-                masks[i, 0, :, c : c + 3] = 1.0
-            else:
-                masks[i, 0, c : c + 3, :] = 1.0
-    ramp = torch.linspace(0.1, 0.3, size).view(1, 1, 1, size)
-    blurred = F.avg_pool2d(F.pad(masks, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    images = (ramp + 0.6 * blurred).clamp(0, 1).repeat(1, channels, 1, 1)
-    return PairSet(images=images, masks=masks)
-
-
 def _translator(size: int = 32, image_channels: int = 1, **params: object) -> SpadeTranslator:
     base: dict[str, object] = {"base_filters": 4, "spade_hidden": 8, "batch_size": 2, "log_every": 1}
     base.update(params)
     return SpadeTranslator(P(**base), DatasetInfo(image_channels, 1, (size, size)))
 
 
-def _read_losses(path: Path) -> list[dict[str, str]]:
-    with (path / "losses.csv").open() as f:
-        return list(csv.DictReader(f))
-
-
 # ----------------------------------------------------------------------------- registration
 def test_plugin_registers_the_translator() -> None:
-    assert plugin.segsynth_register_translators() == [SpadeTranslator]
-    assert issubclass(SpadeTranslator, Translator)
-    assert SpadeTranslator.name == "spade"
-    assert SpadeTranslator.description and "\n" not in SpadeTranslator.description
-    points = {e.name: e.value for e in entry_points(group="segsynth")}
-    assert points.get("spade") == "segsynth_spade.plugin"
-
-
-def test_every_param_is_documented() -> None:
-    for name, field in P.model_fields.items():
-        assert field.description, f"{name} has no description"
+    checks.check_registration("spade", "segsynth_register_translators", SpadeTranslator, Translator, "spade")
 
 
 # ----------------------------------------------------------------------------- SPADE layer
@@ -260,25 +208,17 @@ def test_triplet_augment_gives_real_and_fake_the_same_transform() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"steps": 0}, "steps"),
-        ({"batch_size": 0}, "batch_size"),
+        *checks.TRANSLATOR_PARAM_ERRORS,
         ({"lambda_fm": -1.0}, "lambda_fm"),
-        ({"lambda_l1": -0.5}, "lambda_l1"),
-        ({"norm": "group"}, "norm"),
         ({"num_discriminators": 0}, "num_discriminators"),
-        ({"disc_layers": 0}, "disc_layers"),
         ({"z_dim": -1}, "z_dim"),
         ({"spade_hidden": 0}, "spade_hidden"),
         ({"lr_d": 0.0}, "lr_d"),
-        ({"beta2": 1.0}, "beta2"),
-        ({"augment": ["rotate"]}, "augment"),
-        ({"augment": ["flip", "flip"]}, "repeated: flip"),
         ({"lambda_feat": 10}, "lambda_feat"),
     ],
 )
 def test_params_validation_errors(params: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        P(**params)
+    checks.check_rejected(P, params, message)
 
 
 def test_params_defaults_follow_the_paper() -> None:
@@ -296,34 +236,31 @@ def test_params_defaults_follow_the_paper() -> None:
 
 # ----------------------------------------------------------------------------- learning
 def test_learns_one_fixed_pair_from_feature_matching_alone(tmp_path: Path) -> None:
-    pair = _pairs(1, 32, seed=1)
+    pair = checks.bar_pairs(1, 32, seed=1)
     t = _translator(32, steps=150, base_filters=8, spade_hidden=16, flip=False, log_every=10)
     before = F.l1_loss(t.translate(pair.masks, torch.Generator()), pair.images).item()
-    t.fit(pair, _trainer(tmp_path))
+    t.fit(pair, checks.cpu_trainer(tmp_path))
     after = F.l1_loss(t.translate(pair.masks, torch.Generator()), pair.images).item()
     assert before > 0.2  # an untrained generator renders flat grey
     assert after < 0.25 * before, (before, after)  # measured 0.265 -> 0.035 (lambda_l1 = 0)
-    rows = _read_losses(tmp_path)
+    rows = checks.read_losses(tmp_path)
     assert set(rows[0]) == {"step", "d_loss", "g_gan", "g_fm", "g_l1"}
     assert [int(r["step"]) for r in rows] == list(range(10, 151, 10))
     assert float(rows[-1]["g_fm"]) < float(rows[0]["g_fm"])
 
 
 def test_discriminator_gradients_do_not_leak_from_the_generator_step(tmp_path: Path) -> None:
-    t = _translator(32)
-    pairs = _pairs(2, 32)
-    t._train_step(pairs.masks, pairs.images * 2 - 1, _trainer(tmp_path))
-    assert all(p.grad is None for p in t.discriminator.parameters())
-    assert all(p.requires_grad for p in t.discriminator.parameters())
+    pairs = checks.bar_pairs(2, 32)
+    checks.check_generator_step_leaves_discriminator(_translator(32), pairs.masks, pairs.images * 2 - 1, tmp_path)
 
 
 def test_initial_weights_depend_on_the_run_seed_only(tmp_path: Path) -> None:
-    pairs = _pairs(2, 32)
+    pairs = checks.bar_pairs(2, 32)
     nets = []
     for seed in (1, 2):
         torch.manual_seed(seed)  # different construction-time weights
         t = _translator(32, steps=1)
-        t.fit(pairs, _trainer(tmp_path / str(seed)))
+        t.fit(pairs, checks.cpu_trainer(tmp_path / str(seed)))
         nets.append(t)
     for name in ("generator", "discriminator"):
         a, b = nets[0].state()[name].state_dict(), nets[1].state()[name].state_dict()
@@ -340,21 +277,12 @@ def test_initial_weights_depend_on_the_run_seed_only(tmp_path: Path) -> None:
     ids=["instance", "no_sn+l1", "z+augment"],
 )
 def test_variants_train(tmp_path: Path, changes: dict[str, object]) -> None:
-    t = _translator(32, image_channels=3, steps=3, **changes)
-    trainer = _trainer(tmp_path)
-    t.fit(_pairs(3, 32, channels=3), trainer)
-    rows = _read_losses(tmp_path)
-    assert len(rows) == 3 and all(math.isfinite(float(v)) for r in rows for v in r.values())
-    assert trainer.is_finished()
-    assert t.translate(_pairs(2, 32).masks, torch.Generator().manual_seed(0)).shape == (2, 3, 32, 32)
+    checks.check_translator_variant_trains(_translator(32, image_channels=3, steps=3, **changes), 3, tmp_path)
 
 
 def test_learning_rates_decay_linearly_after_their_start(tmp_path: Path) -> None:
     t = _translator(32, steps=6, lr_g=1e-3, lr_d=2e-3, lr_decay_start=0.5)
-    t.fit(_pairs(2, 32), _trainer(tmp_path))
-    # steps 4..6 decay: at the last step the factor is 1 - 3 / 4
-    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25)
-    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(2e-3 * 0.25)
+    checks.check_learning_rates_decay(t, tmp_path, 1e-3, 2e-3)
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -362,17 +290,8 @@ def test_translate_with_noise_is_seeded_by_the_generator() -> None:
     t = _translator(32, z_dim=8, translate_batch_size=3)
     with torch.no_grad():  # make z visible in an untrained net
         t.generator.project.weight.normal_(0, 1.0)
-    masks = _pairs(5, 32).masks
-    rng_before = torch.get_rng_state()
-    a = t.translate(masks, torch.Generator().manual_seed(7))
-    b = t.translate(masks, torch.Generator().manual_seed(7))
-    c = t.translate(masks, torch.Generator().manual_seed(8))
-    assert torch.equal(torch.get_rng_state(), rng_before)  # the global stream is untouched
-    assert a.shape == (5, 1, 32, 32)
-    assert torch.equal(a, b)
-    assert (a - c).abs().max() > 1e-3
-    g = torch.Generator().manual_seed(7)
-    assert not torch.equal(t.translate(masks, g), t.translate(masks, g))  # the stream advances
+    masks = checks.bar_pairs(5, 32).masks
+    a = checks.check_translate_is_seeded(t, masks)
     # chunking does not change the codes each mask gets
     t.params.translate_batch_size = 16
     assert torch.allclose(t.translate(masks, torch.Generator().manual_seed(7)), a, atol=1e-6)
@@ -380,7 +299,7 @@ def test_translate_with_noise_is_seeded_by_the_generator() -> None:
 
 def test_translate_without_noise_is_deterministic_and_batch_independent() -> None:
     t = _translator(32)
-    masks = _pairs(4, 32).masks
+    masks = checks.bar_pairs(4, 32).masks
     a = t.translate(masks, torch.Generator().manual_seed(1))
     b = t.translate(masks, torch.Generator().manual_seed(2))
     assert torch.equal(a, b)
@@ -391,49 +310,27 @@ def test_translate_without_noise_is_deterministic_and_batch_independent() -> Non
 
 def test_translate_rejects_wrong_masks_and_handles_none() -> None:
     t = _translator(32)
-    with pytest.raises(UserError, match=r"\(N, 1, 32, 32\)"):
-        t.translate(torch.zeros(2, 1, 64, 64), torch.Generator())
-    with pytest.raises(UserError):
-        t.translate(torch.zeros(2, 2, 32, 32), torch.Generator())
-    assert t.translate(torch.zeros(0, 1, 32, 32), torch.Generator()).shape == (0, 1, 32, 32)
+    checks.check_translate_rejects_wrong_masks(t)
     with pytest.raises(UserError, match="images shaped"):
-        t.fit(PairSet(images=torch.zeros(2, 3, 32, 32), masks=torch.zeros(2, 1, 32, 32)), _trainer(Path("/nonexistent")))
+        t.fit(PairSet(images=torch.zeros(2, 3, 32, 32), masks=torch.zeros(2, 1, 32, 32)), checks.cpu_trainer(Path("/nonexistent")))
 
 
 # ----------------------------------------------------------------------------- checkpoints
 def test_final_checkpoint_reloads_to_identical_outputs(tmp_path: Path) -> None:
-    pairs = _pairs(3, 32)
-    t = _translator(32, steps=4, z_dim=4)
-    t.fit(pairs, _trainer(tmp_path))
-    torch.manual_seed(42)
-    fresh = _translator(32, steps=4, z_dim=4)
-    a = t.translate(pairs.masks, torch.Generator().manual_seed(3))
-    assert not torch.equal(a, fresh.translate(pairs.masks, torch.Generator().manual_seed(3)))
-    assert _trainer(tmp_path).load_final(fresh.state())
-    assert torch.equal(a, fresh.translate(pairs.masks, torch.Generator().manual_seed(3)))
+    checks.check_final_checkpoint_reloads_translator(lambda: _translator(32, steps=4, z_dim=4), tmp_path)
 
 
 def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     n = 3
-    pairs = _pairs(4, 32)
     settings: dict[str, object] = {"augment": True, "flip": True, "z_dim": 4}
-    straight = _translator(32, steps=2 * n, **settings)
-    straight.fit(pairs, _trainer(tmp_path / "straight", every=n))
-
-    first = _translator(32, steps=n, **settings)
-    first.fit(pairs, _trainer(tmp_path / "resumed", every=n))
-    torch.manual_seed(1234)  # whatever runs in between must not matter
-    second = _translator(32, steps=2 * n, **settings)
-    second.fit(pairs, _trainer(tmp_path / "resumed", every=n, resume=True))
-
-    for name in ("generator", "discriminator"):
-        a = straight.state()[name].state_dict()
-        b = second.state()[name].state_dict()
-        assert a.keys() == b.keys()
-        assert any("_u" in key for key in a)  # spectral-norm vectors are compared too
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{name}.{key} differs"
+    straight, second = checks.fit_straight_and_resumed(
+        lambda steps: _translator(32, steps=steps, **settings),
+        checks.bar_pairs(4, 32), tmp_path, steps=2 * n, every=n, resumed_seed=1234,
+    )
+    assert any("_u" in key for key in straight.generator.state_dict())  # spectral-norm vectors are compared
+    assert any("_u" in key for key in straight.discriminator.state_dict())
+    checks.assert_same_state(straight, second, ("generator", "discriminator"))
     assert torch.equal(
         straight.opt_d.state_dict()["state"][0]["exp_avg_sq"], second.opt_d.state_dict()["state"][0]["exp_avg_sq"]
     )
-    assert (tmp_path / "straight/losses.csv").read_text() == (tmp_path / "resumed/losses.csv").read_text()
+    checks.assert_same_losses(tmp_path)

@@ -6,10 +6,8 @@ learning test trains 150 generator steps (750 critic steps) of an 8-filter model
 
 from __future__ import annotations
 
-import csv
-import importlib.metadata
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,77 +15,28 @@ import torch
 from torch import nn
 
 import segsynth
-from segsynth import DatasetInfo, Trainer, TrainerSettings, UserError
+import gan_checks as checks
+from gan_checks import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for tiny tensors)
 from segsynth_wgan.augment import AugmentParams, MaskAugment
 from segsynth_wgan.component import WGANGPMaskGenerator
 from segsynth_wgan.losses import critic_loss, generator_loss, gradient_penalty, interpolate
 from segsynth_wgan.networks import Critic, Generator, wgan_depth
 
 Params = WGANGPMaskGenerator.Params
-INFO32 = DatasetInfo(image_channels=1, mask_channels=1, size=(32, 32))
 
 
 # ---------------------------------------------------------------------------- helpers
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors run fastest on one thread, and a shared 2-core box stays responsive."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def disks(n: int, size: int = 32, radius: int = 6, seed: int = 0) -> torch.Tensor:
-    """``n`` binary masks, each one filled disk at a random place: a simple shape to learn."""
-    g = torch.Generator().manual_seed(seed)
-    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    out = torch.zeros(n, 1, size, size)
-    for i in range(n):
-        cy, cx = torch.randint(radius + 2, size - radius - 2, (2,), generator=g).tolist()
-        out[i, 0] = (((ys - cy) ** 2 + (xs - cx) ** 2) <= radius * radius).float()
-    return out
-
-
-def tiny(**changes: object) -> Params:
-    base: dict[str, object] = dict(
-        nz=8, base_filters=4, max_filters=32, batch_size=4, steps=4, n_critic=2, log_every=1,
-        bn_stat_samples=16, sample_batch_size=8,
-    )
-    base.update(changes)
-    return Params(**base)
-
-
-def make_trainer(path: Path, every: int = 0, resume: bool = False, seed: int = 0) -> Trainer:
-    settings = TrainerSettings(device="cpu", progress=False, checkpoint_every=every, seed=seed)
-    return Trainer(path, settings, resume=resume)
-
-
-def build(params: Params, info: DatasetInfo = INFO32, seed: int = 0) -> WGANGPMaskGenerator:
-    torch.manual_seed(seed)  # construction draws from the global RNG
-    return WGANGPMaskGenerator(params, info)
-
-
-def seeded(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def read_losses(path: Path) -> list[dict[str, str]]:
-    with (path / "losses.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
+tiny = checks.params_maker(Params, nz=8, base_filters=4, max_filters=32, batch_size=4, steps=4, n_critic=2, log_every=1,
+                           bn_stat_samples=16, sample_batch_size=8)
+build = checks.seeded_builder(WGANGPMaskGenerator)
 
 
 # ---------------------------------------------------------------------------- registration
 def test_plugin_registers_wgan_gp_through_entry_point() -> None:
-    (entry,) = [e for e in importlib.metadata.entry_points(group="segsynth") if e.name == "wgan"]
-    module = entry.load()
-    assert module.segsynth_register_mask_generators() == [WGANGPMaskGenerator]
-    assert issubclass(WGANGPMaskGenerator, segsynth.MaskGenerator)
-    assert WGANGPMaskGenerator.name == "wgan_gp"
-    assert WGANGPMaskGenerator.description and "\n" not in WGANGPMaskGenerator.description
-    for field_name, field in Params.model_fields.items():
-        assert field.description, f"Params.{field_name} has no description"
-    for field_name, field in AugmentParams.model_fields.items():
-        assert field.description, f"augment.{field_name} has no description"
+    checks.check_registration(
+        "wgan", "segsynth_register_mask_generators", WGANGPMaskGenerator, segsynth.MaskGenerator,
+        "wgan_gp", AugmentParams,
+    )
 
 
 # ---------------------------------------------------------------------------- networks
@@ -101,14 +50,7 @@ def test_network_shapes_and_depth(size: int, channels: int) -> None:
     assert G.depth == C.depth == depth == wgan_depth((size, size))
     assert sum(isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2) for m in G.modules()) == depth
     assert sum(isinstance(m, nn.Conv2d) and m.stride == (2, 2) for m in C.modules()) == depth
-    z = torch.randn(3, 8)
-    out = G(z)
-    assert out.shape == (3, channels, size, size)
-    assert out.min() >= -1.0 and out.max() <= 1.0
-    assert torch.equal(G(z[:, :, None, None]), out)
-    assert C(out).shape == (3,)
-    widths = [m.out_channels for m in [*G.modules(), *C.modules()] if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    assert max(widths) <= 16
+    checks.check_generator_and_critic(G, C, nz=8, channels=channels, size=size)
 
 
 @pytest.mark.parametrize("base_filters", [4, 32])
@@ -136,10 +78,7 @@ def test_critic_has_no_batch_norm_and_layer_norm_is_per_sample() -> None:
 
 @pytest.mark.parametrize("size", [(48, 48), (64, 32), (16, 16), (2048, 2048)])
 def test_unsupported_size_raises_user_error(size: tuple[int, int]) -> None:
-    info = DatasetInfo(image_channels=1, mask_channels=1, size=size)
-    with pytest.raises(UserError, match=r"32 and 1024") as caught:
-        WGANGPMaskGenerator(tiny(), info)
-    assert f"{size[0]}x{size[1]}" in str(caught.value)
+    checks.check_unsupported_size(WGANGPMaskGenerator, tiny(), size)
 
 
 # ---------------------------------------------------------------------------- params
@@ -156,23 +95,16 @@ def test_params_defaults_follow_the_paper() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"lr": 0.0}, "lr must be a positive"),
+        *checks.GENERATOR_PARAM_ERRORS,
         ({"gp_lambda": -1.0}, "gp_lambda"),
         ({"n_critic": 0}, "n_critic"),
         ({"critic_norm": "batch"}, "critic_norm"),
-        ({"ema_decay": 1.0}, "ema_decay must be in"),
-        ({"threshold": -1.0}, "threshold"),
-        ({"betas": (0.0, 1.0)}, "betas"),
-        ({"base_filters": 64, "max_filters": 32}, "max_filters"),
-        ({"steps": 0}, "steps"),
         ({"augment": {"translation": 0.5}}, "translation"),
-        ({"augment": {"translation": 0, "cutout": 0, "flip": False}}, "augment.enabled"),
         ({"n_critics": 3}, "n_critics"),
     ],
 )
 def test_params_validation_errors(changes: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Params(**changes)
+    checks.check_rejected(Params, changes, message)
 
 
 # ---------------------------------------------------------------------------- losses
@@ -260,47 +192,21 @@ def test_translation_moves_by_whole_pixels_and_fills_with_background() -> None:
     assert set(torch.unique(y).tolist()) == {-1.0, 1.0}
 
 
-# ---------------------------------------------------------------------------- sampling
-def test_sample_is_binary_shaped_and_deterministic() -> None:
-    info = DatasetInfo(image_channels=3, mask_channels=2, size=(64, 64))
-    model = build(tiny(sample_batch_size=2), info)
-    rng_before = torch.get_rng_state()
-    a = model.sample(5, seeded(11))
-    assert torch.equal(torch.get_rng_state(), rng_before)
-    assert a.shape == (5, 2, 64, 64) and a.dtype == torch.float32 and a.device.type == "cpu"
-    assert set(torch.unique(a).tolist()) <= {0.0, 1.0}
-    assert torch.equal(a, model.sample(5, seeded(11)))
-    assert not torch.equal(a, model.sample(5, seeded(12)))
-    assert model.sample(0, seeded(1)).shape == (0, 2, 64, 64)
-    assert model.generator.training
-
-
-def test_threshold_is_on_tanh_scale() -> None:
-    low = build(tiny(threshold=-0.99)).sample(8, seeded(0)).mean().item()
-    high = build(tiny(threshold=0.99)).sample(8, seeded(0)).mean().item()
-    assert low > 0.99 and high < 0.01
-
-
-# ---------------------------------------------------------------------------- training
-def test_fit_rejects_masks_of_the_wrong_shape(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"\(N, 1, 32, 32\)"):
-        build(tiny()).fit(torch.zeros(4, 1, 16, 16), make_trainer(tmp_path))
+# ---------------------------------------------------------------------------- sampling, training
+@pytest.mark.parametrize("check", checks.MASK_GENERATOR_CHECKS, ids=lambda check: check.__name__)
+def test_shared_checks(check: Callable[..., None], tmp_path: Path) -> None:
+    check(build, tiny, tmp_path)
 
 
 def test_learns_the_foreground_fraction(tmp_path: Path) -> None:
-    masks = disks(8)
-    real = masks.mean().item()  # about 0.11
     # lr 3e-4 rather than the paper's 1e-4 so that 150 steps (750 critic steps) suffice
     model = build(tiny(nz=16, base_filters=8, batch_size=16, steps=150, n_critic=5, lr=3e-4,
                        log_every=30, bn_stat_samples=128, sample_batch_size=64))
-    before = model.sample(256, seeded(123)).mean().item()
-    model.fit(masks, make_trainer(tmp_path))
-    after = model.sample(256, seeded(123)).mean().item()
-    assert abs(before - real) > 0.2  # untrained: noise around half foreground
+    real, before, after = checks.learn_disks(model, tmp_path)
     # measured over run seeds 0-5: |after - real| between 0.007 and 0.048 (0.040 for seed 0)
     assert abs(after - real) < 0.06, (before, after, real)
     assert abs(after - real) < 0.15 * abs(before - real)
-    rows = read_losses(tmp_path)
+    rows = checks.read_losses(tmp_path)
     assert [int(r["step"]) for r in rows] == [30, 60, 90, 120, 150]
     assert set(rows[0]) == {"step", "w_dist", "gp", "g_loss"}
     assert all(math.isfinite(float(v)) for r in rows for v in r.values())
@@ -310,7 +216,7 @@ def test_learns_the_foreground_fraction(tmp_path: Path) -> None:
 
 def test_critic_runs_n_critic_updates_per_generator_update(tmp_path: Path) -> None:
     model = build(tiny(n_critic=3, ema_decay=0.0))
-    model.fit(disks(4), make_trainer(tmp_path))  # 4 steps
+    model.fit(checks.disks(4), checks.cpu_trainer(tmp_path))  # 4 steps
     assert model.opt_c.state_dict()["state"][0]["step"].item() == 12
     assert model.opt_g.state_dict()["state"][0]["step"].item() == 4
 
@@ -318,46 +224,21 @@ def test_critic_runs_n_critic_updates_per_generator_update(tmp_path: Path) -> No
 def test_initial_weights_depend_on_the_run_seed_only(tmp_path: Path) -> None:
     models = [build(tiny(steps=1), seed=s) for s in (1, 2)]
     for i, m in enumerate(models):
-        m.fit(disks(4), make_trainer(tmp_path / str(i)))
+        m.fit(checks.disks(4), checks.cpu_trainer(tmp_path / str(i)))
     for name in ("generator", "critic", "ema"):
         a, b = models[0].state()[name].state_dict(), models[1].state()[name].state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
 def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
-    masks = disks(6)
     params = tiny(steps=6, log_every=1)
-    half = params.model_copy(update={"steps": 3})
-
-    straight = build(params)
-    straight.fit(masks, make_trainer(tmp_path / "straight", every=3))
-
-    first = build(half)
-    first.fit(masks, make_trainer(tmp_path / "resumed", every=3))
-    second = build(params, seed=99)  # different init: everything must come from the checkpoint
-    second.fit(masks, make_trainer(tmp_path / "resumed", every=3, resume=True))
-
-    for name in ("generator", "critic", "ema"):
-        a, b = straight.state()[name].state_dict(), second.state()[name].state_dict()
-        assert a.keys() == b.keys()
-        for key in a:
-            assert torch.equal(a[key], b[key]), f"{name}.{key} differs after resume"
-    for opt in ("opt_g", "opt_c"):
-        sa = straight.state()[opt].state_dict()["state"][0]["exp_avg"]
-        sb = second.state()[opt].state_dict()["state"][0]["exp_avg"]
-        assert torch.equal(sa, sb), opt
-    assert (tmp_path / "straight/losses.csv").read_text() == (tmp_path / "resumed/losses.csv").read_text()
-    assert torch.equal(straight.sample(6, seeded(5)), second.sample(6, seeded(5)))
-
-
-def test_final_checkpoint_reloads_identical_sampler(tmp_path: Path) -> None:
-    model = build(tiny(steps=3))
-    model.fit(disks(4), make_trainer(tmp_path))
-    expected = model.sample(6, seeded(7))
-    fresh = build(tiny(steps=3), seed=42)
-    assert not torch.equal(fresh.sample(6, seeded(7)), expected)
-    assert make_trainer(tmp_path).load_final(fresh.state())
-    assert torch.equal(fresh.sample(6, seeded(7)), expected)
+    straight, second = checks.fit_straight_and_resumed(
+        lambda steps: WGANGPMaskGenerator(params.model_copy(update={"steps": steps}), checks.INFO32),
+        checks.disks(6), tmp_path, steps=6, every=3, resumed_seed=99,
+    )
+    checks.assert_same_state(straight, second, ("generator", "critic", "ema"), ("opt_g", "opt_c"))
+    checks.assert_same_losses(tmp_path)
+    assert torch.equal(straight.sample(6, checks.seeded(5)), second.sample(6, checks.seeded(5)))
 
 
 @pytest.mark.parametrize(
@@ -372,12 +253,4 @@ def test_final_checkpoint_reloads_identical_sampler(tmp_path: Path) -> None:
     ids=["no_norm", "soft_fakes", "no_ema", "no_augment", "no_gp"],
 )
 def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) -> None:
-    model = build(tiny(steps=2, **changes))
-    before = [t.detach().clone() for t in model.critic.parameters()]
-    model.fit(disks(4), make_trainer(tmp_path))
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.critic.parameters()))
-    rows = read_losses(tmp_path)
-    assert len(rows) == 2 and all(math.isfinite(float(v)) for r in rows for v in r.values())
-    assert (model.ema is None) == (model.params.ema_decay == 0)
-    assert set(torch.unique(model.sample(3, seeded(0))).tolist()) <= {0.0, 1.0}
-    assert (tmp_path / "checkpoints" / "final.pt").exists()
+    checks.check_variant_trains(build(tiny(steps=2, **changes)), "critic", 2, tmp_path)
