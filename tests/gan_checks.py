@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -57,16 +57,7 @@ TRANSLATOR_PARAM_ERRORS: list[tuple[dict[str, Any], str]] = [
 
 
 # ---------------------------------------------------------------------------- fixtures, data
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: a second intra-op thread only adds barrier waits, and on a shared 2-core
-    machine a descheduled OpenMP worker makes each op wait for its time slice (a 3 s test
-    measured 125 s that way). Restored afterwards for whatever runs next in the session.
-    A test module switches it on with ``from gan_checks import one_thread``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from square_data import one_thread  # noqa: E402, F401  (re-exported for the test modules)
 
 
 def params_maker(model: type, **base: Any) -> Callable[..., Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pydantic
@@ -10,7 +9,8 @@ import pytest
 import torch
 
 import segsynth
-from segsynth import PairSet, Trainer, TrainerSettings
+from segsynth import Trainer, TrainerSettings
+from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
 from segsynth_unet import plugin
 from segsynth_unet.augment import random_dihedral
 from segsynth_unet.evaluator import UNetSegmentationEvaluator
@@ -21,33 +21,8 @@ from segsynth_unet.segmenter import Segmenter, TrainingPlan
 Params = UNetSegmentationEvaluator.Params
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny convolutions gain nothing from intra-op threads, and on a shared 2-core machine two
-    threads contending with other processes ran these tests 5-10x slower; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_trainer(path: Path, resume: bool = False, every: int = 0) -> Trainer:
     return Trainer(path, TrainerSettings(device="cpu", progress=False, checkpoint_every=every), resume=resume)
-
-
-def bright_squares(n: int, seed: int, size: int = 16, fov: bool = False) -> PairSet:
-    """Dark noisy images with one bright 6x6 square each; the mask is the square."""
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(n, 1, size, size)
-    for i in range(n):
-        r, c = torch.randint(0, size - 6, (2,), generator=g).tolist()
-        masks[i, :, r : r + 6, c : c + 6] = 1.0
-    images = (torch.rand(n, 1, size, size, generator=g) * 0.3 + 0.6 * masks).clamp(0, 1)
-    fovs = None
-    if fov:
-        fovs = torch.zeros(n, 1, size, size)
-        fovs[:, :, 1:-1, 1:-1] = 1.0
-    return PairSet(images, masks, fovs)
 
 
 # --------------------------------------------------------------------------- network

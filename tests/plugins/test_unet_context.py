@@ -7,7 +7,7 @@ every other evaluation here resumes that folder and only predicts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ import torch
 
 import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings
+from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
 from segsynth.imageio import png_bytes, read_png
 from segsynth_unet.evaluator import FIDELITY_OFFSET, UNetSegmentationEvaluator
 from segsynth_unet.reference import NO_STAGE2_NOTE, ROW_HELDOUT, ROW_JOINT, ROW_STAGE1, ROW_TRAIN, ROW_YARDSTICK
@@ -28,15 +29,6 @@ TRAIN_KEYS = {"fidelity.train_masks.dice", "fidelity.heldout_masks.dice", "fidel
 SEED = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: tiny convolutions on a shared 2-core machine run faster that way."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_trainer(path: Path, resume: bool = False) -> Trainer:
     settings = TrainerSettings(device="cpu", progress=False, checkpoint_every=0, seed=SEED)
     return Trainer(path, settings, resume=resume)
@@ -44,16 +36,7 @@ def make_trainer(path: Path, resume: bool = False) -> Trainer:
 
 def identity_pairs(n: int, seed: int, fov: bool = False) -> PairSet:
     """One 6x6 square per mask; the image is the mask itself."""
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(n, 1, 16, 16)
-    for i in range(n):
-        r, c = torch.randint(0, 10, (2,), generator=g).tolist()
-        masks[i, :, r : r + 6, c : c + 6] = 1.0
-    fovs = None
-    if fov:
-        fovs = torch.zeros(n, 1, 16, 16)
-        fovs[:, :, 1:-1, 1:-1] = 1.0
-    return PairSet(masks.clone(), masks, fovs, ids=[f"s{seed}-{i}" for i in range(n)])
+    return bright_squares(n, seed, fov=fov, images_are_masks=True)
 
 
 REAL_TRAIN = identity_pairs(20, 1)  # 20 masks: rendered in a batch of 16 and one of 4

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+
 from pathlib import Path
 
 import pydantic
@@ -12,6 +12,7 @@ import torch
 
 import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings
+from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
 from segsynth_unet import evaluator as evaluator_module
 from segsynth_unet.distances import (
     TooFewSamples,
@@ -38,32 +39,8 @@ META_COLUMNS = {"trained on", "training pairs", "seeds", "seed", "images", "pair
                 "value", "real test images", "compared images", "detail"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: tiny convolutions on a shared 2-core machine run faster that way."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_trainer(path: Path, resume: bool = False) -> Trainer:
     return Trainer(path, TrainerSettings(device="cpu", progress=False, checkpoint_every=0), resume=resume)
-
-
-def squares(n: int, seed: int, size: int = 16, fov: bool = False) -> PairSet:
-    """Dark noisy images with one bright 6x6 square each (an easy segmentation problem)."""
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(n, 1, size, size)
-    for i in range(n):
-        r, c = torch.randint(0, size - 6, (2,), generator=g).tolist()
-        masks[i, :, r : r + 6, c : c + 6] = 1.0
-    images = (torch.rand(n, 1, size, size, generator=g) * 0.3 + 0.6 * masks).clamp(0, 1)
-    fovs = None
-    if fov:
-        fovs = torch.zeros(n, 1, size, size)
-        fovs[:, :, 1:-1, 1:-1] = 1.0
-    return PairSet(images, masks, fovs, ids=[f"s{seed}-{i}" for i in range(n)])
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +48,7 @@ def good_segmenter(tmp_path_factory: pytest.TempPathFactory) -> Segmenter:
     """A U-Net that segments the squares almost perfectly (trained once for the module)."""
     torch.manual_seed(0)
     seg = Segmenter(1, 1, depth=2, base_filters=8, lr=1e-2)
-    seg.fit(squares(8, 1), make_trainer(tmp_path_factory.mktemp("seg")), TrainingPlan(40, 8), "good")
+    seg.fit(bright_squares(8, 1), make_trainer(tmp_path_factory.mktemp("seg")), TrainingPlan(40, 8), "good")
     return seg
 
 
@@ -180,7 +157,7 @@ def test_evaluator_reports_mean_and_std_over_seeds(tmp_path: Path, monkeypatch: 
                     fidelity=False, feature_distances=False, figure_images=0)
     info = segsynth.DatasetInfo(1, 1, (16, 16), has_fov=True)
     result = UNetSegmentationEvaluator(params, info).evaluate(
-        squares(4, 1), squares(2, 2, fov=True), squares(9, 3), make_trainer(tmp_path)
+        bright_squares(4, 1), bright_squares(2, 2, fov=True), bright_squares(9, 3), make_trainer(tmp_path)
     )
     assert result.metrics["real.f1"] == pytest.approx(0.82)
     assert result.metrics["real.f1.std"] == pytest.approx(0.02)
@@ -206,7 +183,7 @@ def test_plan_expands_synthetic_counts() -> None:
 
 
 def test_training_sets_have_the_right_sizes_and_are_seeded() -> None:
-    real, synthetic = squares(5, 1), squares(12, 2)
+    real, synthetic = bright_squares(5, 1), bright_squares(12, 2)
     spec = TrainingSetSpec("synthetic@real_count", "synthetic@real_count")
 
     def draw(seed: int, which: TrainingSetSpec = spec) -> PairSet:
@@ -228,7 +205,7 @@ def test_training_sets_have_the_right_sizes_and_are_seeded() -> None:
 
 
 def test_mixed_training_set_keeps_the_real_fov() -> None:
-    real, synthetic = squares(3, 30, fov=True), squares(2, 31)
+    real, synthetic = bright_squares(3, 30, fov=True), bright_squares(2, 31)
     mixed = build_training_set(TrainingSetSpec("real+synthetic", "real+synthetic"), real, synthetic,
                                torch.Generator())
     assert len(mixed) == 5 and mixed.fovs is not None
@@ -291,9 +268,9 @@ def test_unet_forward_unchanged_by_feature_refactor() -> None:
 def test_fidelity_is_high_for_faithful_pairs_and_low_for_wrong_masks(
     tmp_path: Path, good_segmenter: Segmenter
 ) -> None:
-    real_test = squares(6, 7, fov=True)
-    faithful = squares(6, 7)  # "Stage II" drew exactly the real images for their real masks
-    faithful_section = mask_fidelity(good_segmenter, faithful, squares(2, 1), real_test, make_trainer(tmp_path),
+    real_test = bright_squares(6, 7, fov=True)
+    faithful = bright_squares(6, 7)  # "Stage II" drew exactly the real images for their real masks
+    faithful_section = mask_fidelity(good_segmenter, faithful, bright_squares(2, 1), real_test, make_trainer(tmp_path),
                                      0.5, 8)
     assert faithful_section.metrics["fidelity.synthetic.dice"] > 0.95
     assert faithful_section.metrics["fidelity.real_test.dice"] > 0.95
@@ -303,31 +280,31 @@ def test_fidelity_is_high_for_faithful_pairs_and_low_for_wrong_masks(
     assert "Dice per image, mean ± std over images (in FOV)" in rows[1]
     # images that ignore their masks: each image shows another pair's square
     shuffled = PairSet(faithful.images, faithful.masks.roll(1, dims=0))
-    wrong = mask_fidelity(good_segmenter, shuffled, squares(2, 1), real_test, make_trainer(tmp_path), 0.5, 8)
+    wrong = mask_fidelity(good_segmenter, shuffled, bright_squares(2, 1), real_test, make_trainer(tmp_path), 0.5, 8)
     assert wrong.metrics["fidelity.synthetic.dice"] < 0.5
 
 
 def test_fidelity_region_is_the_common_real_fov() -> None:
-    real = squares(3, 40, fov=True)
+    real = bright_squares(3, 40, fov=True)
     real.fovs[0, :, :, :8] = 0.0  # one image's field of view is smaller: the majority ignores it
-    synthetic = squares(2, 41)
+    synthetic = bright_squares(2, 41)
     scored = fidelity_region(synthetic, real)
     assert scored.fovs is not None and scored.fovs.shape == (2, 1, 16, 16)
-    assert torch.equal(scored.fovs[1], squares(1, 0, fov=True).fovs[0])
-    assert fidelity_region(synthetic, squares(3, 42)) is synthetic  # no real fov: whole image
-    own = squares(2, 43, fov=True)
+    assert torch.equal(scored.fovs[1], bright_squares(1, 0, fov=True).fovs[0])
+    assert fidelity_region(synthetic, bright_squares(3, 42)) is synthetic  # no real fov: whole image
+    own = bright_squares(2, 43, fov=True)
     assert fidelity_region(own, real) is own  # synthetic pairs with a fov keep it
 
 
 def test_fidelity_ignores_what_the_segmenter_says_outside_the_real_fov(
     tmp_path: Path, good_segmenter: Segmenter
 ) -> None:
-    real_train = squares(4, 50, fov=True)
-    faithful = squares(6, 51)
+    real_train = bright_squares(4, 50, fov=True)
+    faithful = bright_squares(6, 51)
     # an untrained region: the corners are bright noise the segmenter calls foreground
     faithful.images[:, :, 0, :] = 1.0
-    inside = mask_fidelity(good_segmenter, faithful, real_train, squares(2, 52), make_trainer(tmp_path), 0.5, 8)
-    whole = mask_fidelity(good_segmenter, faithful, squares(4, 50), squares(2, 52), make_trainer(tmp_path), 0.5, 8)
+    inside = mask_fidelity(good_segmenter, faithful, real_train, bright_squares(2, 52), make_trainer(tmp_path), 0.5, 8)
+    whole = mask_fidelity(good_segmenter, faithful, bright_squares(4, 50), bright_squares(2, 52), make_trainer(tmp_path), 0.5, 8)
     assert inside.metrics["fidelity.synthetic.dice"] > whole.metrics["fidelity.synthetic.dice"]
     assert any("common field of view" in note for note in inside.notes)
     assert "Dice per image, mean ± std over images (in FOV)" in inside.rows[0]
@@ -336,8 +313,8 @@ def test_fidelity_ignores_what_the_segmenter_says_outside_the_real_fov(
 def test_feature_distances_leave_out_what_cannot_be_computed(tmp_path: Path, good_segmenter: Segmenter) -> None:
     trainer = make_trainer(tmp_path)
     settings = FeatureSettings(("bottleneck",), kid_subsets=4, kid_subset_size=5, k=3, prd_draws=3, batch_size=8)
-    real_test, synthetic = squares(3, 8), squares(10, 9)
-    section = feature_distances(good_segmenter, real_test, synthetic, squares(2, 10), trainer, settings,
+    real_test, synthetic = bright_squares(3, 8), bright_squares(10, 9)
+    section = feature_distances(good_segmenter, real_test, synthetic, bright_squares(2, 10), trainer, settings,
                                 torch.Generator().manual_seed(0))
     assert "kid.segmenter" in section.metrics and "kid.segmenter.std" in section.metrics
     assert "kid.real_train_vs_test" in section.metrics
@@ -364,7 +341,7 @@ def test_every_table_label_says_where_it_was_counted(tmp_path: Path) -> None:
                     kid_subsets=2, kid_subset_size=4, prd_k=1, figure_images=0)
     info = segsynth.DatasetInfo(1, 1, (16, 16))
     result = UNetSegmentationEvaluator(params, info).evaluate(
-        squares(4, 11), squares(3, 12), squares(6, 13), make_trainer(tmp_path)
+        bright_squares(4, 11), bright_squares(3, 12), bright_squares(6, 13), make_trainer(tmp_path)
     )
     assert set(result.tables) == {
         "Train on synthetic, test on real",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Iterator
+
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ import yaml
 
 import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings
+from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
 from segsynth.checkpoint import CheckpointStore
 from segsynth.plugins import get_registry
 from segsynth.recipe import load_recipe
@@ -36,15 +37,6 @@ PARAMS = dict(steps=15, lr=1e-2, depth=2, base_filters=4, batch_size=8, seeds=1,
 MEASURED = ("fidelity.", "kid.", "prd.")  # the metrics the yardstick makes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: tiny convolutions on a shared 2-core machine run faster that way."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_trainer(path: Path, resume: bool = False) -> Trainer:
     return Trainer(path, TrainerSettings(device="cpu", progress=False, checkpoint_every=0, seed=5),
                    resume=resume)
@@ -52,17 +44,7 @@ def make_trainer(path: Path, resume: bool = False) -> Trainer:
 
 def squares(n: int, seed: int, fov: bool = False) -> PairSet:
     """Dark noisy images with one bright 10x10 square each."""
-    g = torch.Generator().manual_seed(seed)
-    masks = torch.zeros(n, 1, SIZE, SIZE)
-    for i in range(n):
-        r, c = torch.randint(0, SIZE - 10, (2,), generator=g).tolist()
-        masks[i, :, r : r + 10, c : c + 10] = 1.0
-    images = (torch.rand(n, 1, SIZE, SIZE, generator=g) * 0.3 + 0.6 * masks).clamp(0, 1)
-    fovs = None
-    if fov:
-        fovs = torch.zeros(n, 1, SIZE, SIZE)
-        fovs[:, :, 2:-2, 2:-2] = 1.0
-    return PairSet(images, masks, fovs, ids=[f"s{seed}-{i}" for i in range(n)])
+    return bright_squares(n, seed, size=SIZE, side=10, fov=fov, fov_margin=2)
 
 
 REAL_TRAIN = squares(10, 1)
