@@ -4,8 +4,10 @@ The public API for plugin authors is what this module exports: the component int
 data containers, the hook marker, the trainer, and the helper modules ``segsynth.measures``
 (confusion counts, F1, AUC, histogram KL), ``segsynth.images`` (reading image files correctly or
 refusing them clearly), ``segsynth.preprocess`` (fitting samples to the training size),
-``segsynth.gan`` (reusable GAN pieces: straight-through binarisation, generator EMA, the
-resumable training loop) and ``segsynth.params`` (parameter types several plugins share).
+``segsynth.pairing`` (finding files by glob and pairing them by an id in their names),
+``segsynth.splits`` (train/test splits from id lists or a seeded draw), ``segsynth.gan``
+(reusable GAN pieces: straight-through binarisation, generator EMA, the resumable training
+loop) and ``segsynth.params`` (parameter types several plugins share).
 Nothing else in ``segsynth`` is promised to stay put.
 """
 
@@ -30,7 +32,7 @@ from segsynth.interfaces import (
 )
 from segsynth.trainer import Trainer, TrainerSettings
 
-from segsynth import images, measures, preprocess  # noqa: E402  (public helper modules)
+from segsynth import images, measures, pairing, preprocess, splits  # noqa: E402  (public helpers)
 
 __version__ = "0.1.0"
 
@@ -55,8 +57,11 @@ __all__ = [
     "TrainingDiverged",
     "UserError",
     "__version__",
+    "files",
     "hookimpl",
     "images",
     "measures",
+    "pairing",
     "preprocess",
+    "splits",
 ]

@@ -9,7 +9,6 @@ half-written or corrupt is skipped with a warning in favour of the previous one.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 from segsynth import distributed
 from segsynth.errors import UserError
+from segsynth.files import atomic_write_bytes  # noqa: F401  (plugins imported it from here)
 
 _STEP_FILE = re.compile(r"^step_(\d{8})\.pt$")
 FORMAT_VERSION = 1
@@ -30,29 +30,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
-
-    A failed write (full disk, lost permission) removes the partial temporary file, leaves any
-    earlier ``path`` untouched and becomes a ``UserError`` naming the file and the cause.
-    """
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        kept = " The previous version of the file is intact." if path.exists() else ""
-        raise UserError(
-            f"could not write {path} ({exc.strerror or exc}).{kept} Free disk space or fix the "
-            "folder's permissions, then continue with --resume (or `synth resume RUN_DIR`)."
-        ) from exc
 
 
 def _rng_state() -> dict[str, Any]:

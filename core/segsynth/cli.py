@@ -1,7 +1,10 @@
 """The ``synth`` command: thin typer commands that parse arguments and call library functions.
 
-Every command turns a ``UserError`` into a one-paragraph message on stderr and exit code 2
-(3 for a diverged training); anything else is a bug and keeps its traceback.
+One rule maps what goes wrong to exit codes, for every command (``user_errors``; the table is in
+docs/reliability.md): a ``UserError`` prints its one-paragraph message and exits with its code
+(2 bad input, 3 diverged training, 4 privacy gate, 130/143 interrupted); an ``OSError`` (full
+disk, read-only folder, vanished file) is the environment, not a bug: exit 2 with a message
+naming the path; ``KeyboardInterrupt`` exits 130. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -46,11 +49,28 @@ def user_errors(func: F) -> F:
 
             typer.echo(f"error{label()}: {exc}", err=True)  # " (rank R)" under torchrun
             raise typer.Exit(code=exc.exit_code) from None
+        except OSError as exc:
+            from segsynth.distributed import label
+
+            typer.echo(f"error{label()}: {os_error_message(exc)}", err=True)
+            raise typer.Exit(code=2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted; continue the run later with --resume.", err=True)
             raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_message(exc: OSError) -> str:
+    """One paragraph for a failed file operation: which path, why, and what to do."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+    where = f" on {paths}" if paths else ""
+    return (
+        f"a file operation failed{where} ({cause}). Free disk space, fix the folder's permissions "
+        "or choose another folder, then run the command again; an interrupted run continues "
+        "with `synth resume RUN_DIR`."
+    )
 
 
 RecipeArg = Annotated[Path, typer.Argument(help="Path of a recipe YAML file.", show_default=False)]
@@ -114,14 +134,15 @@ def resume(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Continue an interrupted run from its folder (its resolved recipe and checkpoints)."""
+    from segsynth.folders import RESOLVED_RECIPE
     from segsynth.pipeline import Pipeline, RunOptions
     from segsynth.plugins import get_registry
     from segsynth.recipe import load_recipe
 
-    recipe = run_dir / "recipe.resolved.yaml"
+    recipe = run_dir / RESOLVED_RECIPE
     if not recipe.exists():
         raise UserError(
-            f"{run_dir} holds no recipe.resolved.yaml, so it is not a run folder that can be "
+            f"{run_dir} holds no {RESOLVED_RECIPE}, so it is not a run folder that can be "
             "resumed (a run writes it when its first step starts). Start it with `synth run`."
         )
     registry = get_registry()

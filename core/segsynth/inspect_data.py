@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from segsynth.errors import UserError
+from segsynth.files import save_image
 from segsynth.imageio import pair_grid
 from segsynth.interfaces import DatasetInfo, PairSet
 from segsynth.plugins import Registry
@@ -75,5 +76,5 @@ def inspect_dataset(
         raise UserError(f"dataset {loaded.recipe.data.name!r} yielded no samples in any split.")
     n = min(samples, len(first))
     preview.parent.mkdir(parents=True, exist_ok=True)
-    pair_grid(first.masks[:n], first.images[:n], columns=min(4, n)).save(preview)
+    save_image(pair_grid(first.masks[:n], first.images[:n], columns=min(4, n)), preview)
     return info, summaries

@@ -30,11 +30,13 @@ import torch
 import yaml
 
 import segsynth
-from segsynth.checkpoint import atomic_write_bytes, sha256_file
+from segsynth.checkpoint import sha256_file
+from segsynth.files import atomic_write_bytes, atomic_write_dict_rows
 from segsynth import distributed, interrupts
 from segsynth.errors import Interrupted, UserError
 from segsynth.interrupts import graceful_stop
-from segsynth.runlock import LOCK_NAME, RunLock
+from segsynth import folders
+from segsynth.runlock import RunLock
 from segsynth.imageio import read_png, write_png
 from segsynth.interfaces import (
     DatasetAdapter,
@@ -48,9 +50,11 @@ from segsynth.interfaces import (
 )
 from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe
+from segsynth.resume_check import Change, check_resume
 from segsynth.trainer import Trainer, TrainerSettings, resolve_device
 
-STATE_FILE = "state.json"
+STATE_FILE = folders.STATE_FILE
+RESOLVED_RECIPE = folders.RESOLVED_RECIPE
 MIN_FREE_BYTES = 200 * 2**20
 MANIFEST = "synthetic/manifest.csv"
 
@@ -121,6 +125,19 @@ class RunState:
 
     def mark(self, step: str, seconds: float, **extra: Any) -> None:
         self.data["steps"][step] = {"finished": True, "seconds": round(seconds, 2), **extra}
+        self._save()
+
+    def forget(self, which: Callable[[str], bool]) -> None:
+        """Mark the steps ``which`` selects as not finished (``synth evaluate`` redoes them)."""
+        self.data["steps"] = {k: v for k, v in self.data["steps"].items() if not which(k)}
+        self._save()
+
+    def note(self, key: str, value: Any) -> None:
+        """Record something about the run as a whole (e.g. what changed on a resume)."""
+        self.data.setdefault(key, []).append(value)
+        self._save()
+
+    def _save(self) -> None:
         if self.writable:
             atomic_write_bytes(self.path, json_bytes(self.data))
 
@@ -168,6 +185,7 @@ class Pipeline:
             progress=options.progress,
         )
         self.skipped: list[str] = []
+        self.resume_changes: list[Change] = []  # accepted recipe changes on --resume
 
     # ------------------------------------------------------------------ helpers
     def trainer(self, sub: str, local: bool = False) -> Trainer:
@@ -178,26 +196,60 @@ class Pipeline:
             print(message, file=sys.stderr, flush=True)
 
     def check_folder(self) -> None:
-        """Refuse to clobber an earlier run without --force; writes nothing (runs before data loads)."""
-        state_path = self.run_dir / STATE_FILE
-        if self.run_dir.is_file():
+        """Refuse to clobber an earlier run without --force; writes nothing (runs before data loads).
+
+        ``--force`` replaces only a segsynth run folder or an empty one (``segsynth.folders``).
+        """
+        if self.run_dir.exists() and not self.run_dir.is_dir():
             raise UserError(f"run folder {self.run_dir} is a file; choose another --out DIR.")
-        if not (self.run_dir.exists() and any(self.run_dir.iterdir())) or self.options.force:
+        if folders.is_empty(self.run_dir):
             return
+        kind = folders.folder_kind(self.run_dir)
+        if self.options.force:
+            folders.check_replaceable(self.run_dir, folders.RUN, force=True)
+            return
+        if kind != folders.RUN:
+            raise UserError(
+                f"run folder {self.run_dir} is not empty but is not a segsynth run folder (no "
+                f"{STATE_FILE}), so it can be neither resumed nor replaced; choose another --out DIR."
+            )
         if not self.options.resume:
             raise UserError(
                 f"run folder {self.run_dir} already holds a run. Continue it with --resume, "
                 "write elsewhere with --out DIR, or start it again from scratch with --force "
                 "(which deletes what is there)."
             )
-        if not state_path.exists():
-            raise UserError(
-                f"run folder {self.run_dir} is not empty but has no {STATE_FILE}, so it is not "
-                "a segsynth run that can be resumed; choose another --out or use --force."
-            )
+        self.resume_changes = self._check_resume_changes()
+
+    def _check_resume_changes(self) -> list[Change]:
+        """Compare the recipe with the one the run started with; refuse what checkpoints can't follow."""
+        stored = self.run_dir / RESOLVED_RECIPE
+        if not stored.exists():
+            return []
+        try:
+            old = yaml.safe_load(stored.read_text())
+        except yaml.YAMLError as exc:
+            raise UserError(f"{stored} is damaged ({exc}); the run cannot be resumed safely. "
+                            "Start again with --force or write elsewhere with --out DIR.") from exc
+        state_path = self.run_dir / STATE_FILE
+        try:
+            steps = json.loads(state_path.read_text()).get("steps", {}) if state_path.exists() else {}
+        except ValueError:
+            steps = {}
+
+        def finished(step: str) -> bool:
+            if step in ("stage1", "stage2"):
+                return bool(steps.get(step, {}).get("finished")) or \
+                    (self.run_dir / step / "checkpoints" / "final.pt").exists()
+            if step == "evaluation":
+                return any(k.startswith("evaluation/") and v.get("finished") for k, v in steps.items())
+            return bool(steps.get(step, {}).get("finished"))
+
+        return check_resume(old if isinstance(old, dict) else {}, self.loaded.resolved(), finished,
+                            self.run_dir)
 
     def create_folder(self) -> None:
-        """Create the run folder and prove it is writable (before anything is deleted)."""
+        """Create the run folder, prove it is writable and mark it as a run (before anything is deleted)."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             probe = self.run_dir / ".write-test"
@@ -220,14 +272,11 @@ class Pipeline:
             )
 
     def clear_folder(self) -> None:
-        """With --force (and the lock held): delete the earlier run, keeping only the lock."""
-        for child in self.run_dir.iterdir():
-            if child.name == LOCK_NAME:
-                continue
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
+        """With --force (and the lock held): delete the earlier run's files, then mark the folder."""
+        if self.options.force:
+            folders.clear(self.run_dir, folders.RUN)
+        if folders.read_marker(self.run_dir) is None:
+            folders.mark(self.run_dir, folders.RUN)
 
     def dataset(self) -> tuple[DatasetAdapter, DatasetInfo]:
         entry = self.registry.get("dataset", self.recipe.data.name, "data -> name")
@@ -257,8 +306,7 @@ class Pipeline:
         self.create_folder()
         self.check_free_space()
         with RunLock(self.run_dir), graceful_stop():
-            if self.options.force:
-                self.clear_folder()
+            self.clear_folder()
             state = RunState(self.run_dir / STATE_FILE)
             return self._run_interruptible(state, probe_trainer, adapter, info, train, test, load_seconds)
 
@@ -274,8 +322,7 @@ class Pipeline:
             self.check_free_space()
             lock.acquire()
             try:
-                if self.options.force:
-                    self.clear_folder()
+                self.clear_folder()
                 return RunState(self.run_dir / STATE_FILE).data
             except BaseException:
                 lock.release()
@@ -316,7 +363,7 @@ class Pipeline:
         train: PairSet, test: PairSet, load_seconds: float,
     ) -> RunResult:
         if distributed.is_main():
-            self._write_run_files(probe_trainer)
+            self._write_run_files(probe_trainer, state)
         self._log(f"segsynth: run {self.recipe.name!r} in {self.run_dir} on {probe_trainer.device} "
                   f"({probe_trainer.precision})")
         self._log(f"data: {len(train)} train and {len(test)} test pairs of {info.size[0]}x{info.size[1]} "
@@ -347,12 +394,15 @@ class Pipeline:
         check_gate(metrics, self.run_dir, report)  # after the report: it shows why
         return RunResult(self.run_dir, metrics, report, self.skipped)
 
-    def _write_run_files(self, probe_trainer: Trainer) -> None:
-        if not self.options.resume or not (self.run_dir / "recipe.resolved.yaml").exists():
-            atomic_write_bytes(
-                self.run_dir / "recipe.resolved.yaml",
-                yaml.safe_dump(self.loaded.resolved(), sort_keys=False).encode(),
-            )
+    def _write_run_files(self, probe_trainer: Trainer, state: RunState) -> None:
+        """The resolved recipe (always what the run now uses) and the environment."""
+        atomic_write_bytes(
+            self.run_dir / RESOLVED_RECIPE,
+            yaml.safe_dump(self.loaded.resolved(), sort_keys=False).encode(),
+        )
+        for change in self.resume_changes:
+            state.note("resumed_with", {"path": change.path, "old": change.old, "new": change.new})
+            self._log(f"resume: {change.path} changed from {change.old!r} to {change.new!r}")
         atomic_write_bytes(
             self.run_dir / "environment.json",
             json_bytes(environment(self.loaded, self.registry, probe_trainer, self.options.argv)),
@@ -559,6 +609,10 @@ class Pipeline:
             else:
                 t0 = time.perf_counter()
                 result = evaluator.evaluate(train, test, synthetic, trainer)
+                # figure paths relative to the run folder: valid from any working directory
+                from segsynth.report import figures_for_run
+
+                result.figures = figures_for_run(result.figures, self.run_dir)
                 atomic_write_bytes(result_path, json_bytes(result.__dict__))
                 state.mark(step, time.perf_counter() - t0)
             results[key] = result
@@ -683,12 +737,7 @@ def write_pair_files(
 def write_manifest(folder: Path, rows: list[dict[str, Any]]) -> Path:
     """Write ``folder/manifest.csv`` (atomically) with one row per pair, in the given order."""
     path = folder / "manifest.csv"
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    atomic_write_dict_rows(path, rows)
     return path
 
 

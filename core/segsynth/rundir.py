@@ -11,33 +11,38 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from segsynth import folders
+from segsynth.folders import RESOLVED_RECIPE
 from segsynth.checkpoint import sha256_file
 from segsynth.errors import UserError
-from segsynth.gate import check_gate
+from segsynth.files import atomic_write_dict_rows, atomic_write_text, copy_file
+from segsynth.gate import GATE_METRIC, PrivacyGateFailed, check_gate
 from segsynth.pipeline import (
     MANIFEST,
     STATE_FILE,
     Pipeline,
     RunOptions,
     RunResult,
-    json_bytes,
+    RunState,
     synthesize_pairs,
     write_synthetic,
 )
 from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe, load_recipe
 
+
 def open_run(run_dir: Path, registry: Registry) -> LoadedRecipe:
-    recipe = run_dir / "recipe.resolved.yaml"
+    recipe = run_dir / RESOLVED_RECIPE
     if not recipe.exists():
         raise UserError(
-            f"{run_dir} holds no recipe.resolved.yaml, so it is not a segsynth run folder; "
+            f"{run_dir} holds no {RESOLVED_RECIPE}, so it is not a segsynth run folder; "
             "give the folder `synth run` printed (by default runs/<name>)."
         )
     return load_recipe(recipe, registry)
@@ -53,6 +58,21 @@ def _require_final(run_dir: Path, stage: str) -> Path:
     return final
 
 
+def _gate_status(run_dir: Path) -> tuple[str, str | None]:
+    """The run's privacy-gate status ("passed", "failed", "not audited") and, if failed, why."""
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        return "not audited", None
+    metrics = json.loads(metrics_path.read_text())
+    if GATE_METRIC not in metrics:
+        return "not audited", None
+    try:
+        check_gate(metrics, run_dir)
+    except PrivacyGateFailed as exc:
+        return "failed", str(exc)
+    return "passed", None
+
+
 def sample_run(
     run_dir: Path, registry: Registry, n: int, dest: Path | None = None, seed: int | None = None,
     batch_size: int | None = None, force: bool = False, device: str | None = None,
@@ -61,16 +81,19 @@ def sample_run(
     """Draw ``n`` new pairs from a finished run's final checkpoints into ``dest``.
 
     The default seed differs from the run's own, so the new pairs are new; the manifest records
-    the seed and the SHA-256 of both checkpoints that made them.
+    the seed, the SHA-256 of both checkpoints that made them and the run's privacy-gate status
+    (a run that failed its gate still samples, for inspection, but says so loudly).
     """
     loaded = open_run(run_dir, registry)
     checkpoints = {stage: _require_final(run_dir, stage) for stage in loaded.stages}
     seed = loaded.recipe.seed + 1 if seed is None else seed
     dest = dest or run_dir / "samples" / f"seed{seed}-n{n}"
-    if dest.exists() and any(dest.iterdir()):
-        if not force:
-            raise UserError(f"{dest} already holds files; choose another destination or use --force.")
-        shutil.rmtree(dest)
+    sources = [folders.Source(run_dir, allowed=("samples",))]
+    folders.check_not_overlapping(dest, sources, "sample")
+    folders.check_replaceable(dest, folders.SAMPLES, force)
+    gate, why = _gate_status(run_dir)
+    if gate == "failed":
+        warnings.warn(f"{why} These samples carry privacy_gate=failed in their manifest.", stacklevel=2)
     pipeline = Pipeline(loaded, registry, RunOptions(out=run_dir, device=device, resume=True,
                                                       progress=progress))
     _, info = pipeline.dataset()
@@ -78,8 +101,9 @@ def sample_run(
     batch = batch_size or loaded.recipe.synthesis.batch_size
     t0 = time.perf_counter()
     pairs = synthesize_pairs(sampler, n, batch, seed, progress)
-    write_synthetic(dest, pairs, seed, batch,
-                    extra={f"{stage}_sha256": sha256_file(path) for stage, path in checkpoints.items()})
+    folders.claim(dest, folders.SAMPLES, force, sources, "sample")
+    extra = {f"{stage}_sha256": sha256_file(path) for stage, path in checkpoints.items()}
+    write_synthetic(dest, pairs, seed, batch, extra={**extra, "privacy_gate": gate})
     print(f"{n} pairs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return dest
 
@@ -91,13 +115,11 @@ def evaluate_run(
     loaded = open_run(run_dir, registry)
     for stage in loaded.stages:
         _require_final(run_dir, stage)
-    state_path = run_dir / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"steps": {}}
-    if not state["steps"].get("synthesis", {}).get("finished"):
+    state = RunState(run_dir / STATE_FILE)
+    if not state.finished("synthesis"):
         raise UserError(f"run {run_dir} has not written its synthetic pairs yet; finish it with "
                         f"`synth resume {run_dir}`.")
-    state["steps"] = {k: v for k, v in state["steps"].items() if not k.startswith("evaluation/")}
-    state_path.write_bytes(json_bytes(state))
+    state.forget(lambda step: step.startswith("evaluation/"))
     for folder in (run_dir / "evaluation").glob("*"):
         if folder.is_dir():
             shutil.rmtree(folder)
@@ -107,8 +129,14 @@ def evaluate_run(
 
 
 def export_run(run_dir: Path, dest: Path, registry: Registry, force: bool = False) -> Path:
-    """Copy the synthetic pairs, manifest and a dataset card into ``dest``, if the gate allows."""
+    """Copy the synthetic pairs, manifest and a dataset card into ``dest``, if the gate allows.
+
+    Everything is read and checked before ``dest`` is touched; ``--force`` replaces only an
+    earlier export (``segsynth.folders``), never the run itself or a folder it lies in.
+    """
     loaded = open_run(run_dir, registry)
+    sources = [folders.Source(run_dir)]
+    folders.check_not_overlapping(dest, sources, "export")
     manifest = run_dir / MANIFEST
     metrics_path = run_dir / "metrics.json"
     if not manifest.exists() or not metrics_path.exists():
@@ -116,28 +144,21 @@ def export_run(run_dir: Path, dest: Path, registry: Registry, force: bool = Fals
                         f"finish it with `synth resume {run_dir}`.")
     metrics = json.loads(metrics_path.read_text())
     check_gate(metrics, run_dir)
-    if dest.exists() and any(dest.iterdir()):
-        if not force:
-            raise UserError(f"{dest} already holds files; choose another destination or use --force.")
-        shutil.rmtree(dest)
-    (dest / "masks").mkdir(parents=True)
-    (dest / "images").mkdir()
+    folders.check_replaceable(dest, folders.EXPORT, force)
     checkpoints = {s: sha256_file(_require_final(run_dir, s)) for s in loaded.stages}
     with manifest.open(newline="") as f:
         rows = list(csv.DictReader(f))
+    env = json.loads((run_dir / "environment.json").read_text()) if (run_dir / "environment.json").exists() else {}
+    folders.claim(dest, folders.EXPORT, force, sources, "export")
     for row in rows:
         for key in ("mask", "image"):
-            shutil.copy2(run_dir / "synthetic" / row[key], dest / row[key])
+            copy_file(run_dir / "synthetic" / row[key], dest / row[key])
         for stage, digest in checkpoints.items():
             row[f"{stage}_sha256"] = digest
-    with (dest / "manifest.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    shutil.copy2(run_dir / "recipe.resolved.yaml", dest / "recipe.yaml")
-    shutil.copy2(metrics_path, dest / "metrics.json")
-    env = json.loads((run_dir / "environment.json").read_text()) if (run_dir / "environment.json").exists() else {}
-    (dest / "README.md").write_text(dataset_card(loaded, metrics, env, len(rows), checkpoints))
+    atomic_write_dict_rows(dest / "manifest.csv", rows)
+    copy_file(run_dir / RESOLVED_RECIPE, dest / "recipe.yaml")
+    copy_file(metrics_path, dest / "metrics.json")
+    atomic_write_text(dest / "README.md", dataset_card(loaded, metrics, env, len(rows), checkpoints))
     return dest
 
 

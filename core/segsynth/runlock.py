@@ -15,8 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from segsynth.errors import UserError
-
-LOCK_NAME = ".lock"
+from segsynth.folders import LOCK_NAME
 
 
 def _alive(pid: int) -> bool:
@@ -70,9 +69,21 @@ class RunLock:
             return {}
 
     def release(self) -> None:
+        """Remove the lock; if the folder has become unwritable, say so instead of failing.
+
+        A lock left behind this way names a process that has ended, so the next run on this
+        host takes it over as stale; it never blocks the folder for good.
+        """
         if self.held:
-            self.path.unlink(missing_ok=True)
             self.held = False
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError as exc:
+                warnings.warn(
+                    f"could not remove the lock {self.path} ({exc.strerror or exc}); the next run "
+                    "in this folder takes it over as the lock of an ended process.",
+                    stacklevel=2,
+                )
 
     def __enter__(self) -> RunLock:
         self.acquire()

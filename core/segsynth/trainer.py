@@ -31,6 +31,8 @@ import math
 import os
 import signal
 import sys
+import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,6 +43,10 @@ import torch
 from segsynth import compiling, distributed, host_memory, interrupts
 from segsynth.checkpoint import CheckpointStore
 from segsynth.errors import Interrupted, TrainingDiverged, UserError
+from segsynth.files import atomic_write_csv
+from segsynth.folders import LOSSES_FILE
+
+LOSSES_FLUSH_SECONDS = 10.0  # how stale losses.csv may get while training between checkpoints
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 Data = TypeVar("Data")
@@ -138,6 +144,8 @@ class Trainer:
         )
         self._bar: Any = None
         self._csv_fields: list[str] | None = None
+        self._csv_rows: list[list[Any]] = []  # every logged row (losses.csv is written whole)
+        self._last_flush: float | None = None
         self._tb: Any = None  # None: not tried yet; False: tensorboard is not installed
         self._wrappers: dict[int, torch.nn.Module] = {}  # id(module) -> its DDP wrapper
         self._wrapper_params: dict[int, set[int]] = {}  # id(wrapper) -> ids of its parameters
@@ -316,6 +324,7 @@ class Trainer:
         finally:
             self._bar.close()
             self._bar = None
+            self._flush_losses()
 
     def log(self, step: int, **values: float | torch.Tensor) -> dict[str, float]:
         """Record losses for ``step``: NaN guard, ``losses.csv`` and the progress bar.
@@ -329,6 +338,7 @@ class Trainer:
             numbers = distributed.mean_values(numbers)
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
         if bad:
+            self._flush_losses()  # the curve up to the last good step shows how it diverged
             newest = self.store.newest()
             kept = f"the last good checkpoint is {newest}" if newest else "no checkpoint was written yet"
             raise TrainingDiverged(
@@ -345,20 +355,24 @@ class Trainer:
         return numbers
 
     def _write_csv(self, step: int, numbers: dict[str, float]) -> None:
-        path = self.work_dir / "losses.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Keep the row; ``losses.csv`` is rewritten whole now and then (``_flush_losses``)."""
         if self._csv_fields is None:
             self._csv_fields = ["step", *numbers]
-            if not path.exists():
-                with path.open("w", newline="") as f:
-                    csv.writer(f).writerow(self._csv_fields)
-            else:
-                with path.open(newline="") as f:
-                    header = next(csv.reader(f), None)
-                if header:
-                    self._csv_fields = header
-        with path.open("a", newline="") as f:
-            csv.writer(f).writerow([step, *(numbers.get(k, "") for k in self._csv_fields[1:])])
+        self._csv_rows.append([step, *(numbers.get(k, "") for k in self._csv_fields[1:])])
+        if self._last_flush is None or time.monotonic() - self._last_flush > LOSSES_FLUSH_SECONDS:
+            self._flush_losses()
+
+    def _flush_losses(self) -> None:
+        """Write ``losses.csv`` whole through the atomic writer.
+
+        Rewritten with every checkpoint, at the end of training and at most every
+        ``LOSSES_FLUSH_SECONDS`` in between, never appended: a full disk or a kill can never
+        leave a half-written or header-less file, and a resume rewrites it to the rows up to the
+        restored checkpoint, so the curve always matches the weights it continues from.
+        """
+        if self.is_main and self._csv_fields is not None:
+            atomic_write_csv(self.work_dir / LOSSES_FILE, self._csv_fields, self._csv_rows)
+            self._last_flush = time.monotonic()
 
     def _write_tensorboard(self, step: int, numbers: dict[str, float]) -> None:
         """Mirror the losses to TensorBoard event files when the tensorboard package is installed."""
@@ -369,18 +383,24 @@ class Trainer:
                 self._tb.add_scalar(key, value, step)
             self._tb.flush()
 
-    def _truncate_csv(self, step: int) -> None:
-        """Drop logged rows after ``step`` so a resumed run's curve has no duplicates."""
-        path = self.work_dir / "losses.csv"
+    def _restore_losses(self, step: int) -> None:
+        """Take over the logged rows up to ``step`` (the restored checkpoint) and drop the rest."""
+        path = self.work_dir / LOSSES_FILE
+        self._csv_fields, self._csv_rows = None, []
         if not path.exists():
             return
         with path.open(newline="") as f:
             rows = list(csv.reader(f))
-        if not rows:
+        if not rows or not rows[0] or rows[0][0] != "step":
             return
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
-        with path.open("w", newline="") as f:
-            csv.writer(f).writerows(kept)
+        self._csv_fields = rows[0]
+        for row in rows[1:]:
+            try:
+                if row and int(row[0]) <= step:
+                    self._csv_rows.append(row)
+            except ValueError:
+                continue
+        self._flush_losses()
 
     # ----------------------------------------------------------------- checkpoints
     def resume(self, state: dict[str, Any]) -> int:
@@ -393,9 +413,20 @@ class Trainer:
             return 0
         loaded = self.store.load_newest(_plain(state), self.device)
         if loaded is None:
+            unusable = self.store.step_paths()
+            if unusable and self.is_main:
+                warnings.warn(
+                    f"RESTARTING FROM STEP 0: none of the {len(unusable)} step checkpoint(s) in "
+                    f"{self.store.folder} could be loaded (see the messages above), so training "
+                    f"in {self.work_dir} starts again from the beginning and its losses.csv is "
+                    "cleared to match. Stop now (Ctrl-C) if you would rather recover the files.",
+                    stacklevel=2,
+                )
+            if self.is_main:
+                self._restore_losses(0)
             return 0
         if self.is_main:
-            self._truncate_csv(loaded)
+            self._restore_losses(loaded)
         if self.rank > 0:  # the checkpoint holds rank 0's random state; the others start anew
             torch.manual_seed(self._stream_seed(self.settings.seed, loaded))
         return loaded
@@ -414,6 +445,7 @@ class Trainer:
             path = self.store.folder / f"step_{step:08d}.pt"
             if self.is_main:
                 path = self.store.save(step, _plain(state))
+                self._flush_losses()
             if signum is not None:
                 if self.world_size > 1:
                     distributed.barrier()  # nobody exits (and gets the run torn down) before the save
@@ -435,6 +467,7 @@ class Trainer:
             distributed.broadcast_tensors(_state_tensors(plain))
         if self.is_main:
             self.store.save(step, plain, final=True)
+            self._flush_losses()
         if self.world_size > 1:
             distributed.barrier()  # the final checkpoint exists for everyone who goes on
             self._wrappers.clear()  # training is over: let the DDP wrappers go

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from segsynth.files import save_figure
+
 
 def _pyplot() -> Any:
     """matplotlib's pyplot on the non-interactive Agg backend (runs headless, in any thread)."""
@@ -28,7 +30,7 @@ def _save(fig: Any, path: Path) -> Path:
     plt = _pyplot()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from segsynth.files import save_figure
+
 
 def histogram_figure(path: Path, histograms: dict[str, torch.Tensor], region: str) -> Path:
     """Write one panel per channel, one step curve per image set; ``histograms`` are ``(C, bins)``."""
@@ -33,6 +35,6 @@ def histogram_figure(path: Path, histograms: dict[str, torch.Tensor], region: st
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path

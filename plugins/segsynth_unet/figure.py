@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from segsynth.files import save_figure
+
 
 def _as_picture(image: torch.Tensor) -> tuple[torch.Tensor, str | None]:
     """A ``(C, H, W)`` tensor as something ``imshow`` draws: RGB as is, else the first channel in grey."""
@@ -52,6 +54,6 @@ def prediction_grid(
                 ax.set_ylabel(ids[row], fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path

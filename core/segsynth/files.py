@@ -1,0 +1,121 @@
+"""The one way segsynth writes a file: whole or not at all, and a failure names the file.
+
+Every file the project writes (checkpoints, PNG pairs, manifests, ``losses.csv``, figures, the
+report, an export) goes through ``atomic_write_bytes``: the bytes go to a temporary file beside
+the target, are flushed to disk and renamed into place, so a reader, a crash, a full disk or a
+lost permission never leaves a half-written file behind. An ``OSError`` becomes a ``UserError``
+(exit 2) that names the file, the cause and the way out, instead of a traceback.
+
+Plugins write their files through this module too (it is part of the public API), so a figure
+an evaluator draws is as safe as a checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from segsynth.errors import UserError
+
+TEMP_PREFIX = "."
+TEMP_MARK = ".tmp"
+
+
+def temporary_name(path: Path) -> Path:
+    """Where ``atomic_write_bytes`` stages ``path`` (hidden, beside it, unique per process)."""
+    return path.with_name(f"{TEMP_PREFIX}{path.name}{TEMP_MARK}{os.getpid()}")
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of our staging files (left behind only by a hard kill)."""
+    if not name.startswith(TEMP_PREFIX) or TEMP_MARK not in name:
+        return False
+    return name.rsplit(TEMP_MARK, 1)[1].isdigit()
+
+
+def write_failure(path: Path, exc: OSError, kept: bool = False) -> UserError:
+    """The message for a write that failed: which file, why, and what to do."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    intact = " The previous version of the file is intact." if kept else ""
+    return UserError(
+        f"could not write {path} ({cause}).{intact} Free disk space or fix the folder's "
+        "permissions, then run the command again (a run continues with `synth resume RUN_DIR`)."
+    )
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
+
+    A failed write (full disk, lost permission) removes the partial temporary file, leaves any
+    earlier ``path`` untouched and becomes a ``UserError`` naming the file and the cause.
+    """
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise write_failure(path, exc, kept=path.exists()) from exc
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def atomic_write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a whole CSV file (header first) atomically."""
+    atomic_write_bytes(path, csv_bytes(header, rows))
+
+
+def atomic_write_dict_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write dict rows as CSV (columns from the first row, in its order) atomically."""
+    fields = list(rows[0]) if rows else []
+    atomic_write_csv(path, fields, ([row.get(k, "") for k in fields] for row in rows))
+
+
+def save_figure(fig: Any, path: Path, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure as PNG through the atomic writer; returns ``path``."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **savefig_kwargs)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def save_image(image: Any, path: Path) -> Path:
+    """Save a PIL image as PNG through the atomic writer; returns ``path``."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy one file's bytes through the atomic writer (reads fail as clearly as writes)."""
+    try:
+        data = Path(source).read_bytes()
+    except OSError as exc:
+        raise UserError(
+            f"could not read {source} ({exc.strerror or exc}); the run folder is incomplete or "
+            "unreadable: fix its permissions or finish the run with `synth resume RUN_DIR`."
+        ) from exc
+    atomic_write_bytes(target, data)
