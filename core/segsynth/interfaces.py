@@ -133,7 +133,10 @@ class EvaluationResult:
     ``metrics`` are flat ``name -> number`` pairs written to ``metrics.json``; a metric that
     could not be computed is absent and explained in ``notes`` (never reported as zero).
     ``tables`` are ``title -> rows`` (each row a ``dict`` of column -> value) shown in the report.
-    ``figures`` are ``title -> path`` of pictures the evaluator wrote under its work folder.
+    ``figures`` are ``title -> path`` of pictures the evaluator wrote under its work folder
+    (the path as the evaluator's process sees it, e.g. ``str(trainer.work_dir / "x.png")``);
+    the pipeline stores them in ``result.json`` relative to the run folder
+    (``segsynth.report.figures_for_run``), and a report that cannot find one says so.
     """
 
     metrics: dict[str, float] = field(default_factory=dict)

@@ -11,12 +11,13 @@ import csv
 import html
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from segsynth.checkpoint import atomic_write_bytes
+from segsynth.files import atomic_write_bytes, save_figure, save_image
 from segsynth.imageio import pair_grid
 from segsynth.interfaces import DatasetInfo, EvaluationResult, PairSet
 from segsynth.recipe import LoadedRecipe
@@ -37,6 +38,58 @@ pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem} .note{color
 def _img_tag(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def figures_for_run(figures: dict[str, str], run_dir: Path) -> dict[str, str]:
+    """Figure paths as ``result.json`` keeps them: relative to the run folder, POSIX style.
+
+    Evaluators return paths as the running process sees them (under ``trainer.work_dir``, so
+    relative to the working directory when the run folder is, as with the default
+    ``runs/NAME``). Stored that way, the report, which joins them to the run folder, found none
+    of them; stored relative to the run folder they survive another working directory and a
+    moved or copied run folder. A figure outside the run folder keeps its absolute path.
+    """
+    base = run_dir.resolve()
+    stored = {}
+    for title, figure in figures.items():
+        path = Path(figure)
+        if not path.is_absolute():
+            path = path if path.exists() or not (run_dir / path).exists() else run_dir / path
+        path = path.resolve()
+        try:
+            stored[title] = path.relative_to(base).as_posix()
+        except ValueError:
+            stored[title] = str(path)
+    return stored
+
+
+def find_figure(stored: str, run_dir: Path) -> Path | None:
+    """The file a ``result.json`` figure entry names, or ``None`` if it cannot be found.
+
+    Tried in order: relative to the run folder (how segsynth stores them), the path itself
+    (absolute, or relative to the working directory, as older ``result.json`` files hold
+    them), then the longest tail of the path that exists inside the run folder (an older file
+    read from another working directory, or a run folder moved since).
+    """
+    path = Path(stored)
+    candidates = [path] if path.is_absolute() else [run_dir / path, path]
+    candidates += [run_dir / Path(*path.parts[i:]) for i in range(1, len(path.parts))
+                   if ".." not in path.parts[i:]]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _figure(title: str, stored: str, run_dir: Path) -> str:
+    """A figure of an evaluation, or a visible note naming the file that is missing."""
+    path = find_figure(stored, run_dir)
+    if path is not None:
+        return f"<figure>{_img_tag(path, title)}<figcaption>{html.escape(title)}</figcaption></figure>"
+    message = (
+        f"Figure {title!r} is missing from the report: its file {stored} was not found in the "
+        f"run folder {run_dir} (nor relative to the working directory). Run `synth evaluate "
+        f"{run_dir}` to draw it again."
+    )
+    warnings.warn(message, stacklevel=3)
+    return f"<p class=note>{html.escape(message)}</p>"
 
 
 def _fmt(value: Any) -> str:
@@ -90,7 +143,7 @@ def plot_losses(path: Path, title: str, out: Path) -> Path | None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    save_figure(fig, out)
     plt.close(fig)
     return out
 
@@ -111,8 +164,8 @@ def write_report(
     n = min(recipe.report.samples, len(real), len(synthetic))
     real_png = out / "real_pairs.png"
     synth_png = out / "synthetic_pairs.png"
-    pair_grid(real.masks[:n], real.images[:n], columns=min(4, n)).save(real_png)
-    pair_grid(synthetic.masks[:n], synthetic.images[:n], columns=min(4, n)).save(synth_png)
+    save_image(pair_grid(real.masks[:n], real.images[:n], columns=min(4, n)), real_png)
+    save_image(pair_grid(synthetic.masks[:n], synthetic.images[:n], columns=min(4, n)), synth_png)
 
     parts = [
         f"<h1>segsynth run: {html.escape(recipe.name)}</h1>",
@@ -133,12 +186,7 @@ def write_report(
         for title, rows in result.tables.items():
             parts.append(f"<h3>{html.escape(title)}</h3>{_table(rows)}")
         for title, fig in result.figures.items():
-            path = Path(fig)
-            if not path.is_absolute():
-                path = run_dir / path
-            if path.exists():
-                parts.append(f"<figure>{_img_tag(path, title)}<figcaption>{html.escape(title)}"
-                             "</figcaption></figure>")
+            parts.append(_figure(title, fig, run_dir))
         for note in result.notes:
             parts.append(f"<p class=note>{html.escape(note)}</p>")
 
