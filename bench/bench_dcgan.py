@@ -1,6 +1,6 @@
 """DCGAN training throughput at 64x64 (nz 100, 64 base filters, 3 channels, batch 64).
 
-    python bench/bench_dcgan.py [--device cpu|cuda] [--steps 20] [--size 64] [--batch 64]
+    python bench/bench_dcgan.py [--device cpu|cuda] [--steps 20] [--size 64] [--batch 64] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from segsynth_dcgan.component import DCGANMaskGenerator  # noqa: E402
 
 
 def main() -> None:
-    args = parse(__doc__ or "", size=64, batch=64, filters=64, channels=3)
+    args = parse(__doc__ or "", smoke=dict(size=32, batch=2, filters=4),
+                 size=64, batch=64, filters=64, channels=3)
     info = segsynth.DatasetInfo(image_channels=3, mask_channels=args.channels, size=(args.size, args.size))
     g = torch.Generator().manual_seed(0)
     masks = (torch.rand(32, args.channels, args.size, args.size, generator=g) > 0.85).float()

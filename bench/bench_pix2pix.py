@@ -1,6 +1,6 @@
 """pix2pix training throughput at 256x256 (U-Net G with 64 filters, 70x70 PatchGAN, batch 1).
 
-    python bench/bench_pix2pix.py [--device cpu|cuda] [--steps 20] [--size 256] [--batch 1]
+    python bench/bench_pix2pix.py [--device cpu|cuda] [--steps 20] [--size 256] [--batch 1] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from segsynth_pix2pix.translator import Pix2PixTranslator  # noqa: E402
 
 
 def main() -> None:
-    args = parse(__doc__ or "", size=256, batch=1, filters=64)
+    args = parse(__doc__ or "", smoke=dict(size=32, batch=1, filters=4), size=256, batch=1, filters=64)
     info = segsynth.DatasetInfo(image_channels=3, mask_channels=1, size=(args.size, args.size))
     g = torch.Generator().manual_seed(0)
     n = 8

@@ -1,6 +1,6 @@
 """Evaluator U-Net training throughput at 256x256 (64 base filters, batch 4).
 
-    python bench/bench_unet.py [--device cpu|cuda] [--steps 20] [--size 256] [--batch 4]
+    python bench/bench_unet.py [--device cpu|cuda] [--steps 20] [--size 256] [--batch 4] [--smoke]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from segsynth_unet.component import UNetSegmenter  # noqa: E402
 
 
 def main() -> None:
-    args = parse(__doc__ or "", size=256, batch=4, filters=64)
+    args = parse(__doc__ or "", smoke=dict(size=32, batch=2, filters=4), size=256, batch=4, filters=64)
     info = segsynth.DatasetInfo(image_channels=3, mask_channels=1, size=(args.size, args.size))
     g = torch.Generator().manual_seed(0)
     pairs = segsynth.PairSet(images=torch.rand(8, 3, args.size, args.size, generator=g),

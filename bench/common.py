@@ -4,7 +4,8 @@ Each benchmark builds a real component, trains it through a real ``Trainer`` for
 of steps at fixed settings, and reports images per second (per training step, median, and for
 the whole fit) and peak memory, for the trainer's default fast path and for plain fp32 eager
 PyTorch in the same process, with their ratio. ``--profile`` prints where the fast path's time
-goes instead. Benchmarks are run by hand (not by pytest): `python bench/bench_pix2pix.py`.
+goes instead. Benchmarks are run by hand: `python bench/bench_pix2pix.py`; pytest only runs each
+once with ``--smoke`` (tiny sizes, seconds) so that a change to segsynth cannot break one unseen.
 """
 
 from __future__ import annotations
@@ -116,11 +117,23 @@ def fast_label(settings: TrainerSettings) -> str:
     return f"fast path (bf16, channels-last{extras})"
 
 
-def parse(description: str, **sizes: int) -> argparse.Namespace:
-    """Common options plus one ``--NAME`` integer option per keyword (its default)."""
+#: What ``--smoke`` sets besides the script's own tiny sizes: the fewest steps that still time a
+#: step, and one thread so that a smoke test does not take the cores from other work.
+SMOKE_RUN = {"steps": 2, "warmup": 1, "threads": 1}
+
+
+def parse(description: str, smoke: dict[str, int] | None = None, **sizes: int) -> argparse.Namespace:
+    """Common options plus one ``--NAME`` integer option per keyword (its default).
+
+    ``--smoke`` runs the script at ``smoke`` sizes (and ``SMOKE_RUN``), in seconds: it proves
+    the script still runs against the current code (tests/test_bench_smoke.py), its numbers
+    are not measurements. Options given explicitly still win.
+    """
     parser = argparse.ArgumentParser(description=description)
     for name, default in sizes.items():
         parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes and 2 steps: checks that the script runs; the numbers mean nothing")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -137,9 +150,20 @@ def parse(description: str, **sizes: int) -> argparse.Namespace:
                         "its top operators by self CPU time")
     parser.add_argument("--top", type=int, default=15, help="rows of the --profile table")
     args = parser.parse_args()
+    if args.smoke:
+        apply_smoke(parser, args, {**SMOKE_RUN, **(smoke or {})})
     if args.threads:
         torch.set_num_threads(args.threads)
     return args
+
+
+def apply_smoke(parser: argparse.ArgumentParser, args: argparse.Namespace, tiny: dict[str, int]) -> None:
+    """Set ``tiny`` values on ``args``, except for options given on the command line."""
+    for name, value in tiny.items():
+        if getattr(args, name) == parser.get_default(name):
+            setattr(args, name, value)
+    print(f"smoke run ({', '.join(f'{k}={getattr(args, k)}' for k in tiny)}): checks that the "
+          "benchmark runs; its numbers are not measurements")
 
 
 def compare(
