@@ -47,6 +47,13 @@ def write_failure(path: Path, exc: OSError, kept: bool = False) -> UserError:
     )
 
 
+def _write_durably(f: Any, data: bytes) -> None:
+    """Write and flush to the disk (the one place a full disk shows up; tests patch it)."""
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half.
 
@@ -58,9 +65,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            _write_durably(f, data)
         os.replace(tmp, path)
     except OSError as exc:
         try:
