@@ -29,7 +29,7 @@ import io
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -54,10 +54,12 @@ from segsynth.interfaces import PairSet, Params
 
 __all__ = [
     "DecodeCache",
+    "DecodedPair",
     "FileRef",
     "PairFiles",
     "Policy",
     "Preprocess",
+    "fit_pairs",
     "fit_to_size",
     "fov_from_image",
     "load_pairs",
@@ -372,6 +374,65 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))
 
 
+@dataclass(frozen=True)
+class DecodedPair:
+    """One sample already decoded at its own size, ready to be fitted.
+
+    ``image`` is float32 ``(H, W, C)`` in [0, 1]; ``mask`` and ``fov`` are boolean ``(H, W)``
+    arrays on the image's pixel grid. Adapters whose pixels do not come from image files (slices
+    of volumes, tiles) build these and hand them to :func:`fit_pairs`.
+    """
+
+    id: str
+    image: np.ndarray
+    mask: np.ndarray
+    fov: np.ndarray | None = None
+
+
+def fit_pairs(
+    samples: Iterable[DecodedPair], settings: Preprocess, *, files_have_fov: bool = False
+) -> PairSet:
+    """Fit every sample of ``samples`` to ``settings`` and stack them into one ``PairSet``.
+
+    ``samples`` may be a generator: each sample is fitted before the next is asked for, so only
+    fitted tensors are held. A fov is produced when ``settings.has_fov(files_have_fov)``: the
+    sample's own, else from ``settings.fov_from_threshold``, else all ones (so padding still
+    gets 0). Samples whose fov is empty are named in a warning.
+    """
+    with_fov = settings.has_fov(files_have_fov)
+    images, masks, fovs, ids = [], [], [], []
+    for sample in samples:
+        fov = sample.fov
+        if fov is None and settings.fov_from_threshold is not None:
+            fov = fov_from_image(sample.image, settings.fov_from_threshold)
+        elif fov is None and with_fov:
+            fov = np.ones(sample.image.shape[:2], dtype=bool)
+        fitted = fit_to_size(
+            _tensor(sample.image), _tensor(sample.mask), None if fov is None else _tensor(fov),
+            settings.hw, settings.policy,
+        )
+        images.append(fitted[0])
+        masks.append(fitted[1])
+        fovs.append(fitted[2])
+        ids.append(sample.id)
+    if not ids:
+        raise ValueError("fit_pairs needs at least one sample")
+    empty = [i for i, f in zip(ids, fovs, strict=True) if f is not None and not f.any()]
+    if empty:
+        warnings.warn(
+            f"samples {empty} have an empty field of view (no pixel inside); check their fov "
+            "files, or lower fov_from_threshold if the fov was derived from the image.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return PairSet(
+        images=torch.stack(images),
+        masks=torch.stack(masks),
+        fovs=torch.stack(fovs) if with_fov else None,  # type: ignore[arg-type]
+        ids=ids,
+    )
+
+
 def load_pairs(
     files: Sequence[PairFiles],
     settings: Preprocess,
@@ -387,46 +448,25 @@ def load_pairs(
     Masks and fovs go through ``binarize_mask`` (with ``mask_threshold`` for masks); sizes of
     image, mask and fov must agree exactly (a ``UserError`` names both files otherwise). A fov
     is produced when ``settings.has_fov(...)``: from the fov file, else from
-    ``settings.fov_from_threshold``, else all ones (so padding still gets 0).
+    ``settings.fov_from_threshold``, else all ones (so padding still gets 0); see
+    :func:`fit_pairs`.
     """
     if not files:
         raise ValueError("load_pairs needs at least one sample")
     cache = DecodeCache() if cache is None else cache
-    with_fov = settings.has_fov(any(f.fov is not None for f in files))
-    images, masks, fovs = [], [], []
-    for item in files:
-        image = cache.decode(item.image.read(), item.image.name, image_mode,
-                             normalize=normalize, max_pixels=max_pixels)
-        raw = cache.decode(item.mask.read(), item.mask.name, "mask", max_pixels=max_pixels)
-        _check_size(image, item.image.name, raw, item.mask.name)
-        mask = _binary(raw, item.mask.name, mask_threshold)
-        fov: np.ndarray | None = None
-        if item.fov is not None:
-            raw_fov = cache.decode(item.fov.read(), item.fov.name, "mask", max_pixels=max_pixels)
-            _check_size(image, item.image.name, raw_fov, item.fov.name)
-            fov = _binary(raw_fov, item.fov.name, None)
-        elif settings.fov_from_threshold is not None:
-            fov = fov_from_image(image, settings.fov_from_threshold)
-        elif with_fov:
-            fov = np.ones(image.shape[:2], dtype=bool)
-        fitted = fit_to_size(
-            _tensor(image), _tensor(mask), None if fov is None else _tensor(fov),
-            settings.hw, settings.policy,
-        )
-        images.append(fitted[0])
-        masks.append(fitted[1])
-        fovs.append(fitted[2])
-    empty = [item.id for item, f in zip(files, fovs, strict=True) if f is not None and not f.any()]
-    if empty:
-        warnings.warn(
-            f"samples {empty} have an empty field of view (no pixel inside); check their fov "
-            "files, or lower fov_from_threshold if the fov was derived from the image.",
-            UserWarning,
-            stacklevel=2,
-        )
-    return PairSet(
-        images=torch.stack(images),
-        masks=torch.stack(masks),
-        fovs=torch.stack(fovs) if with_fov else None,  # type: ignore[arg-type]
-        ids=[item.id for item in files],
-    )
+
+    def decoded() -> Iterator[DecodedPair]:
+        for item in files:
+            image = cache.decode(item.image.read(), item.image.name, image_mode,
+                                 normalize=normalize, max_pixels=max_pixels)
+            raw = cache.decode(item.mask.read(), item.mask.name, "mask", max_pixels=max_pixels)
+            _check_size(image, item.image.name, raw, item.mask.name)
+            fov: np.ndarray | None = None
+            if item.fov is not None:
+                raw_fov = cache.decode(item.fov.read(), item.fov.name, "mask",
+                                       max_pixels=max_pixels)
+                _check_size(image, item.image.name, raw_fov, item.fov.name)
+                fov = _binary(raw_fov, item.fov.name, None)
+            yield DecodedPair(item.id, image, _binary(raw, item.mask.name, mask_threshold), fov)
+
+    return fit_pairs(decoded(), settings, files_have_fov=any(f.fov is not None for f in files))

@@ -6,10 +6,10 @@ from functools import cached_property
 from typing import ClassVar
 
 import segsynth
+from segsynth.pairing import NamePattern, Role, Sample, find_roles, pair
 from segsynth.preprocess import DecodeCache, FileRef, PairFiles, load_pairs
-from segsynth_folders.matching import NamePattern, Role, Sample, find_roles, pair
+from segsynth.splits import split_ids
 from segsynth_folders.params import PairedFoldersParams
-from segsynth_folders.splits import split_ids
 
 
 class PairedFolders(segsynth.DatasetAdapter):

@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 import segsynth
+from segsynth.pairing import check_name_pattern, check_relative_glob
 from segsynth.preprocess import Preprocess
-
-ID_FIELD = "{id}"
-ID_GROUP = "(?P<id>"
-
-
-def check_name_pattern(value: str) -> str:
-    """A name pattern is a template with exactly one ``{id}`` or a regex with ``(?P<id>...)``."""
-    if ID_GROUP in value:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
-        return value
-    if value.count(ID_FIELD) != 1:
-        raise ValueError(
-            f"{value!r} must contain {ID_FIELD} exactly once (a template such as "
-            "'{id}_manual.png') or a named group (?P<id>...) (a regular expression)"
-        )
-    return value
 
 
 class PairedFoldersParams(segsynth.Params):
@@ -103,15 +84,7 @@ class PairedFoldersParams(segsynth.Params):
     @field_validator("images", "masks", "fovs")
     @classmethod
     def _relative_glob(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if not value.strip():
-            raise ValueError("a glob pattern must not be empty (e.g. 'images/*.png')")
-        if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
-            raise ValueError(
-                f"{value!r} is absolute; patterns are relative to root (set root to the folder)"
-            )
-        return value
+        return None if value is None else check_relative_glob(value)
 
     @field_validator("image_name", "mask_name", "fov_name")
     @classmethod

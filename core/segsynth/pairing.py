@@ -1,11 +1,13 @@
-"""From file names to ids, and from ids to (image, mask[, fov]) pairs.
+"""From file names to ids, and from ids to (image, mask[, fov]) pairs: shared by dataset adapters.
 
 A *role* (image, mask, fov) is a glob pattern that finds candidate files under ``root`` and a
 *name pattern* that extracts the id from a file's name. Name patterns are templates with one
 ``{id}`` (``{id}_manual.png``; ``*`` and ``?`` are wildcards; letters match in any case, since
 ``.JPG`` and ``.jpg`` come from the same camera) or regular expressions with a named group
 ``(?P<id>...)``. A pattern with ``k`` slashes is matched against the last ``k + 1`` parts of the
-path, so ``{id}/image.png`` pairs per-patient folders.
+path, so ``{id}/image.png`` pairs per-patient folders. A role may also accept folders
+(``Role(..., folders=True)``), for data where one sample is a folder of files, such as a DICOM
+series; files inside an accepted folder are then not candidates themselves.
 
 Images and masks may share one folder: a file that fits several roles goes to the role with
 the **longest** name pattern, the most specific one (``{id}_mask.png`` beats ``{id}.png``); a
@@ -19,8 +21,54 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import segsynth
-from segsynth_folders.params import ID_FIELD, ID_GROUP
+from segsynth.errors import UserError
+
+__all__ = [
+    "ID_FIELD",
+    "ID_GROUP",
+    "NamePattern",
+    "Role",
+    "Sample",
+    "check_name_pattern",
+    "check_relative_glob",
+    "find_roles",
+    "natural_key",
+    "pair",
+]
+
+ID_FIELD = "{id}"
+ID_GROUP = "(?P<id>"
+
+
+def check_name_pattern(value: str) -> str:
+    """A name pattern is a template with exactly one ``{id}`` or a regex with ``(?P<id>...)``.
+
+    Raises ``ValueError`` (for pydantic validators) otherwise; returns ``value`` unchanged.
+    """
+    if ID_GROUP in value:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from exc
+        return value
+    if value.count(ID_FIELD) != 1:
+        raise ValueError(
+            f"{value!r} must contain {ID_FIELD} exactly once (a template such as "
+            "'{id}_manual.png') or a named group (?P<id>...) (a regular expression)"
+        )
+    return value
+
+
+def check_relative_glob(value: str) -> str:
+    """A glob pattern is not empty and relative to ``root``; ``ValueError`` otherwise."""
+    if not value.strip():
+        raise ValueError("a glob pattern must not be empty (e.g. 'images/*.png')")
+    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", value):
+        raise ValueError(
+            f"{value!r} is absolute; patterns are relative to root (set root to the folder)"
+        )
+    return value
+
 
 #: Files that operating systems drop into folders; never data.
 _JUNK_NAMES = {"thumbs.db", "desktop.ini"}
@@ -78,6 +126,7 @@ class Role:
     label: str
     glob: str
     pattern: NamePattern
+    folders: bool = False  # a folder the glob finds is one candidate (e.g. a DICOM series)
 
     def describe(self) -> str:
         return f"{self.label} files matching {self.glob!r} named {self.pattern.text!r}"
@@ -99,15 +148,19 @@ def _is_junk(path: Path) -> bool:
 
 def _glob(root: Path, role: Role) -> list[Path]:
     try:
-        found = [p for p in root.glob(role.glob) if p.is_file() and not _is_junk(p)]
+        found = [p for p in root.glob(role.glob)
+                 if (p.is_file() or (role.folders and p.is_dir())) and not _is_junk(p)]
     except (ValueError, NotImplementedError) as exc:
-        raise segsynth.UserError(f"glob pattern {role.glob!r} for {role.label} files: {exc}") from exc
+        raise UserError(f"glob pattern {role.glob!r} for {role.label} files: {exc}") from exc
     if not found:
         present = sorted(p.relative_to(root).as_posix() for p in root.iterdir())[:_SHOWN]
-        raise segsynth.UserError(
+        raise UserError(
             f"no {role.label} files match {role.glob!r} under {root}. That folder holds: "
             f"{', '.join(present) or 'nothing'}. Fix the '{role.label}s' pattern (or root)."
         )
+    if role.folders:  # a file inside a found folder belongs to that folder's sample
+        folders = {p for p in found if p.is_dir()}
+        found = [p for p in found if not any(parent in folders for parent in p.parents)]
     return sorted(found)
 
 
@@ -127,7 +180,7 @@ def find_roles(root: Path, roles: list[Role]) -> dict[str, dict[str, Path]]:
         role, sample_id = _winner(path, options)
         table = found[role.label]
         if sample_id in table:
-            raise segsynth.UserError(
+            raise UserError(
                 f"two {role.label} files have the id {sample_id!r}: {table[sample_id]} and "
                 f"{path}. Remove one, or make the {role.label} name pattern "
                 f"{role.pattern.text!r} or glob {role.glob!r} more specific."
@@ -135,7 +188,7 @@ def find_roles(root: Path, roles: list[Role]) -> dict[str, dict[str, Path]]:
         table[sample_id] = path
     for role in roles:
         if not found[role.label]:
-            raise segsynth.UserError(
+            raise UserError(
                 f"none of the files matching {role.glob!r} under {root} fits the {role.label} name "
                 f"pattern {role.pattern.text!r} (e.g. {_shown(unmatched.get(role.label, []))}). "
                 f"Fix '{role.label}_name'."
@@ -150,7 +203,7 @@ def _winner(path: Path, options: list[tuple[Role, str]]) -> tuple[Role, str]:
     ranked = sorted(options, key=lambda o: len(o[0].pattern.text), reverse=True)
     if len(ranked[0][0].pattern.text) == len(ranked[1][0].pattern.text):
         names = " and ".join(f"{r.label} ({r.pattern.text!r})" for r, _ in ranked)
-        raise segsynth.UserError(
+        raise UserError(
             f"file {path} fits both {names}, so it is unclear what it is. Give images and "
             "masks distinct name patterns (e.g. '{id}.png' and '{id}_mask.png') or folders."
         )
@@ -206,7 +259,7 @@ def _require(
         return
     files = [have[i].relative_to(root).as_posix() for i in missing]
     first = missing[0]
-    raise segsynth.UserError(
+    raise UserError(
         f"{len(missing)} {have_role.label} file(s) under {root} have no {need_role.label}: "
         f"{_shown(files)}. Looked for {need_role.describe()} (for id {first!r}: "
         f"{need_role.pattern.example(first)!r}). Add the missing files or fix the patterns."

@@ -1,5 +1,7 @@
 """Which ids are for training and which for testing: from list files, or a seeded draw.
 
+Shared by dataset adapters whose samples have ids (``paired_folders``, ``volume_slices``).
+
 A test split chosen by hand (a list file) is the norm in medical data, where images of one
 patient must not sit on both sides; without lists a seeded random draw is reproducible on
 every machine (NumPy's PCG64 stream is stable across versions and platforms).
@@ -11,21 +13,23 @@ from pathlib import Path
 
 import numpy as np
 
-import segsynth
-from segsynth_folders.matching import natural_key
+from segsynth.errors import UserError
+from segsynth.pairing import natural_key
+
+__all__ = ["read_id_list", "split_ids"]
 
 
 def read_id_list(path: Path, known: set[str]) -> list[str]:
     """Ids of a list file (one per line; blank lines and ``#`` comments skipped), all known."""
     if not path.is_file():
-        raise segsynth.UserError(
+        raise UserError(
             f"split list {path} does not exist; it should be a text file with one id per line "
             "(relative paths are relative to the recipe's folder)."
         )
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise segsynth.UserError(f"cannot read split list {path} as UTF-8 text: {exc}") from exc
+        raise UserError(f"cannot read split list {path} as UTF-8 text: {exc}") from exc
     ids: list[str] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
@@ -34,12 +38,12 @@ def read_id_list(path: Path, known: set[str]) -> list[str]:
             continue
         if entry not in known:
             examples = ", ".join(sorted(known, key=natural_key)[:5])
-            raise segsynth.UserError(
+            raise UserError(
                 f"split list {path}, line {number}: id {entry!r} is not among the paired files "
                 f"(ids look like: {examples}). Fix the list or add the files."
             )
         if entry in seen:
-            raise segsynth.UserError(
+            raise UserError(
                 f"split list {path} names id {entry!r} twice (lines {seen[entry]} and {number})."
             )
         seen[entry] = number
@@ -64,7 +68,7 @@ def split_ids(
         if train is not None and test is not None:
             both = sorted(set(train) & set(test), key=natural_key)
             if both:
-                raise segsynth.UserError(
+                raise UserError(
                     f"ids {both[:8]} are in both {train_list} and {test_list}; a sample must be "
                     "in one split only."
                 )
@@ -79,13 +83,13 @@ def split_ids(
         if not members:
             source = {"train": train_list, "test": test_list}[split]
             why = f"{source} lists no ids" if source else "every id is in the other split's list"
-            raise segsynth.UserError(f"the {split} split is empty: {why}. Each split needs a sample.")
+            raise UserError(f"the {split} split is empty: {why}. Each split needs a sample.")
     return {split: sorted(members, key=natural_key) for split, members in chosen.items()}
 
 
 def _random_split(ids: list[str], test_fraction: float, seed: int) -> dict[str, list[str]]:
     if len(ids) < 2:
-        raise segsynth.UserError(
+        raise UserError(
             f"only {len(ids)} paired sample(s) found; a train/test split needs at least 2."
         )
     n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
