@@ -32,6 +32,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: Sentences of torch's load errors that are advice to torch's callers: to load with
+#: ``weights_only=False`` or to allow-list globals, i.e. to run the code the safe loader refused.
+_TORCH_ADVICE = re.compile(r"weights_only|safe_globals|file an issue|trusted source", re.IGNORECASE)
+
+
+def _load_failure(exc: BaseException) -> str:
+    """What went wrong in ``torch.load``, without torch's advice on how to load it anyway.
+
+    torch's message for a refused or damaged file starts with the advice to re-run with
+    ``weights_only=False`` ("will likely succeed, but it can result in arbitrary code
+    execution"); that is never what a user of segsynth should do. Only the reason is kept.
+    """
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:  # the reason follows torch's advice
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    sentences = [s.strip() for line in text.splitlines() for s in re.split(r"(?<=\.)\s+", line)]
+    reason = next((s for s in sentences if s and s != "Weights only load failed."
+                   and not _TORCH_ADVICE.search(s)), "")
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -157,12 +178,18 @@ class CheckpointStore:
                     "(it was cut short or changed); delete it to fall back to an older one."
                 )
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():
+                # torch's note on a foreign pickle protocol asks to file an issue with torch;
+                # the file is refused below with a message that says what to do instead
+                warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+                payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle errors, truncated zips, code-carrying pickles
             raise UserError(
-                f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}). segsynth only loads "
-                "plain tensors and containers; delete the file or point to another run."
+                f"checkpoint {path} cannot be loaded safely ({_load_failure(exc)}): it is "
+                "damaged, is not a file torch.save wrote, or holds Python objects besides "
+                "tensors and plain containers, which segsynth never loads because unpickling "
+                "them can run code. Delete it (a step checkpoint: the previous one is used), "
+                "or point to a checkpoint a segsynth run wrote."
             ) from exc
         if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
             raise UserError(f"checkpoint {path} is not a segsynth checkpoint (format mismatch).")

@@ -26,11 +26,13 @@ Policy, in one place:
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -47,10 +49,12 @@ __all__ = [
     "Normalize",
     "PalettePolicy",
     "ReadMode",
+    "SkippedFileWarning",
     "binarize_mask",
     "decode_image",
     "read_bytes",
     "read_image",
+    "warn_broken_links",
 ]
 
 #: Largest image (width x height) decoded by default: 200 megapixels, far above any fundus or
@@ -80,6 +84,46 @@ class MaskThresholdWarning(UserWarning):
     """A mask held values other than two clean levels and was thresholded."""
 
 
+class SkippedFileWarning(UserWarning):
+    """A file that looked like input was left out (a symbolic link that leads nowhere)."""
+
+
+# --------------------------------------------------------------------------- listing
+def _link_problem(path: Path) -> str | None:
+    """Why the symbolic link ``path`` leads to no file, or ``None`` if it is no broken link."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        target = os.readlink(path)
+        if exc.errno == errno.ELOOP:
+            return f"{path} -> {target} (a loop: the link leads back to itself)"
+        return f"{path} -> {target} (the target does not exist)"
+    return None
+
+
+def warn_broken_links(paths: Iterable[Path], what: str) -> None:
+    """Name, in one :class:`SkippedFileWarning`, the broken symbolic links among ``paths``.
+
+    Adapters list candidate files and keep those for which ``Path.is_file()`` holds, which is
+    false for a link whose target is gone (a data set moved, a mount missing) or that points
+    to itself: without this the sample would vanish without a word. They are skipped rather
+    than refused because the rest of the data set may well be complete; the pairing step
+    then names any image left without its mask. ``what`` says which files these are
+    (e.g. ``"image files under /data"``).
+    """
+    broken = [problem for path in paths if (problem := _link_problem(path)) is not None]
+    if broken:
+        shown = "; ".join(broken[:8]) + (f"; and {len(broken) - 8} more" if len(broken) > 8 else "")
+        warnings.warn(
+            f"{len(broken)} of the {what} are symbolic links that lead to no file and were "
+            f"skipped: {shown}. Restore their targets or remove the links.",
+            SkippedFileWarning,
+            stacklevel=3,
+        )
+
+
 # --------------------------------------------------------------------------- bytes
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """The file's bytes, or a ``UserError`` for a missing, unreadable or empty file.
@@ -89,6 +133,9 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """
     path = Path(path)
     if not path.exists():
+        link = _link_problem(path)
+        if link is not None:
+            raise UserError(f"image file {link}; restore the link's target or fix the link.")
         raise UserError(f"image file {path} does not exist; check the path and the file name.")
     if path.is_dir():
         raise UserError(f"{path} is a folder, not an image file.")
@@ -208,17 +255,16 @@ def _open_checked(data: bytes, name: str, max_pixels: int | None) -> Image.Image
             width, height = img.size
             if max_pixels is not None and width * height > max_pixels:
                 img.close()
-                raise _bomb_error(name, width, height, max_pixels)
+                raise _bomb_error(name, width * height, max_pixels, width, height)
             img.seek(0)
             img.load()  # Image.open reads only the header: decoding is where truncation shows
     except UserError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UserError(
-            f"image file {name} is larger than the limit of {_megapixels(max_pixels)} that "
-            f"protects against decompression bombs ({exc}). If the image is genuine, raise the "
-            "limit (max_pixels) or downscale the file first."
-        ) from exc
+        # Pillow's own text names its hard limit, twice ours; only the pixel count is kept.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _bomb_error(name, None if found is None else int(found.group(1)),
+                          max_pixels) from exc
     except UnidentifiedImageError as exc:
         raise UserError(_not_an_image(data, name)) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -230,16 +276,27 @@ def _open_checked(data: bytes, name: str, max_pixels: int | None) -> Image.Image
     return img
 
 
-def _megapixels(pixels: int | None) -> str:
-    return "no" if pixels is None else f"{pixels / 1e6:g} megapixels"
+def _pixels(count: int) -> str:
+    return f"{count:,} pixels" + (f" ({count / 1e6:g} megapixels)" if count >= 100_000 else "")
 
 
-def _bomb_error(name: str, width: int, height: int, max_pixels: int) -> UserError:
+def _bomb_error(
+    name: str, pixels: int | None, max_pixels: int | None, width: int | None = None,
+    height: int | None = None,
+) -> UserError:
+    """The one message for an image over the pixel limit: one limit, the one enforced.
+
+    Pillow refuses at twice its ``MAX_IMAGE_PIXELS`` and only warns in between; its message
+    names whichever limit it hit, so it is never passed on (it also calls the file a "DOS
+    attack", which a large genuine scan is not).
+    """
+    size = f"{width}x{height} = " if width is not None and height is not None else ""
+    claimed = f"claims {size}{_pixels(pixels)}" if pixels is not None else "claims more pixels"
+    limit = _pixels(max_pixels) if max_pixels is not None else "the limit"
     return UserError(
-        f"image file {name} claims to be {width}x{height} = {width * height / 1e6:.1f} "
-        f"megapixels, more than the limit of {_megapixels(max_pixels)} that protects against "
-        "decompression bombs. If the image is genuine, raise the limit (max_pixels) or "
-        "downscale the file first."
+        f"image file {name} {claimed}, more than the limit of {limit} per image that protects "
+        "against decompression bombs (small files that expand to huge images). If the image "
+        "is genuine, raise the limit (max_pixels) or downscale the file first."
     )
 
 

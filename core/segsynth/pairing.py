@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from segsynth.errors import UserError
+from segsynth.images import warn_broken_links
 
 __all__ = [
     "ID_FIELD",
@@ -148,10 +149,11 @@ def _is_junk(path: Path) -> bool:
 
 def _glob(root: Path, role: Role) -> list[Path]:
     try:
-        found = [p for p in root.glob(role.glob)
-                 if (p.is_file() or (role.folders and p.is_dir())) and not _is_junk(p)]
+        candidates = [p for p in root.glob(role.glob) if not _is_junk(p)]
     except (ValueError, NotImplementedError) as exc:
         raise UserError(f"glob pattern {role.glob!r} for {role.label} files: {exc}") from exc
+    warn_broken_links(candidates, f"{role.label} files matching {role.glob!r} under {root}")
+    found = [p for p in candidates if p.is_file() or (role.folders and p.is_dir())]
     if not found:
         present = sorted(p.relative_to(root).as_posix() for p in root.iterdir())[:_SHOWN]
         raise UserError(

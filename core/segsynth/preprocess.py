@@ -68,6 +68,15 @@ __all__ = [
 
 Policy = Literal["pad", "crop", "resize"]
 
+#: Smallest side, in pixels, of a training size and of a picture that is read. A picture below
+#: it holds too little to become a sample: a 1x1 file scaled to 32x32 is a constant square,
+#: not an image, and is almost always a placeholder, an icon or a failed export.
+MIN_SIDE = 8
+
+#: Enlarging a picture by more than this factor (per side) to fit the training size makes up
+#: most of its pixels by interpolation; it is done, but warned about, naming the file.
+MAX_ENLARGEMENT = 2.0
+
 #: Bumped whenever decoding changes, so that old on-disk cache entries are not reused.
 _CACHE_VERSION = 1
 
@@ -100,8 +109,10 @@ class Preprocess(Params):
     @classmethod
     def _check_size(cls, value: int | tuple[int, int]) -> int | tuple[int, int]:
         sides = (value, value) if isinstance(value, int) else value
-        if any(not 8 <= side <= 8192 for side in sides):
-            raise ValueError(f"each side of size must be between 8 and 8192 pixels, got {value}")
+        if any(not MIN_SIDE <= side <= 8192 for side in sides):
+            raise ValueError(
+                f"each side of size must be between {MIN_SIDE} and 8192 pixels, got {value}"
+            )
         return value
 
     @field_validator("fov_from_threshold")
@@ -146,20 +157,51 @@ def _fitted_size(h: int, w: int, target: tuple[int, int], policy: Policy) -> tup
     return max(fh, th), max(fw, tw)
 
 
+def check_source_size(height: int, width: int, name: str) -> None:
+    """Refuse a picture with a side below ``MIN_SIDE`` pixels, naming the file (see ``MIN_SIDE``).
+
+    Refused rather than warned about: no setting makes such a picture a useful sample, and
+    scaled up it would silently enter training as a flat square.
+    """
+    if min(height, width) < MIN_SIDE:
+        raise UserError(
+            f"{name} is only {width}x{height} pixels (width x height); segsynth needs at least "
+            f"{MIN_SIDE} pixels on each side, and scaled up to the training size it would be a "
+            "flat square, not a sample. Remove the file from the data set or replace it with "
+            "the full-size picture."
+        )
+
+
 def fit_to_size(
     image: torch.Tensor,
     mask: torch.Tensor,
     fov: torch.Tensor | None,
     size: tuple[int, int],
     policy: Policy,
+    *,
+    name: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Bring one ``(C, H, W)`` image, its ``(Cm, H, W)`` mask and ``(1, H, W)`` fov to ``size``.
 
     See the module docstring for the policies. With ``"pad"`` the returned fov is 0 on the
-    padded border; pass a fov of ones to get one for a sample that had none.
+    padded border; pass a fov of ones to get one for a sample that had none. With ``name`` (the
+    file or sample, for messages) a picture below ``MIN_SIDE`` is refused and one enlarged by
+    more than ``MAX_ENLARGEMENT`` is warned about.
     """
     h, w = image.shape[-2:]
     fh, fw = _fitted_size(h, w, size, policy)
+    if name is not None:
+        check_source_size(h, w, name)
+        factor = max(fh / h, fw / w)
+        if factor > MAX_ENLARGEMENT:
+            warnings.warn(
+                f"{name} is {w}x{h} pixels (width x height) and was enlarged {factor:.3g} times "
+                f"to fit the training size {size[1]}x{size[0]} (policy {policy!r}); most of its "
+                "pixels are interpolated. Use a smaller training size (preprocess.size) or the "
+                "full-resolution file.",
+                UserWarning,
+                stacklevel=3,
+            )
     image = _resize(image, (fh, fw), smooth=True)
     mask = _resize(mask, (fh, fw), smooth=False)
     fov = None if fov is None else _resize(fov, (fh, fw), smooth=False)
@@ -380,13 +422,15 @@ class DecodedPair:
 
     ``image`` is float32 ``(H, W, C)`` in [0, 1]; ``mask`` and ``fov`` are boolean ``(H, W)``
     arrays on the image's pixel grid. Adapters whose pixels do not come from image files (slices
-    of volumes, tiles) build these and hand them to :func:`fit_pairs`.
+    of volumes, tiles) build these and hand them to :func:`fit_pairs`. ``source`` names where
+    the pixels came from (e.g. ``"image file a/b.png"``) in messages; without it, the id.
     """
 
     id: str
     image: np.ndarray
     mask: np.ndarray
     fov: np.ndarray | None = None
+    source: str | None = None
 
 
 def fit_pairs(
@@ -409,7 +453,7 @@ def fit_pairs(
             fov = np.ones(sample.image.shape[:2], dtype=bool)
         fitted = fit_to_size(
             _tensor(sample.image), _tensor(sample.mask), None if fov is None else _tensor(fov),
-            settings.hw, settings.policy,
+            settings.hw, settings.policy, name=sample.source or f"sample {sample.id!r}",
         )
         images.append(fitted[0])
         masks.append(fitted[1])
@@ -467,6 +511,7 @@ def load_pairs(
                                        max_pixels=max_pixels)
                 _check_size(image, item.image.name, raw_fov, item.fov.name)
                 fov = _binary(raw_fov, item.fov.name, None)
-            yield DecodedPair(item.id, image, _binary(raw, item.mask.name, mask_threshold), fov)
+            yield DecodedPair(item.id, image, _binary(raw, item.mask.name, mask_threshold), fov,
+                              source=f"image file {item.image.name}")
 
     return fit_pairs(decoded(), settings, files_have_fov=any(f.fov is not None for f in files))

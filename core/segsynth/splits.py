@@ -57,11 +57,16 @@ def split_ids(
     test_list: Path | None,
     test_fraction: float,
     seed: int,
+    *,
+    where: str | None = None,
 ) -> dict[str, list[str]]:
-    """``{"train": [...], "test": [...]}``, each in natural id order; never empty."""
+    """``{"train": [...], "test": [...]}``, each in natural id order; never empty.
+
+    ``where`` names the folder the ids were found in, for the message when there are too few.
+    """
     known = set(ids)
     if train_list is None and test_list is None:
-        chosen = _random_split(sorted(ids, key=natural_key), test_fraction, seed)
+        chosen = _random_split(sorted(ids, key=natural_key), test_fraction, seed, where)
     else:
         train = read_id_list(train_list, known) if train_list is not None else None
         test = read_id_list(test_list, known) if test_list is not None else None
@@ -87,10 +92,14 @@ def split_ids(
     return {split: sorted(members, key=natural_key) for split, members in chosen.items()}
 
 
-def _random_split(ids: list[str], test_fraction: float, seed: int) -> dict[str, list[str]]:
+def _random_split(
+    ids: list[str], test_fraction: float, seed: int, where: str | None = None
+) -> dict[str, list[str]]:
     if len(ids) < 2:
         raise UserError(
-            f"only {len(ids)} paired sample(s) found; a train/test split needs at least 2."
+            f"only {len(ids)} paired sample(s) found{f' under {where}' if where else ''}; a "
+            "train/test split needs at least 2 (one to train on, one to test on). Add pairs "
+            "there, or point root and the name patterns at the folder that holds the data set."
         )
     n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
     order = np.random.default_rng(seed).permutation(len(ids))

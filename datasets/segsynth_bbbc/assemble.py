@@ -83,7 +83,7 @@ def to_pairs(items: Iterable[Decoded], layout: Layout) -> segsynth.PairSet:
         for sample_id, image, mask in samples_of(item, layout):
             fitted = fit_to_size(
                 _chw(image), _chw(mask), _fov(image, layout),
-                layout.preprocess.hw, layout.preprocess.policy,
+                layout.preprocess.hw, layout.preprocess.policy, name=f"BBBC sample {sample_id}",
             )
             ids.append(sample_id)
             images.append(fitted[0])

@@ -57,7 +57,7 @@ class Bbbc038(segsynth.DatasetAdapter):
         """Train and test ids: ``root`` and ``test_root``, or a seeded split of ``root``."""
         p = self.params
         if p.test_root is None:
-            return random_split(list(self.samples), p.test_fraction, p.seed)
+            return random_split(list(self.samples), p.test_fraction, p.seed, str(p.root))
         return {"train": list(self.samples), "test": list(self.test_samples)}
 
     def load(self, split: str) -> segsynth.PairSet:

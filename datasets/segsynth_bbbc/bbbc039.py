@@ -53,7 +53,7 @@ class Bbbc039(segsynth.DatasetAdapter):
         lists = list_files(p.root)
         use_lists = p.split == "lists" or (p.split == "auto" and "training" in lists)
         if not use_lists:
-            return random_split(list(self.pairs), p.test_fraction, p.seed)
+            return random_split(list(self.pairs), p.test_fraction, p.seed, str(p.root))
         return self._from_lists(lists)
 
     def _from_lists(self, lists: dict[str, Path]) -> dict[str, list[str]]:

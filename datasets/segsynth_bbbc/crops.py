@@ -90,7 +90,8 @@ class Bbbc039Crops(segsynth.DatasetAdapter):
 
     @cached_property
     def splits(self) -> dict[str, list[str]]:
-        return random_split(list(self.crops), self.params.test_fraction, self.params.seed)
+        return random_split(list(self.crops), self.params.test_fraction, self.params.seed,
+                            "the built-in BBBC039 crops")
 
     def load(self, split: str) -> segsynth.PairSet:
         if split not in ("train", "test"):

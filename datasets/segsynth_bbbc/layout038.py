@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import segsynth
+from segsynth.images import warn_broken_links
 from segsynth_bbbc.layout039 import shown
 from segsynth_bbbc.splits import natural_key
 
@@ -40,7 +41,9 @@ def _image_of(folder: Path) -> Path | None:
     images = folder / "images"
     if not images.is_dir():
         return None
-    files = [p for p in _visible(images) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    candidates = [p for p in _visible(images) if p.suffix.lower() in IMAGE_SUFFIXES]
+    warn_broken_links(candidates, f"image files in {images}")
+    files = [p for p in candidates if p.is_file()]
     named = [p for p in files if p.stem == folder.name]
     if named:
         return named[0]
@@ -56,7 +59,9 @@ def _masks_of(folder: Path) -> tuple[Path, ...]:
     masks = folder / "masks"
     if not masks.is_dir():
         return ()
-    return tuple(p for p in _visible(masks) if p.is_file() and p.suffix.lower() == ".png")
+    candidates = [p for p in _visible(masks) if p.suffix.lower() == ".png"]
+    warn_broken_links(candidates, f"nucleus masks in {masks}")
+    return tuple(p for p in candidates if p.is_file())
 
 
 def find_samples(root: Path, role: str = "root") -> dict[str, Sample]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import segsynth
+from segsynth.images import warn_broken_links
 from segsynth_bbbc.splits import natural_key
 
 LAYOUT = """\
@@ -60,8 +61,11 @@ def _listing(folder: Path) -> str:
 def files_by_id(folder: Path, suffixes: tuple[str, ...], what: str) -> dict[str, Path]:
     """``id -> file`` of the files in ``folder`` with one of ``suffixes`` (hidden ones skipped)."""
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() not in suffixes:
+    candidates = [p for p in sorted(folder.iterdir())
+                  if not p.name.startswith(".") and p.suffix.lower() in suffixes]
+    warn_broken_links(candidates, f"{what} files in {folder}")
+    for path in candidates:
+        if not path.is_file():
             continue
         if path.stem in found:
             raise segsynth.UserError(

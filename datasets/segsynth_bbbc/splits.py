@@ -23,12 +23,19 @@ def natural_key(text: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
-def random_split(ids: list[str], test_fraction: float, seed: int) -> dict[str, list[str]]:
-    """A seeded split with at least one image on each side."""
+def random_split(
+    ids: list[str], test_fraction: float, seed: int, where: str
+) -> dict[str, list[str]]:
+    """A seeded split with at least one image on each side.
+
+    ``where`` names the folder the ids were found in, for the message when there are too few:
+    "only 1 image found" is no help to someone with three data folders.
+    """
     ids = sorted(ids, key=natural_key)
     if len(ids) < 2:
         raise segsynth.UserError(
-            f"only {len(ids)} image(s) found; a train/test split needs at least 2."
+            f"only {len(ids)} image(s) found in {where}; a train/test split needs at least 2. "
+            "Add images there or point 'root' to the folder that holds the data set."
         )
     n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
     order = np.random.default_rng(seed).permutation(len(ids))

@@ -57,7 +57,8 @@ class PairedFolders(segsynth.DatasetAdapter):
     @cached_property
     def splits(self) -> dict[str, list[str]]:
         p = self.params
-        return split_ids(list(self.samples), p.train_list, p.test_list, p.test_fraction, p.seed)
+        return split_ids(list(self.samples), p.train_list, p.test_list, p.test_fraction, p.seed,
+                         where=str(p.root))
 
     def load(self, split: str) -> segsynth.PairSet:
         if split not in ("train", "test"):

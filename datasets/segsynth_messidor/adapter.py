@@ -94,7 +94,7 @@ class Messidor(segsynth.DatasetAdapter):
     @cached_property
     def splits(self) -> dict[str, list[str]]:
         p = self.params
-        return subset_and_split(list(self.photos), p.n_images, p.test_fraction, p.seed)
+        return subset_and_split(list(self.photos), p.n_images, p.test_fraction, p.seed, str(p.root))
 
     def load(self, split: str) -> segsynth.PairSet:
         if split not in ("train", "test"):
@@ -131,6 +131,7 @@ class Messidor(segsynth.DatasetAdapter):
             torch.from_numpy(fov[None].astype(np.float32)),
             p.preprocess.hw,
             p.preprocess.policy,
+            name=f"photograph {name}",
         )
         assert fov_t is not None  # a fov went in, so one comes out
         return image_t, mask_t, fov_t

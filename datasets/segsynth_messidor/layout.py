@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import segsynth
+from segsynth.images import warn_broken_links
 
 LAYOUT = """\
   Base11/20051019_38557_0100_PP.tif     fundus photographs (TIFF), ~100 per base
@@ -77,10 +78,10 @@ def find_photos(bases: dict[str, Path]) -> list[Photo]:
     """Every TIFF of every base, in base then name order; a base without any is an error."""
     photos: list[Photo] = []
     for base, folder in bases.items():
-        files = sorted(
-            p for p in folder.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-        )
+        candidates = [p for p in folder.iterdir()
+                      if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES]
+        warn_broken_links(candidates, f"photographs in {folder}")
+        files = sorted(p for p in candidates if p.is_file())
         if not files:
             holds = shown(sorted(p.name for p in folder.iterdir())) or "nothing"
             raise segsynth.UserError(

@@ -13,14 +13,19 @@ import segsynth
 
 
 def subset_and_split(
-    ids: list[str], n_images: int | None, test_fraction: float, seed: int
+    ids: list[str], n_images: int | None, test_fraction: float, seed: int, where: str,
 ) -> dict[str, list[str]]:
-    """``{"train": [...], "test": [...]}`` in the input order, each with at least one id."""
+    """``{"train": [...], "test": [...]}`` in the input order, each with at least one id.
+
+    ``where`` names the folder the photographs were found in, for the message when too few are
+    selected.
+    """
     order = np.random.default_rng(seed).permutation(len(ids))
     chosen = [ids[i] for i in order[: n_images if n_images is not None else len(ids)]]
     if len(chosen) < 2:
         raise segsynth.UserError(
-            f"only {len(chosen)} photograph(s) selected; a train/test split needs at least 2. "
+            f"only {len(chosen)} photograph(s) selected from {len(ids)} in {where}; a "
+            "train/test split needs at least 2. "
             "Add bases, widen the grade filters or raise n_images."
         )
     n_test = min(len(chosen) - 1, max(1, round(len(chosen) * test_fraction)))
