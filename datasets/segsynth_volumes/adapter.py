@@ -68,7 +68,8 @@ class VolumeSlices(segsynth.DatasetAdapter):
     def splits(self) -> dict[str, list[str]]:
         """Volume ids per split: slices of one volume (one patient) never sit on both sides."""
         p = self.params
-        return split_ids(list(self.samples), p.train_list, p.test_list, p.test_fraction, p.seed)
+        return split_ids(list(self.samples), p.train_list, p.test_list, p.test_fraction, p.seed,
+                         where=str(p.root))
 
     def load(self, split: str) -> segsynth.PairSet:
         if split not in ("train", "test"):

@@ -138,6 +138,19 @@ def test_folder_with_a_single_pair_names_the_folder(tmp_path):
         folders(root).splits  # noqa: B018
 
 
+def test_volume_folder_with_a_single_case_names_the_folder(tmp_path):
+    pytest.importorskip("nibabel")
+    from segsynth_volumes.adapter import VolumeSlices
+    from volume_files import labelled_volume, write_nifti
+
+    hu, labels = labelled_volume()
+    write_nifti(tmp_path / "images" / "case1.nii.gz", hu)
+    write_nifti(tmp_path / "masks" / "case1.nii.gz", labels)
+    data = VolumeSlices(VolumeSlices.Params(root=tmp_path, preprocess={"size": 10}))
+    with pytest.raises(UserError, match=rf"only 1 paired sample\(s\) found under {re.escape(str(tmp_path))}"):
+        data.splits  # noqa: B018
+
+
 def test_bbbc_random_split_names_the_folder():
     with pytest.raises(UserError, match=r"only 1 image\(s\) found in /data/bbbc039"):
         random_split(["a"], 0.5, 0, "/data/bbbc039")
