@@ -20,6 +20,10 @@ Policy, in one place:
 - **Masks are returned raw** (``mode="mask"``): the stored numbers as float32, not scaled, so
   that :func:`binarize_mask` can tell a clean {0, 255} mask from a JPEG-blurred one and say so.
 - **Multi-page files** (TIFF stacks, animated GIFs): the first page, with a warning.
+- **Alpha** is dropped from images (a picture is its colours); an :class:`ImageFormatWarning`
+  says so when it made pixels transparent, since their stored colour then enters training.
+- **Symbolic links that lead nowhere** among the files an adapter lists are named in a
+  :class:`SkippedFileWarning` (:func:`warn_broken_links`), never dropped without a word.
 - **Pixel order is the stored one**: EXIF orientation tags are not applied, because
   annotation tools (ITK-SNAP, napari, scikit-image) draw masks on the stored pixel grid.
 """
@@ -396,10 +400,36 @@ def _colour(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _note_alpha(img: Image.Image, name: str) -> None:
+    """Warn when an alpha channel that is dropped marks pixels as (partly) transparent.
+
+    Dropping alpha is the policy (a picture is its colours), but a transparent pixel's stored
+    colour is whatever the writer left there, often black or garbage, and it then enters
+    training as if it were visible. Fully opaque alpha (common in RGBA exports) is silent.
+    """
+    if img.mode in ("RGBA", "LA", "PA"):
+        alpha = np.asarray(img.getchannel("A"))
+    elif img.mode == "P" and "transparency" in img.info:
+        alpha = np.asarray(img.convert("RGBA").getchannel("A"))
+    else:
+        return
+    hidden = int((alpha < 255).sum())
+    if hidden:
+        warnings.warn(
+            f"image file {name} has an alpha channel that makes {hidden} of its {alpha.size} "
+            "pixels (partly) transparent; alpha is not used, so those pixels are read with the "
+            "colour stored under them. Flatten the picture onto the background you mean, or "
+            "save it without transparency.",
+            ImageFormatWarning,
+            stacklevel=5,
+        )
+
+
 def _intensities(
     img: Image.Image, name: str, normalize: Normalize, percentiles: tuple[float, float]
 ) -> np.ndarray:
     """(H, W, C) float32 in [0, 1], C = 1 for single-band files and 3 for everything else."""
+    _note_alpha(img, name)
     if img.mode in _SINGLE_BAND:
         values, full = _as_float(img, name)
         values = values[..., None]
@@ -458,6 +488,7 @@ def _mask_values(img: Image.Image, name: str, palette: PalettePolicy) -> np.ndar
         colour, alpha = rgba[..., :3], rgba[..., 3]
         if (colour == colour[:1, :1]).all() and np.ptp(alpha) > 0:
             return alpha[..., None]  # one colour painted with varying opacity: alpha is the mask
+        _note_alpha(img, name)
     rgb = np.asarray(_colour(img), dtype=np.float32)
     return (rgb @ _LUMA)[..., None]
 

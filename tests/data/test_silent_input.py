@@ -19,15 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from datafixtures import make_pairs, save_mask, save_rgb
 from segsynth import UserError
 from segsynth.checkpoint import CheckpointStore
 from segsynth.images import (
     DEFAULT_MAX_PIXELS,
+    ImageFormatWarning,
     SkippedFileWarning,
     decode_image,
     read_bytes,
+    read_image,
     warn_broken_links,
 )
 from segsynth.preprocess import MIN_SIDE, Preprocess, fit_to_size
@@ -127,6 +130,25 @@ def test_no_warning_without_broken_links(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_broken_links(sorted(tmp_path.iterdir()), "files")
+
+
+# ----------------------------------------------------------------------------- alpha
+def test_dropped_alpha_that_hid_pixels_is_warned_opaque_alpha_is_silent(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 90
+    rgba[..., 3] = 255
+    opaque = tmp_path / "opaque.png"
+    Image.fromarray(rgba, mode="RGBA").save(opaque)
+    rgba[:2, :, 3] = 0  # 16 transparent pixels over a colour nobody sees
+    hidden = tmp_path / "hidden.png"
+    Image.fromarray(rgba, mode="RGBA").save(hidden)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_image(opaque, "rgb")
+    for mode in ("rgb", "grey"):
+        with pytest.warns(ImageFormatWarning, match=r"hidden\.png has an alpha channel that makes 16 "
+                                                   r"of its 64 pixels \(partly\) transparent"):
+            read_image(hidden, mode)
 
 
 # ----------------------------------------------------------------------------- one sample
