@@ -387,11 +387,15 @@ class Pipeline:
         metrics, results = self.evaluate(state, info, train, test, synthetic, context)
         self._between_steps("the report", together=False)
 
+        from segsynth import coverage
         from segsynth.gate import check_gate
         from segsynth.report import write_report
 
         report = write_report(self.run_dir, self.loaded, info, train, synthetic, results, metrics)
+        found = coverage.assess(metrics)
+        coverage.announce(found, report)  # WARNING: lines at the end of the run, never silent
         check_gate(metrics, self.run_dir, report)  # after the report: it shows why
+        coverage.check_coverage_gate(metrics, self.run_dir, report, found)
         return RunResult(self.run_dir, metrics, report, self.skipped)
 
     def _write_run_files(self, probe_trainer: Trainer, state: RunState) -> None:

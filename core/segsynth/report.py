@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from segsynth import coverage
 from segsynth.files import atomic_write_bytes, save_figure, save_image
 from segsynth.imageio import pair_grid
 from segsynth.interfaces import DatasetInfo, EvaluationResult, PairSet
@@ -32,6 +33,8 @@ text-align:right} th{background:#f4f4f4} td:first-child,th:first-child{text-alig
 img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
 pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem} .note{color:#8a5a00}
 .muted{color:#666}
+.warnings{border:3px solid #b00020;background:#fdecea;padding:.6rem 1rem;margin:1rem 0}
+.warnings h2{color:#b00020;border:none;margin:.2rem 0}
 """
 
 
@@ -148,6 +151,34 @@ def plot_losses(path: Path, title: str, out: Path) -> Path | None:
     return out
 
 
+def coverage_box(metrics: dict[str, float]) -> str:
+    """The red box at the top of the report listing the coverage warnings, or ``""`` without any."""
+    found = coverage.assess(metrics)
+    if not found:
+        return ""
+    items = "".join(f"<li><strong>{html.escape(f.kind)}</strong>: {html.escape(f.message)}</li>"
+                    for f in found)
+    return (
+        "<div class=warnings id=coverage-warnings><h2>Coverage warnings</h2>"
+        "<p>Stage I does not cover the real distribution of masks; a segmenter trained on these "
+        "synthetic pairs may fail on the real images described here. See the coverage table "
+        f"below and the mask_statistics section.</p><ul>{items}</ul></div>"
+    )
+
+
+def coverage_table(metrics: dict[str, float]) -> str:
+    """Precision/recall next to Stage-I diversity and the empty/sparse shares, or ``""``."""
+    rows = coverage.summary_rows(metrics)
+    if not rows:
+        return ""
+    return (
+        "<h2>Coverage at a glance</h2><p class=muted>Does the synthetic set span the real one? "
+        "Precision/recall in the real-trained segmenter's features (unet_segmentation), the mean "
+        "pairwise mask distance and the shares of empty/sparse masks (mask_statistics); "
+        "docs/evaluation.md explains each.</p>" + _table(rows)
+    )
+
+
 def write_report(
     run_dir: Path,
     loaded: LoadedRecipe,
@@ -170,6 +201,8 @@ def write_report(
     parts = [
         f"<h1>segsynth run: {html.escape(recipe.name)}</h1>",
         f"<p class=muted>{html.escape(recipe.description)}</p>" if recipe.description else "",
+        coverage_box(metrics),
+        coverage_table(metrics),
         "<h2>Real and synthetic pairs</h2>",
         "<p>Each pair is shown as mask, then image. Left: real training pairs; right: pairs made "
         "by Stage I (mask) and Stage II (image).</p>",

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from segsynth import folders
+from segsynth import coverage, folders
 from segsynth.folders import RESOLVED_RECIPE
 from segsynth.checkpoint import sha256_file
 from segsynth.errors import UserError
@@ -188,13 +188,15 @@ def dataset_card(
     fidelity = _metric_rows(metrics, "kl.") + _metric_rows(metrics, "maskstats.")
     privacy = _metric_rows(metrics, "privacy.")
     table = "| metric | value |\n|---|---|\n"
+    warned = coverage.card_section(coverage.assess(metrics))
+    warned = f"{warned}\n" if warned else ""
     return f"""# Synthetic data set: {r.name}
 
 {count} synthetic (mask, image) pairs made by segsynth {env.get('segsynth', '')} on
 {datetime.now(timezone.utc).date().isoformat()}. No image in this folder shows a real patient:
 {made}
 
-## Files
+{warned}## Files
 
 - `masks/*.png`, `images/*.png`: the pairs (8-bit PNG; masks 0/255).
 - `manifest.csv`: one row per pair: files, seeds, SHA-256 of each file and of the

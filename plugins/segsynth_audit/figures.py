@@ -66,6 +66,58 @@ def statistics_figure(
     return _save(fig, path)
 
 
+def coverage_figure(
+    path: Path,
+    sets: dict[str, dict[str, np.ndarray]],
+    statistics: dict[str, str],
+    shares: dict[str, dict[str, float]],
+    thresholds: dict[str, float],
+    bins: int,
+) -> Path:
+    """Per-mask distributions of several sets overlaid, and their shares of empty / sparse masks.
+
+    ``sets`` maps a set label (real train, real test, synthetic) to its statistics;
+    ``statistics`` names the panels (statistic -> unit); ``shares`` maps a set label to its
+    ``{"empty": share, "sparse": share}`` and ``thresholds`` gives the foreground fraction below
+    which a mask is ``empty`` / ``sparse`` (drawn as lines on the foreground-fraction panel).
+    Histograms are densities on shared bins, so sets of different sizes compare.
+    """
+    plt = _pyplot()
+    names = list(statistics)
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(4.0 * (len(names) + 1), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=False):
+        values = {label: v[name][~np.isnan(v[name])] for label, v in sets.items()}
+        pooled = np.concatenate(list(values.values()))
+        if pooled.size:
+            low, high = float(pooled.min()), float(pooled.max())
+            edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+            for k, (label, v) in enumerate(values.items()):
+                if v.size:  # dashes keep a set visible where it coincides with another
+                    ax.hist(v, bins=edges, density=True, histtype="step", label=label,
+                            linestyle=("-", "--", "-.")[k % 3])
+        if name == "foreground_fraction":
+            for kind, limit in thresholds.items():
+                ax.axvline(limit, color="grey", linestyle=":", linewidth=1)
+                ax.annotate(kind, (limit, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                            rotation=90, va="top", ha="right", color="grey")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(statistics[name], fontsize=8)
+    axes[0][0].legend(fontsize=8)
+    ax = axes[0][-1]
+    kinds = list(thresholds)
+    width = 0.8 / max(len(shares), 1)
+    for k, (label, share) in enumerate(shares.items()):
+        xs = np.arange(len(kinds)) + (k - (len(shares) - 1) / 2) * width
+        bars = ax.bar(xs, [100.0 * share[kind] for kind in kinds], width=width, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(np.arange(len(kinds)),
+                  [f"{kind} (fg < {thresholds[kind]:.1%})" for kind in kinds], fontsize=8)
+    ax.set_ylabel("% of masks", fontsize=8)
+    ax.set_title("empty and sparse masks", fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def dcr_figure(
     path: Path,
     spaces: dict[str, tuple[np.ndarray, np.ndarray | None, float | None]],

@@ -5,6 +5,12 @@ statistic of ``segsynth_audit.shape_stats.STATISTICS`` it reports the real and s
 and a normalised Wasserstein distance (``segsynth_audit.distribution``); the figure shows the
 two histograms per statistic.
 
+Coverage (``segsynth_audit.coverage``): the shares of empty and sparse masks in each set, the
+KS statistic and the real-test-vs-train reference per statistic, the mean pairwise mask
+distance (diversity) of each set, and a figure of the per-mask distributions of real train,
+real test and synthetic masks. ``segsynth.coverage`` turns these into the run's coverage
+warnings; ``coverage_gate`` makes a run with warnings fail (exit 5).
+
 Scope, by design:
 
 - Channel 0 of each mask is measured (the vessel/foreground channel of every first-party data
@@ -13,6 +19,7 @@ Scope, by design:
   view: synthetic masks have none, and measuring the two sets over different regions would make
   the comparison meaningless. Real masks are zero outside their field of view anyway.
 - Both sets must have the same height and width: lengths and counts scale with the image.
+  Real test masks of another size are left out of the coverage reference, with a note.
 """
 
 from __future__ import annotations
@@ -21,15 +28,27 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 import segsynth
+from segsynth.coverage import (
+    COVERAGE_STATISTICS,
+    EMPTY_FRACTION,
+    GATE_METRIC,
+    SHARES,
+    SPARSE_FRACTION,
+    share_key,
+)
+from segsynth_audit.coverage import SET_LABELS, MeasuredSet, measure_coverage
+from segsynth_audit.coverage import TABLE_TITLE as COVERAGE_TABLE_TITLE
 from segsynth_audit.distribution import Comparison, compare
-from segsynth_audit.figures import statistics_figure
+from segsynth_audit.figures import coverage_figure, statistics_figure
 from segsynth_audit.shape_stats import STATISTICS, mask_statistics
 
 TABLE_TITLE = "Mask statistics, real train vs synthetic"
 FIGURE_TITLE = "Mask statistics: real train vs synthetic histograms"
+COVERAGE_FIGURE_TITLE = "Coverage: per-mask distributions and empty/sparse shares, real vs synthetic"
+DIVERSITY_OFFSET = 100  # generator offsets of the diversity pair draws (+0 real, +1 synthetic, +2 test)
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -45,7 +64,8 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
     name: ClassVar[str] = "mask_statistics"
     description: ClassVar[str] = (
         "Stage-I check: foreground fraction, components, skeleton length, branch/end points, "
-        "vessel width of real vs synthetic masks."
+        "vessel width of real vs synthetic masks; shares of empty/sparse masks and diversity "
+        "(coverage)."
     )
 
     class Params(segsynth.Params):
@@ -58,6 +78,41 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
                 "seed) to bound run time on large sets; None measures every mask."
             ),
         )
+        empty_fraction: float = Field(
+            EMPTY_FRACTION, gt=0.0, lt=1.0,
+            description="A mask with less foreground than this fraction of its pixels counts as empty.",
+        )
+        sparse_fraction: float = Field(
+            SPARSE_FRACTION, gt=0.0, lt=1.0,
+            description=(
+                "A mask with less foreground than this fraction counts as sparse (empty ones "
+                "included); must be >= empty_fraction."
+            ),
+        )
+        diversity_pairs: int = Field(
+            200, ge=1, le=100_000,
+            description=(
+                "Mask pairs (seeded draw; every pair when a set has fewer) whose mean 1 - Dice "
+                "is each set's diversity."
+            ),
+        )
+        coverage_gate: bool = Field(
+            False,
+            description=(
+                "Fail the run (exit 5, after the report is written) when it has coverage "
+                "warnings: Stage I collapsed or dropped part of the real masks "
+                "(segsynth.coverage, docs/evaluation.md)."
+            ),
+        )
+
+        @model_validator(mode="after")
+        def _sparse_above_empty(self) -> MaskStatisticsEvaluator.Params:
+            if self.sparse_fraction < self.empty_fraction:
+                raise ValueError(
+                    f"sparse_fraction ({self.sparse_fraction}) must be >= empty_fraction "
+                    f"({self.empty_fraction}): empty masks are counted among the sparse ones"
+                )
+            return self
 
     params: Params
 
@@ -83,8 +138,10 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
             )
         if max(real_train.masks.shape[1], synthetic.masks.shape[1]) > 1:
             result.notes.append("mask_statistics: masks have several channels; only channel 0 is measured.")
-        real = self._measure(real_train.masks, trainer, offset=0)
-        fake = self._measure(synthetic.masks, trainer, offset=1)
+        real_masks = self._subset(real_train.masks, trainer, offset=0)
+        fake_masks = self._subset(synthetic.masks, trainer, offset=1)
+        real = mask_statistics(real_masks, trainer.device)
+        fake = mask_statistics(fake_masks, trainer.device)
         rows: list[dict[str, Any]] = []
         for stat, unit in STATISTICS.items():
             c = compare(real[stat], fake[stat])
@@ -104,15 +161,57 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
             trainer.work_dir / "mask_statistics.png", real, fake, STATISTICS, self.params.bins
         )
         result.figures[FIGURE_TITLE] = str(path)
+        self._coverage(result, trainer, MeasuredSet(real_masks, real), MeasuredSet(fake_masks, fake),
+                       real_test)
         return result
 
-    def _measure(self, masks: torch.Tensor, trainer: segsynth.Trainer, offset: int) -> dict[str, np.ndarray]:
-        """Statistics of channel 0 of ``masks`` (a seeded random subset when ``max_masks`` asks for one)."""
+    def _coverage(
+        self,
+        result: segsynth.EvaluationResult,
+        trainer: segsynth.Trainer,
+        real: MeasuredSet,
+        synthetic: MeasuredSet,
+        real_test: segsynth.PairSet,
+    ) -> None:
+        """Shares of empty/sparse masks, KS and test reference, diversity, the coverage figure."""
+        p = self.params
+        sets = {"real": real, "synthetic": synthetic}
+        if len(real_test) == 0:
+            result.notes.append("mask_statistics: no real test masks; coverage has no test reference.")
+        elif tuple(real_test.masks.shape[-2:]) != tuple(real.masks.shape[-2:]):
+            result.notes.append(
+                "mask_statistics: real test masks have another size than the training masks; "
+                "coverage has no test reference."
+            )
+        else:
+            test_masks = self._subset(real_test.masks, trainer, offset=2)
+            sets["test"] = MeasuredSet(test_masks, mask_statistics(test_masks, trainer.device))
+        generators = {which: trainer.generator(DIVERSITY_OFFSET + i)
+                      for i, which in enumerate(("real", "synthetic", "test"))}
+        coverage = measure_coverage(sets, p.empty_fraction, p.sparse_fraction, p.diversity_pairs, generators)
+        result.metrics.update(coverage.metrics)
+        result.notes.extend(coverage.notes)
+        result.tables[COVERAGE_TABLE_TITLE] = coverage.rows
+        if p.coverage_gate:
+            result.metrics[GATE_METRIC] = 1.0
+        order = [w for w in SET_LABELS if w in sets]  # real train, real test, synthetic
+        path = coverage_figure(
+            trainer.work_dir / "coverage.png",
+            {SET_LABELS[w]: sets[w].stats for w in order},
+            {stat: STATISTICS[stat] for stat in COVERAGE_STATISTICS},
+            {SET_LABELS[w]: {k: coverage.metrics[share_key(k, w)] for k in SHARES} for w in order},
+            {"empty": p.empty_fraction, "sparse": p.sparse_fraction},
+            p.bins,
+        )
+        result.figures[COVERAGE_FIGURE_TITLE] = str(path)
+
+    def _subset(self, masks: torch.Tensor, trainer: segsynth.Trainer, offset: int) -> torch.Tensor:
+        """Channel 0 of ``masks`` as binary ``(N, H, W)`` (a seeded random subset when ``max_masks`` asks for one)."""
         limit = self.params.max_masks
         if limit is not None and masks.shape[0] > limit:
             chosen = torch.randperm(masks.shape[0], generator=trainer.generator(offset))[:limit]
             masks = masks[chosen.sort().values]
-        return mask_statistics(masks[:, 0] > 0.5, trainer.device)
+        return masks[:, 0] > 0.5
 
     @staticmethod
     def _record(result: segsynth.EvaluationResult, stat: str, c: Comparison) -> None:

@@ -19,6 +19,8 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 import segsynth
+from segsynth.coverage import EMPTY_FP_RATE, EMPTY_FP_RATIO, EMPTY_FP_SAMPLES, EMPTY_FRACTION
+from segsynth_unet.empty_truth import empty_fp_rate, near_empty
 from segsynth_unet.figure import prediction_grid
 from segsynth_unet.network import max_depth
 from segsynth_unet.published import FEATURE_SPACE, segmenter_feature_space
@@ -46,6 +48,7 @@ from segsynth_unet.yardstick import LoadedYardstick, Shape, load_yardstick
 DEFAULT_DEPTH = 4
 TABLE_TITLE = "Train on synthetic, test on real"
 PER_SEED_TITLE = "Per-seed scores (train on synthetic, test on real)"
+EMPTY_FP_TITLE = "False positives on real test images with (nearly) empty truth"
 PER_SEED_KEYS = ("f1", "mean_image_f1", "macro_f1", "auc")  # enough to spot an outlier seed
 REFERENCE = "real"  # the training set whose seed-0 segmenter is the yardstick
 # generator offsets: synthetic subsets per seed, Stage-II noise when rendering real masks for
@@ -120,6 +123,14 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         )
         threshold: float = Field(
             0.5, gt=0.0, lt=1.0, description="Sigmoid probability above which a pixel is vessel."
+        )
+        empty_fraction: float = Field(
+            EMPTY_FRACTION, gt=0.0, lt=1.0,
+            description=(
+                "Real test samples whose truth has less foreground than this fraction of their "
+                "counted pixels are 'empty': <set>.empty_fp_rate is the share of their pixels each "
+                "segmenter marks as foreground (false positives)."
+            ),
         )
         flip_rotate: bool = Field(
             True, description="Augment batches with random flips and 90-degree rotations."
@@ -261,6 +272,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         outcomes = [o for o in outcomes if o.scores]
         self._summarise(outcomes, region_label(real_test), result)
         self._add_ratio(result)
+        self._add_empty_fp(outcomes, real_test, result)
         reference = (self.loaded.segmenter if self.loaded is not None
                      else {o.spec.label: o.first_segmenter for o in outcomes}.get(REFERENCE))
         if p.fidelity or p.feature_distances:
@@ -321,6 +333,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                                               batch_size=self._batch())
             outcome.pairs = len(pairs)
             outcome.scores.append(score(probabilities, real_test, self.params.threshold))
+            outcome.scores[-1].update(empty_fp_rate(probabilities, real_test, self.params.threshold,
+                                                    self.params.empty_fraction))
             if seed == 0:
                 outcome.first_prediction = (probabilities > self.params.threshold).float()
                 outcome.first_segmenter = segmenter
@@ -493,6 +507,56 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         p = self.params
         return Segmenter(self.info.image_channels, self.info.mask_channels, self.depth,
                          p.base_filters, p.lr)
+
+    def _add_empty_fp(
+        self, outcomes: list[SetOutcome], real_test: segsynth.PairSet, result: segsynth.EvaluationResult
+    ) -> None:
+        """False positives on near-empty real test truths per set, and each set's ratio to ``real``'s.
+
+        The rates themselves (``<set>.empty_fp_rate``, mean and ``.std`` over seeds) come with
+        the other scores; here: how many such samples there are, the ratios, a table and notes.
+        """
+        region = region_label(real_test)
+        limit = f"{self.params.empty_fraction:.1%}"
+        samples = int(near_empty(real_test, self.params.empty_fraction).sum())
+        if samples == 0:
+            result.notes.append(
+                f"<set>.{EMPTY_FP_RATE} left out: no real test sample has a truth with less than "
+                f"{limit} foreground ({region}), so false positives on empty images cannot be "
+                "measured on this test split."
+            )
+            return
+        result.metrics[EMPTY_FP_SAMPLES] = float(samples)
+        real = result.metrics.get(f"{REFERENCE}.{EMPTY_FP_RATE}")
+        rows: list[dict[str, Any]] = []
+        for outcome in outcomes:
+            label = outcome.spec.label
+            key = f"{label}.{EMPTY_FP_RATE}"
+            if key not in result.metrics:
+                continue
+            row: dict[str, Any] = {
+                "trained on": label,
+                f"false-positive pixels / pixels ({region})": format_mean_std(
+                    result.metrics[key], result.metrics.get(f"{key}.std"), ".4f"),
+            }
+            if label != REFERENCE and real:
+                result.metrics[f"{label}.{EMPTY_FP_RATIO}"] = result.metrics[key] / real
+                row["x the real-trained rate"] = f"{result.metrics[key] / real:.2f}"
+            rows.append(row)
+        result.tables[EMPTY_FP_TITLE] = rows
+        result.notes.append(
+            f"{EMPTY_FP_TITLE}: {samples} of {len(real_test)} real test samples have a truth with "
+            f"less than {limit} foreground ({region}); <set>.{EMPTY_FP_RATE} is the share of their "
+            f"pixels the segmenter marks as foreground (mean over seeds), <set>.{EMPTY_FP_RATIO} "
+            "its ratio to the real-trained segmenter's (ratio of the means)."
+        )
+        if real is None:
+            result.notes.append(f"<set>.{EMPTY_FP_RATIO} left out: train_on has no 'real' set.")
+        elif real == 0.0 and len(rows) > 1:
+            result.notes.append(
+                f"<set>.{EMPTY_FP_RATIO} left out: the real-trained segmenter marked no pixel of "
+                "these samples (rate 0), so there is nothing to divide by; compare the rates."
+            )
 
     @staticmethod
     def _add_ratio(result: segsynth.EvaluationResult) -> None:
