@@ -192,13 +192,59 @@ def export(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
     dest: Annotated[Path, typer.Argument(help="Folder to write the publishable data set to.")],
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
+    format_: Annotated[str, typer.Option(
+        "--format", help="Layout: folder (masks/, images/), nnunet (nnU-Net v2 raw data set), "
+        "imagefolder (Hugging Face ImageFolder), monai (MONAI datalist JSON); see docs/export.md.",
+    )] = "folder",
+    with_real: Annotated[bool, typer.Option(
+        help="Add the real training pairs too, marked source=real (the folder then shows real patients).",
+    )] = False,
+    license_: Annotated[str | None, typer.Option("--license", help="Licence named in the dataset card.")] = None,
 ) -> None:
     """Write a publishable folder: PNG pairs, manifest, recipe, metrics and a dataset card."""
     from segsynth.plugins import get_registry
     from segsynth.rundir import export_run
 
-    folder = export_run(run_dir, dest, get_registry(), force)
+    folder = export_run(run_dir, dest, get_registry(), force, format_, with_real, license_)
     typer.echo(f"exported: {folder} (dataset card: {folder / 'README.md'})")
+
+
+@app.command("export-model")
+@user_errors
+def export_model(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write the shareable generator to.")],
+    force: Annotated[bool, typer.Option(help="Replace an earlier model export there.")] = False,
+    license_: Annotated[str | None, typer.Option(
+        "--license", help="Licence named in the model card and config (default: unspecified).",
+    )] = None,
+) -> None:
+    """Write the sampling weights (safetensors), config and model card of a finished run."""
+    from segsynth.model_export import export_model as export
+    from segsynth.plugins import get_registry
+
+    folder = export(run_dir, dest, get_registry(), force, license_)
+    typer.echo(f"model: {folder} (model card: {folder / 'README.md'})")
+
+
+@app.command("sample-model")
+@user_errors
+def sample_model(
+    model_dir: Annotated[Path, typer.Argument(help="A folder `synth export-model` wrote.")],
+    n: Annotated[int, typer.Option("-n", "--count", min=1, help="How many pairs.")] = 100,
+    out: Annotated[Path | None, typer.Option(help="Destination (default MODEL_DIR/samples/seed<S>-n<N>).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (default: the run's seed + 1).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Pairs per batch (default: the run's).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Draw N pairs from an exported generator alone: no run folder, no training code."""
+    from segsynth.model_export import sample_model as sample
+    from segsynth.plugins import get_registry
+
+    dest = sample(model_dir, get_registry(), n, out, seed, batch_size, force, device, progress)
+    typer.echo(f"samples: {dest}")
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """The folders segsynth writes, and the one rule for replacing them with ``--force``.
 
-segsynth writes three kinds of output folder: a run folder (``synth run``), a sample set
-(``synth sample``) and an export (``synth export``). Each carries a small marker file,
+segsynth writes four kinds of output folder: a run folder (``synth run``), a sample set
+(``synth sample``, ``synth sample-model``), an export (``synth export``) and a model export
+(``synth export-model``). Each carries a small marker file,
 ``.segsynth.json``, naming its kind and the top-level entries segsynth writes into it. The rule:
 
 * ``--force`` replaces only an empty folder or a folder segsynth recognises as the same kind
@@ -37,6 +38,7 @@ LOSSES_FILE = "losses.csv"  # in each training task's folder (stage1/, stage2/, 
 RUN = "run"
 SAMPLES = "samples"
 EXPORT = "export"
+MODEL = "model"
 
 # What a run folder is made of (top-level names). ``samples`` holds `synth sample` output drawn
 # from this run: it belongs to the run and goes with it.
@@ -46,9 +48,13 @@ RUN_ENTRIES = (
 )
 SAMPLE_ENTRIES = ("masks", "images", "manifest.csv")
 EXPORT_ENTRIES = ("masks", "images", "manifest.csv", "recipe.yaml", "metrics.json", "README.md")
+# A model export (segsynth.model_export); ``samples`` holds `synth sample-model` output drawn from it.
+MODEL_ENTRIES = ("model.safetensors", "config.json", "README.md", "samples")
 
-_DEFAULT_ENTRIES = {RUN: RUN_ENTRIES, SAMPLES: SAMPLE_ENTRIES, EXPORT: EXPORT_ENTRIES}
-_WHAT = {RUN: "a segsynth run folder", SAMPLES: "a segsynth sample set", EXPORT: "a segsynth export"}
+_DEFAULT_ENTRIES = {RUN: RUN_ENTRIES, SAMPLES: SAMPLE_ENTRIES, EXPORT: EXPORT_ENTRIES,
+                    MODEL: MODEL_ENTRIES}
+_WHAT = {RUN: "a segsynth run folder", SAMPLES: "a segsynth sample set", EXPORT: "a segsynth export",
+         MODEL: "a segsynth model export"}
 
 
 @dataclass(frozen=True)

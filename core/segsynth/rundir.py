@@ -18,11 +18,10 @@ from typing import Any
 
 import yaml
 
-from segsynth import coverage, folders
+from segsynth import coverage, exports, folders
 from segsynth.folders import RESOLVED_RECIPE
 from segsynth.checkpoint import sha256_file
 from segsynth.errors import UserError
-from segsynth.files import atomic_write_dict_rows, atomic_write_text, copy_file
 from segsynth.gate import GATE_METRIC, PrivacyGateFailed, check_gate
 from segsynth.pipeline import (
     MANIFEST,
@@ -128,12 +127,18 @@ def evaluate_run(
     return Pipeline(loaded, registry, options).run()
 
 
-def export_run(run_dir: Path, dest: Path, registry: Registry, force: bool = False) -> Path:
-    """Copy the synthetic pairs, manifest and a dataset card into ``dest``, if the gate allows.
+def export_run(
+    run_dir: Path, dest: Path, registry: Registry, force: bool = False, format: str = "folder",
+    with_real: bool = False, license: str | None = None,
+) -> Path:
+    """Write the synthetic pairs, manifest and a dataset card into ``dest``, if the gate allows.
 
-    Everything is read and checked before ``dest`` is touched; ``--force`` replaces only an
-    earlier export (``segsynth.folders``), never the run itself or a folder it lies in.
+    ``format`` picks the layout (``segsynth.exports.FORMATS``: folder, nnunet, imagefolder,
+    monai); ``with_real`` adds the real training pairs, marked as such. Everything is read and
+    checked before ``dest`` is touched; ``--force`` replaces only an earlier export
+    (``segsynth.folders``), never the run itself or a folder it lies in.
     """
+    fmt = exports.get_format(format)
     loaded = open_run(run_dir, registry)
     sources = [folders.Source(run_dir)]
     folders.check_not_overlapping(dest, sources, "export")
@@ -149,16 +154,27 @@ def export_run(run_dir: Path, dest: Path, registry: Registry, force: bool = Fals
     with manifest.open(newline="") as f:
         rows = list(csv.DictReader(f))
     env = json.loads((run_dir / "environment.json").read_text()) if (run_dir / "environment.json").exists() else {}
-    folders.claim(dest, folders.EXPORT, force, sources, "export")
-    for row in rows:
-        for key in ("mask", "image"):
-            copy_file(run_dir / "synthetic" / row[key], dest / row[key])
-        for stage, digest in checkpoints.items():
-            row[f"{stage}_sha256"] = digest
-    atomic_write_dict_rows(dest / "manifest.csv", rows)
-    copy_file(run_dir / RESOLVED_RECIPE, dest / "recipe.yaml")
-    copy_file(metrics_path, dest / "metrics.json")
-    atomic_write_text(dest / "README.md", dataset_card(loaded, metrics, env, len(rows), checkpoints))
+    if not rows:
+        raise UserError(f"run {run_dir} wrote no synthetic pairs ({manifest} is empty); nothing to export.")
+    synthetic = run_dir / "synthetic"
+    cases = [exports.Case(row["id"], exports.SYNTHETIC, synthetic / row["image"], synthetic / row["mask"],
+                          {**row, **{f"{s}_sha256": d for s, d in checkpoints.items()}}) for row in rows]
+    image_channels = exports.png_channels(synthetic / rows[0]["image"])
+    mask_channels = exports.png_channels(synthetic / rows[0]["mask"])
+    exports.check_format(fmt, image_channels, mask_channels)
+    if with_real:
+        real = Pipeline(loaded, registry, RunOptions(out=run_dir, resume=True, progress=False))
+        adapter, _ = real.dataset()
+        train = adapter.load("train")
+        cases += exports.real_cases(train.ids, train.images, train.masks)
+    real_count = len(cases) - len(rows)
+
+    def card(files: str | None) -> str:
+        return dataset_card(loaded, metrics, env, len(rows), checkpoints, files, real_count, license)
+
+    folders.claim(dest, folders.EXPORT, force, sources, "export", entries=fmt.entries)
+    fmt.write(exports.ExportJob(dest, cases, image_channels, mask_channels, run_dir / RESOLVED_RECIPE,
+                                metrics_path, card, loaded.recipe.name, license))
     return dest
 
 
@@ -168,9 +184,13 @@ def _metric_rows(metrics: dict[str, float], prefix: str) -> list[str]:
 
 def dataset_card(
     loaded: LoadedRecipe, metrics: dict[str, float], env: dict[str, Any], count: int,
-    checkpoints: dict[str, str],
+    checkpoints: dict[str, str], files: str | None = None, real: int = 0, license: str | None = None,
 ) -> str:
-    """The Markdown card that travels with an exported data set."""
+    """The Markdown card that travels with an exported data set.
+
+    ``files`` replaces the "Files" section (an export format's own layout); ``real`` counts
+    real training pairs exported alongside (``--with-real``): the card then says so first.
+    """
     r = loaded.recipe
     if loaded.single_stage:
         made = (f"every (mask, image) pair was sampled jointly from a single-stage generator "
@@ -188,20 +208,28 @@ def dataset_card(
     fidelity = _metric_rows(metrics, "kl.") + _metric_rows(metrics, "maskstats.")
     privacy = _metric_rows(metrics, "privacy.")
     table = "| metric | value |\n|---|---|\n"
+    if real:
+        who = (f"**This folder also holds {real} REAL training pairs** (cases `real_*`, `source` "
+               "`real` in `manifest.csv`): they show real patients. Share it only where the real "
+               "data may be shared. The synthetic ones show no real patient:")
+    else:
+        who = "No image in this folder shows a real patient:"
+    files = files or f"""- `masks/*.png`, `images/*.png`: the pairs (8-bit PNG; masks 0/255).
+- `manifest.csv`: one row per pair: files, seeds, SHA-256 of each file and of the
+  checkpoints that made it ({hashes}).
+- `recipe.yaml`: the exact recipe (every default filled in); `metrics.json`: all measurements."""
+    licence = f"\n## Licence\n\n{license}\n" if license else ""
     warned = coverage.card_section(coverage.assess(metrics))
     warned = f"{warned}\n" if warned else ""
     return f"""# Synthetic data set: {r.name}
 
 {count} synthetic (mask, image) pairs made by segsynth {env.get('segsynth', '')} on
-{datetime.now(timezone.utc).date().isoformat()}. No image in this folder shows a real patient:
+{datetime.now(timezone.utc).date().isoformat()}. {who}
 {made}
 
 {warned}## Files
 
-- `masks/*.png`, `images/*.png`: the pairs (8-bit PNG; masks 0/255).
-- `manifest.csv`: one row per pair: files, seeds, SHA-256 of each file and of the
-  checkpoints that made it ({hashes}).
-- `recipe.yaml`: the exact recipe (every default filled in); `metrics.json`: all measurements.
+{files}
 
 ## How it was made
 
@@ -231,7 +259,7 @@ cannot be shared. Not for clinical decisions. The pairs reflect only the trainin
 population, device and annotation style (`{r.data.name}`); rare findings absent from it are absent
 here, and Stage-I masks can contain anatomically implausible structures. Report the usefulness
 numbers above alongside any result obtained with this data.
-"""
+{licence}"""
 
 
 def recipe_yaml(loaded: LoadedRecipe) -> str:
