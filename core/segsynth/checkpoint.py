@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from segsynth import distributed
+from segsynth import distributed, interrupts
 from segsynth.errors import UserError
 from segsynth.files import atomic_write_bytes  # noqa: F401  (plugins imported it from here)
 
@@ -143,6 +143,7 @@ class CheckpointStore:
         paths = self.step_paths()
         return paths[0] if paths else None
 
+    @interrupts.shielded()  # a second SIGINT/SIGTERM waits until file and checksum are written
     def save(self, step: int, state: dict[str, Any], final: bool = False) -> Path:
         import io
 

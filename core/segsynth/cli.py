@@ -4,7 +4,8 @@ One rule maps what goes wrong to exit codes, for every command (``user_errors``;
 docs/reliability.md): a ``UserError`` prints its one-paragraph message and exits with its code
 (2 bad input, 3 diverged training, 4 privacy gate, 130/143 interrupted); an ``OSError`` (full
 disk, read-only folder, vanished file) is the environment, not a bug: exit 2 with a message
-naming the path; ``KeyboardInterrupt`` exits 130. Anything else is a bug and keeps its traceback.
+naming the path; ``KeyboardInterrupt`` exits 130 (a second signal during a run: 128 + its
+number, 143 for SIGTERM). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ def user_errors(func: F) -> F:
 
             typer.echo(f"error{label()}: {os_error_message(exc)}", err=True)
             raise typer.Exit(code=2) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted; continue the run later with --resume.", err=True)
-            raise typer.Exit(code=130) from None
+        except KeyboardInterrupt as exc:  # a second SIGTERM is StopNow: exit 143 (segsynth.interrupts)
+            typer.echo(f"{exc or 'interrupted'}; continue the run later with --resume.", err=True)
+            raise typer.Exit(code=getattr(exc, "exit_code", 130)) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -262,9 +263,11 @@ def doctor() -> None:
 def recipe_validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Check a recipe (shape and every component's params) without running anything."""
     from segsynth.plugins import get_registry
-    from segsynth.recipe import load_recipe
+    from segsynth.recipe import load_recipe, machine_warnings
 
     loaded = load_recipe(recipe, get_registry(), set_ or [])
+    for note in machine_warnings(loaded):  # valid, but this machine could not run it as is
+        typer.echo(f"warning: {note}", err=True)
     typer.echo(
         f"{recipe}: valid (data {loaded.recipe.data.name}, stage1 {loaded.recipe.stage1.name}, "
         f"stage2 {loaded.recipe.stage2.name if loaded.recipe.stage2 else 'none (single stage)'}, evaluation "
@@ -384,6 +387,9 @@ def main() -> None:
     import warnings
 
     warnings.formatwarning = _short_warning
+    from segsynth import interrupts
+
+    interrupts.owns_process()  # signals after a graceful stop no longer kill mid-exit
     app()
 
 

@@ -14,13 +14,15 @@ Conventions every component can rely on (and must honour):
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
     from segsynth.trainer import Trainer
@@ -42,10 +44,60 @@ __all__ = [
 ]
 
 
-class Params(BaseModel):
-    """Base for every component's parameter block: unknown keys are errors, not silently ignored."""
+#: The range of a signed 64-bit integer: the largest whole numbers torch (and numpy) can hold.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-    model_config = ConfigDict(extra="forbid")
+
+def describe_number(value: float) -> str:
+    """``value`` for a message; an integer of thousands of digits by its length instead."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**18:
+        if abs(value).bit_length() < 14_000:  # str() of more than 4300 digits raises
+            return f"a {len(str(abs(value)))}-digit number"
+        return f"a number of about {int(abs(value).bit_length() * math.log10(2))} digits"
+    return repr(value)
+
+
+def unusable_value(value: Any) -> str | None:
+    """Why ``value`` (a parameter, after validation) cannot reach a run, or ``None``.
+
+    Floats must be finite, integers must fit a signed 64-bit integer, text and paths must not
+    hold a NUL character; items of lists and tuples likewise (nested models check themselves).
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return (
+            f"{describe_number(value)} does not fit in a 64-bit integer, the largest whole "
+            f"number torch can hold ({INT64_MIN} .. {INT64_MAX}); use a much smaller value"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, not {value} (no setting of a run can use inf or nan)"
+    if isinstance(value, (str, PurePath)) and "\x00" in str(value):
+        return "contains a NUL character (\\0), which no file name or text can hold; remove it"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return next((p for p in map(unusable_value, value) if p), None)
+    return None
+
+
+class Params(BaseModel):
+    """Base for every component's parameter block: unknown keys are errors, not silently ignored.
+
+    Every value must also be one a run can use, checked for every field of every subclass (a
+    third-party plugin's too): floats finite (``inf``, ``nan`` and YAML's ``.inf`` are refused),
+    integers within a signed 64-bit integer, text without NUL characters. Tighter bounds per
+    meaning (steps, batch sizes, seeds, learning rates) are the shared types of
+    ``segsynth.params``.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _usable_by_a_run(cls, value: Any) -> Any:
+        problem = unusable_value(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,22 @@ adds its own fields, which come after the shared ones in ``synth plugins show`` 
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
-from segsynth.interfaces import Params
+from segsynth.interfaces import INT64_MAX, Params, describe_number
 
 AugmentPolicy = Literal["translation", "cutout", "flip"]
 POLICIES: tuple[AugmentPolicy, ...] = ("translation", "cutout", "flip")
@@ -44,10 +55,153 @@ AugmentPolicies = Annotated[
 ]
 
 
-def _positive_lr(value: float) -> float:
-    if not value > 0:
-        raise ValueError(f"lr must be a positive learning rate such as 1e-4 or 2e-4, got {value}")
+# --------------------------------------------------------------------------- devices
+#: The device names a recipe or ``--device`` may give: auto, cpu, cuda, cuda:N, mps. torch
+#: accepts more (``meta``, ``cpu:0``, ``xla``) that segsynth cannot train on, and keeps device
+#: indices in 8 bits (``cuda:128`` becomes ``cuda:-128``).
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:(0|[1-9][0-9]{0,2}))?")
+MAX_DEVICE_INDEX = 127
+
+
+def device_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a device name segsynth knows (its form only), or ``None``.
+
+    Whether the device exists on this machine is a property of the machine, not of the
+    recipe: ``segsynth.trainer.resolve_device`` checks that when a run starts.
+    """
+    if not isinstance(name, str) or not _DEVICE.fullmatch(name) or (
+        name.startswith("cuda:") and int(name[5:]) > MAX_DEVICE_INDEX
+    ):
+        shown = repr(name) if not isinstance(name, int) else describe_number(name)
+        return (
+            f"device {shown} is not a device name; use auto (the best device here), cpu, cuda, "
+            f"cuda:N (GPU number N, 0 to {MAX_DEVICE_INDEX}) or mps (Apple GPUs), in lower case"
+        )
+    return None
+
+
+def _device_name(value: str) -> str:
+    problem = device_name_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
+
+
+#: A device name: auto, cpu, cuda, cuda:N or mps (checked for form, not for presence).
+DeviceName = Annotated[str, AfterValidator(_device_name)]
+
+
+# --------------------------------------------------------------------------- numeric ranges
+#: Training steps a run can count: checkpoint files are numbered with 8 digits
+#: (``step_XXXXXXXX.pt`` in ``segsynth.checkpoint``; a test keeps the two in step).
+MAX_STEPS = 99_999_999
+#: Samples per forward pass; far more than any device holds at the sizes segsynth trains.
+MAX_BATCH_SIZE = 65_536
+#: Channels of a layer or length of a latent code.
+MAX_WIDTH = 4096
+#: Samples, pairs or codes a run makes or measures (it holds them in memory).
+MAX_COUNT = 10_000_000
+#: Largest run or data seed: torch's generators take 0 .. 2**64 - 1 and numpy's only
+#: non-negative seeds; the run adds offsets (at most a few thousand) for its sub-tasks.
+MAX_SEED = INT64_MAX
+#: CPU threads torch may use (100,000 crash it; ``set_num_threads`` takes only 32-bit values).
+MAX_THREADS = 1024
+#: Largest weight of a loss term: float32 keeps about 7 significant digits, so a term weighted
+#: a million times more than another already swallows it.
+MAX_LOSS_WEIGHT = 1e6
+
+
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """``Annotated`` metadata: a number within ``low`` .. ``high``, refused with a clear message.
+
+    ``Annotated[int, Bounds("a seed", 0, 2**63 - 1, "why and how to fix")]`` checks the value
+    after its type and publishes the bounds in the JSON Schema. The message names what the
+    number is for, the bounds, the value (an integer of thousands of digits by its length) and
+    the reason, where pydantic's own ``ge``/``le`` say only "Input should be less than ...".
+    """
+
+    what: str
+    low: float
+    high: float
+    why: str
+    low_open: bool = False
+    span: str = ""  # the bounds in words, when the plain "greater than ..." wording is not the clearest
+
+    def check(self, value: Any) -> Any:
+        above = value > self.low if self.low_open else value >= self.low
+        if not (above and value <= self.high):
+            bounds = self.span or (
+                f"greater than {'' if self.low_open else 'or equal to '}{_plain(self.low)} and "
+                f"less than or equal to {_plain(self.high)}"
+            )
+            raise ValueError(f"{self.what} must be {bounds}, got {describe_number(value)}; {self.why}")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler,
+    ) -> JsonSchemaValue:
+        out = handler(schema)
+        out["exclusiveMinimum" if self.low_open else "minimum"] = self.low
+        out["maximum"] = self.high
+        return out
+
+
+#: A seed of the run or of a data split: 0 .. 2**63 - 1.
+Seed = Annotated[int, Bounds(
+    "a seed", 0, MAX_SEED, f"torch and numpy take seeds from 0 to 2**63 - 1 ({MAX_SEED}); any "
+    "number in that range, e.g. 0 or 1234, is as good as another",
+)]
+#: A number of training steps (or updates): 1 .. 99,999,999.
+Steps = Annotated[int, Bounds(
+    "a number of steps", 1, MAX_STEPS, "checkpoints are numbered with 8 digits, so a run cannot "
+    "count further (and would not finish in a lifetime)",
+)]
+#: "Every N steps": 1 .. 99,999,999.
+StepInterval = Annotated[int, Bounds(
+    "an interval in steps", 1, MAX_STEPS, f"1 means every step; a run has at most {MAX_STEPS} steps",
+)]
+#: Samples per forward pass or per training step: 1 .. 65,536.
+BatchSize = Annotated[int, Bounds(
+    "a batch size", 1, MAX_BATCH_SIZE, "it needs at least one sample, and a larger batch does "
+    "not fit in any device's memory (typical values are 1 to 64)",
+)]
+#: Channels of a layer or length of a latent code: 1 .. 4096.
+Width = Annotated[int, Bounds(
+    "a layer width", 1, MAX_WIDTH, "wider layers hold more weights than any device's memory "
+    "(typical values are 8 to 512)",
+)]
+#: A number of samples, pairs or latent codes to make or measure: 1 .. 10,000,000.
+Count = Annotated[int, Bounds(
+    "a count", 1, MAX_COUNT, "a run holds them all in memory; split a larger job into several "
+    "`synth sample` calls",
+)]
+#: A count where 0 turns the feature off: 0 .. 10,000,000.
+CountOrNone = Annotated[int, Bounds(
+    "a count", 0, MAX_COUNT, "0 turns it off; a run holds them all in memory",
+)]
+#: The weight of a loss term: 0 (off) .. 1,000,000, finite.
+LossWeight = Annotated[float, Bounds(
+    "a loss weight", 0, MAX_LOSS_WEIGHT, "0 turns the term off; in float32 a term weighted more "
+    "than a million times another swallows it (typical values: 1 to 100)",
+)]
+#: CPU threads for torch: 1 .. 1024 (torch's pool crashes the process far above that).
+Threads = Annotated[int, Bounds(
+    "a number of threads", 1, MAX_THREADS, "torch's thread pool fails far above that; the number "
+    "of CPU cores (or fewer) is fastest",
+)]
+#: An Adam learning rate in (0, 1]: 0 would silently never train, more only diverges.
+LearningRate = Annotated[float, Bounds(
+    "lr", 0, 1, "0 would never train and a larger step only diverges", low_open=True,
+    span="a positive learning rate of at most 1, such as 1e-4 or 2e-4",
+)]
 
 
 def _adam_betas(value: tuple[float, float]) -> tuple[float, float]:
@@ -74,8 +228,6 @@ def _tanh_threshold(value: float) -> float:
     return value
 
 
-#: An Adam learning rate: a positive number (0 would silently never train).
-LearningRate = Annotated[float, AfterValidator(_positive_lr)]
 #: Adam's (beta1, beta2): both in [0, 1), or the moment estimates never forget / blow up.
 AdamBetas = Annotated[tuple[float, float], AfterValidator(_adam_betas)]
 #: Decay of a generator weight average (``segsynth.gan.make_ema``) in [0, 1); 0 disables it.
@@ -93,25 +245,24 @@ class GanGeneratorParams(Params):
     and stay in the plugin's own ``Params``.
     """
 
-    base_filters: int = Field(
-        64, ge=1, description="Channels at full resolution; doubled at every halving of the size."
+    base_filters: Width = Field(
+        64, description="Channels at full resolution; doubled at every halving of the size."
     )
-    max_filters: int = Field(
-        512, ge=1, description="Cap on channels per layer, so 512 px models stay a sane size."
+    max_filters: Width = Field(
+        512, description="Cap on channels per layer, so 512 px models stay a sane size."
     )
     ema_decay: EmaDecay = Field(
         0.999,
         description="Decay of the generator weight average used for sampling, in [0, 1); 0 disables it.",
     )
-    sample_batch_size: int = Field(64, ge=1, description="Masks generated per forward pass when sampling.")
+    sample_batch_size: BatchSize = Field(64, description="Masks generated per forward pass when sampling.")
     threshold: TanhThreshold = Field(
         0.0,
         description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
         "[0, 1] mask scale. Pixels above it become foreground (1).",
     )
-    bn_stat_samples: int = Field(
+    bn_stat_samples: CountOrNone = Field(
         512,
-        ge=0,
         description="Latent codes used after training to re-estimate the sampling generator's "
         "batch-norm statistics; 0 keeps those gathered during training.",
     )
@@ -130,6 +281,6 @@ class GanGeneratorParams(Params):
 class TranslatorTrainingParams(Params):
     """Fields the paired translators (``pix2pix``, ``spade``) take alike: length, flips, rendering."""
 
-    steps: int = Field(2000, ge=1, description="Training iterations (one D and one G update each).")
+    steps: Steps = Field(2000, description="Training iterations (one D and one G update each).")
     flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
-    translate_batch_size: int = Field(16, ge=1, description="Masks rendered per forward pass.")
+    translate_batch_size: BatchSize = Field(16, description="Masks rendered per forward pass.")

@@ -18,15 +18,27 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from segsynth.errors import UserError
 from segsynth.interfaces import Params
+from segsynth.params import (
+    MAX_STEPS,
+    BatchSize,
+    Count,
+    DeviceName,
+    Seed,
+    Threads,
+)
 from segsynth.plugins import Registry
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: Longest folder name (in UTF-8 bytes) that common file systems (ext4, APFS, NTFS) accept.
+MAX_NAME_BYTES = 255
+
+
+class _Strict(Params):
+    """Unknown keys are errors; numbers must be finite and fit 64 bits (as in every ``Params``)."""
 
 
 class ComponentRef(_Strict):
@@ -46,7 +58,8 @@ class TrainerBlock(_Strict):
         "auto", description="Autocast precision; auto = bf16/fp16 on GPU, fp32 on CPU."
     )
     checkpoint_every: int = Field(
-        200, ge=0, description="Write a resumable checkpoint every N steps (0: only at the end)."
+        200, ge=0, le=MAX_STEPS,
+        description="Write a resumable checkpoint every N steps (0: only at the end).",
     )
     keep_checkpoints: int = Field(2, ge=1, description="How many step checkpoints to keep.")
     deterministic: bool = Field(
@@ -59,8 +72,8 @@ class TrainerBlock(_Strict):
         "for CUDA, off on CPU and MPS (docs/benchmarks.md says why); on/true or off/false force it. "
         "Without a working compiler training falls back to eager with one warning.",
     )
-    threads: int | None = Field(
-        None, ge=1,
+    threads: Threads | None = Field(
+        None,
         description="CPU threads for torch (torch.set_num_threads); null keeps torch's default. "
         "On a shared machine 1 thread is often faster for small networks.",
     )
@@ -69,8 +82,8 @@ class TrainerBlock(_Strict):
 class SynthesisBlock(_Strict):
     """How many synthetic pairs to make and how."""
 
-    count: int = Field(100, ge=1, description="Number of synthetic (mask, image) pairs to write.")
-    batch_size: int = Field(16, ge=1, description="Pairs generated per batch.")
+    count: Count = Field(100, description="Number of synthetic (mask, image) pairs to write.")
+    batch_size: BatchSize = Field(16, description="Pairs generated per batch.")
 
 
 class ReportBlock(_Strict):
@@ -106,8 +119,8 @@ class Recipe(_Strict):
 
     name: str = Field(description="Short run name; the default output folder is runs/<name>.")
     description: str = Field("", description="Free text shown in the report.")
-    seed: int = Field(0, description="Seed for every random choice of the run.")
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    seed: Seed = Field(0, description="Seed for every random choice of the run.")
+    device: DeviceName = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     output: str | None = Field(
         None, description="Run folder; relative paths are relative to the current directory."
     )
@@ -139,6 +152,12 @@ class Recipe(_Strict):
     def _safe_name(cls, value: str) -> str:
         if not value or any(ch in value for ch in "/\\") or value in {".", ".."}:
             raise ValueError("must be a plain name without slashes (it names the run folder)")
+        if len(value.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise ValueError(
+                f"is {len(value.encode('utf-8', 'surrogatepass'))} bytes long, but it names the run "
+                f"folder and file systems allow at most {MAX_NAME_BYTES} bytes per folder name; "
+                "shorten it (the description can hold the details)"
+            )
         return value
 
 
@@ -193,19 +212,43 @@ class LoadedRecipe:
 
 
 # --------------------------------------------------------------------------- YAML with lines
-def _line_map(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Map each key path of a composed YAML document to its 1-based line number."""
+def _line_map(
+    node: yaml.Node, path: tuple[Any, ...] = (), seen: set[int] | None = None,
+) -> dict[tuple[Any, ...], int]:
+    """Map each key path of a composed YAML document to its 1-based line number.
+
+    An alias (``*name``) is the very node of its anchor; each node is walked once, so a
+    document of nested aliases (a "billion laughs") costs its size in text, not its expansion.
+    """
+    seen = set() if seen is None else seen
     lines = {path: node.start_mark.line + 1}
+    if id(node) in seen:
+        return lines
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
             lines[(*path, key)] = key_node.start_mark.line + 1
-            for sub, line in _line_map(value_node, (*path, key)).items():
+            for sub, line in _line_map(value_node, (*path, key), seen).items():
                 lines.setdefault(sub, line)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            lines.update(_line_map(item, (*path, i)))
+            lines.update(_line_map(item, (*path, i), seen))
     return lines
+
+
+#: What a YAML parser raises besides ``yaml.YAMLError`` on text it cannot turn into values: an
+#: integer of more than 4300 digits (Python's limit), an impossible date (``2020-13-45``), a
+#: document nested thousands of levels deep.
+_YAML_VALUE_ERRORS = (ValueError, OverflowError, RecursionError)
+
+
+def _yaml_value_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply (thousands of levels of lists or mappings)"
+    if "digits" in str(exc):  # Python's int_max_str_digits guard
+        return "it holds a number of more than 4300 digits, far beyond any value a run can use"
+    return f"it holds a value that cannot be read ({exc}; an impossible date is the usual cause)"
 
 
 def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
@@ -221,14 +264,17 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+        lines = _line_map(node) if node is not None else {}
     except yaml.YAMLError as exc:
         raise UserError(f"recipe file {path} is not valid YAML: {exc}") from exc
+    except _YAML_VALUE_ERRORS as exc:
+        raise UserError(f"recipe file {path} cannot be read: {_yaml_value_problem(exc)}.") from None
     if not isinstance(data, dict):
         raise UserError(
             f"recipe file {path} must hold a mapping of keys (name, data, stage1, stage2, ...), "
             f"not {type(data).__name__}."
         )
-    return data, (_line_map(node) if node is not None else {})
+    return data, lines
 
 
 # --------------------------------------------------------------------------- overrides
@@ -247,7 +293,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
-            raise UserError(f"--set {item!r}: the value is not valid YAML ({exc}).") from exc
+            raise UserError(f"--set {_short(item)}: the value is not valid YAML ({exc}).") from exc
+        except _YAML_VALUE_ERRORS as exc:
+            raise UserError(f"--set {_short(item)}: {_yaml_value_problem(exc)}.") from None
         target: Any = data
         for i, part in enumerate(parts[:-1]):
             target = _step_into(target, part, parts[: i + 1], item)
@@ -260,6 +308,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         else:
             raise UserError(f"--set {item!r}: {'.'.join(parts[:-1])} is not a mapping or list.")
     return data
+
+
+def _short(item: str, limit: int = 200) -> str:
+    """An override for a message: the first ``limit`` characters of a very long one."""
+    return repr(item) if len(item) <= limit else f"{item[:limit]!r}... ({len(item)} characters)"
 
 
 def _step_into(target: Any, part: str, walked: list[str], item: str) -> Any:
@@ -295,11 +348,14 @@ def _format_errors(
             line = lines.get(tuple(loc[:cut]))
             if line is not None:
                 break
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; `synth recipe schema` lists every key)"
         elif err["type"] == "missing":
             msg = "required key is missing"
+        elif err["type"] == "finite_number":
+            msg = (f"must be a finite number, got {err['input']} (inf and nan, also written .inf "
+                   "and .nan in YAML, are not values a run can use); give a number")
         at = f" ({source}, line {line})" if line and source else (f" ({source})" if source else "")
         out.append(f"{where}: {msg}{at}")
     return out
@@ -394,9 +450,43 @@ def _summary(path: Path | None, problems: list[str]) -> str:
 def load_recipe(path: Path, registry: Registry, overrides: list[str] | None = None) -> LoadedRecipe:
     """Read, override and validate the recipe at ``path``."""
     data, lines = read_yaml(path)
-    if overrides:
-        data = apply_overrides(data, overrides)
-    return validate(data, registry, path, lines)
+    try:
+        if overrides:
+            data = apply_overrides(data, overrides)
+        return validate(data, registry, path, lines)
+    except RecursionError:  # a value nested hundreds of levels deep (copying or checking it)
+        raise UserError(
+            f"recipe {path} is not valid: a value in it (or in --set) is nested too deeply; "
+            "parameters are numbers, text or short lists."
+        ) from None
+
+
+def machine_warnings(loaded: LoadedRecipe) -> list[str]:
+    """What a valid recipe asks of this machine that it cannot give (``synth recipe validate``).
+
+    The device is checked for its form by the schema, always; whether it exists is a property
+    of the machine that runs the recipe, so validation only warns (a recipe written on a laptop
+    for a GPU server is valid), while ``synth run`` on this machine refuses it with exit 2.
+    """
+    import os
+
+    from segsynth.trainer import resolve_device
+
+    notes = []
+    try:
+        resolve_device(loaded.recipe.device)
+    except UserError as exc:
+        notes.append(
+            f"{exc} The recipe itself is valid: `synth run` stops with exit 2 here and runs it as "
+            "is where that device exists."
+        )
+    threads, cores = loaded.recipe.trainer.threads, os.cpu_count()
+    if threads and cores and threads > cores:
+        notes.append(
+            f"trainer.threads is {threads} but this machine has {cores} CPU cores; more threads "
+            "than cores only slow torch down."
+        )
+    return notes
 
 
 def recipe_json_schema() -> dict[str, Any]:

@@ -6,8 +6,10 @@ generated text differ.
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+import operator
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -37,7 +39,14 @@ _KIND_ORDER = ["dataset", "mask_generator", "translator", "evaluator", "segmente
 
 
 def _type_name(info: FieldInfo) -> str:
-    text = getattr(info.annotation, "__name__", None) or str(info.annotation)
+    annotation: Any = info.annotation
+    args = get_args(annotation)
+    if get_origin(annotation) is Union and any(get_origin(a) is Annotated for a in args):
+        # ``Width | None``: show the bounded type by its base, like a plain ``int | None``
+        annotation = functools.reduce(
+            operator.or_, (get_args(a)[0] if get_origin(a) is Annotated else a for a in args)
+        )
+    text = getattr(annotation, "__name__", None) or str(annotation)
     return text.replace("typing.", "").replace("segsynth.recipe.", "").replace("NoneType", "None")
 
 

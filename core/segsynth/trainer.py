@@ -43,6 +43,7 @@ import torch
 from segsynth import compiling, distributed, host_memory, interrupts
 from segsynth.checkpoint import CheckpointStore
 from segsynth.errors import Interrupted, TrainingDiverged, UserError
+from segsynth.params import device_name_problem
 from segsynth.files import atomic_write_csv
 from segsynth.folders import LOSSES_FILE
 
@@ -54,6 +55,9 @@ Data = TypeVar("Data")
 
 def resolve_device(name: str) -> torch.device:
     """Turn ``auto``/``cpu``/``cuda``/``cuda:N``/``mps`` into a device that exists here."""
+    problem = device_name_problem(name)  # the recipe's schema refuses the same names
+    if problem:
+        raise UserError(f"{problem}.")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -73,6 +77,11 @@ def resolve_device(name: str) -> torch.device:
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     ):
         raise UserError(f"device {name!r} was asked for but Apple MPS is not available here.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(
+            f"device {name!r} was asked for but this machine has {torch.cuda.device_count()} CUDA "
+            f"GPU(s), numbered from 0; use cuda:0 .. cuda:{torch.cuda.device_count() - 1} or cuda."
+        )
     return device
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 import segsynth
+from segsynth.params import Seed
 from segsynth.preprocess import Preprocess
 
 
@@ -44,7 +45,7 @@ class SplitParams(segsynth.Params):
         lt=1.0,
         description="Share of images drawn for test by the seeded random split (0 < f < 1).",
     )
-    seed: int = Field(0, description="Seed of the random train/test split of whole images.")
+    seed: Seed = Field(0, description="Seed of the random train/test split of whole images.")
     n_train: int | None = Field(
         None, ge=1, description="Use only the first N training images (before tiling); None: all."
     )

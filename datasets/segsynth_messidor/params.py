@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 import segsynth
+from segsynth.params import Seed
 from segsynth.preprocess import Preprocess
 
 BASE_PATTERN = r"^Base\d{2}$"
@@ -61,7 +62,7 @@ class MessidorParams(segsynth.Params):
     test_fraction: float = Field(
         0.25, gt=0.0, lt=1.0, description="Share of the images drawn for test (0 < f < 1)."
     )
-    seed: int = Field(0, description="Seed of the subset and of the train/test split.")
+    seed: Seed = Field(0, description="Seed of the subset and of the train/test split.")
     preprocess: Preprocess = Field(
         default_factory=_paper_size,
         description="Training size and fitting; default 512 x 512 padded (pad border has fov 0).",

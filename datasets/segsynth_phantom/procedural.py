@@ -15,6 +15,7 @@ import torch
 from pydantic import Field
 
 import segsynth
+from segsynth.params import Seed
 
 #: Split name -> number mixed into each sample's seed. Fixed forever: changing one would
 #: silently change every published phantom data set.
@@ -36,10 +37,8 @@ class PhantomParams(segsynth.Params):
     n_test: int = Field(
         default=20, ge=1, le=100_000, description="Number of samples in the 'test' split."
     )
-    seed: int = Field(
+    seed: Seed = Field(
         default=0,
-        ge=0,
-        le=2**63 - 1,
         description="Master seed; each sample's generator is derived from (seed, split, index).",
     )
 

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.pairing import check_name_pattern, check_relative_glob
+from segsynth.params import Seed
 from segsynth.preprocess import Preprocess
 
 #: Default name pattern: the file or folder name without a volume suffix, so ``case7.nii.gz``,
@@ -147,7 +148,7 @@ class VolumeSlicesParams(segsynth.Params):
     test_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="Share of volumes drawn for test when no list is given."
     )
-    seed: int = Field(0, description="Seed of the random train/test split (no lists given).")
+    seed: Seed = Field(0, description="Seed of the random train/test split (no lists given).")
     preprocess: Preprocess = Field(
         default_factory=Preprocess, description="Training size and how other shapes are fitted."
     )

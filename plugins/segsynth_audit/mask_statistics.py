@@ -39,6 +39,7 @@ from segsynth.coverage import (
     SPARSE_FRACTION,
     share_key,
 )
+from segsynth.params import Count
 from segsynth_audit.coverage import SET_LABELS, MeasuredSet, measure_coverage
 from segsynth_audit.coverage import TABLE_TITLE as COVERAGE_TABLE_TITLE
 from segsynth_audit.distribution import Comparison, compare
@@ -70,9 +71,8 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
 
     class Params(segsynth.Params):
         bins: int = Field(30, ge=2, le=1000, description="Histogram bins per statistic in the figure.")
-        max_masks: int | None = Field(
+        max_masks: Count | None = Field(
             None,
-            ge=1,
             description=(
                 "Measure at most this many masks per set (a random subset drawn with the run "
                 "seed) to bound run time on large sets; None measures every mask."

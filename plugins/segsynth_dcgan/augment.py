@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 import segsynth
+from segsynth.params import StepInterval
 
 
 class AugmentParams(segsynth.Params):
@@ -61,8 +62,8 @@ class AugmentParams(segsynth.Params):
         le=1.0,
         description="ADA: how much p may change per training step; 0.001 lets p go 0 -> 1 in 1000 steps.",
     )
-    interval: int = Field(
-        4, ge=1, description="ADA: steps per window over which r_t is averaged before p is updated."
+    interval: StepInterval = Field(
+        4, description="ADA: steps per window over which r_t is averaged before p is updated."
     )
 
     @model_validator(mode="after")

@@ -23,7 +23,16 @@ from segsynth.gan import (
     straight_through_binarize,
     train_loop,
 )
-from segsynth.params import AdamBetas, GanGeneratorParams, LearningRate
+from segsynth.params import (
+    AdamBetas,
+    BatchSize,
+    GanGeneratorParams,
+    LearningRate,
+    LossWeight,
+    StepInterval,
+    Steps,
+    Width,
+)
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
 from segsynth_dcgan.losses import LossName, discriminator_loss, generator_loss, r1_penalty
 from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator
@@ -46,7 +55,7 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
     class Params(GanGeneratorParams):
         """Recipe ``stage1.params`` of the dcgan mask generator."""
 
-        nz: int = Field(100, ge=1, description="Length of the latent code z (100 in DCGAN).")
+        nz: Width = Field(100, description="Length of the latent code z (100 in DCGAN).")
         loss: LossName = Field(
             "nonsaturating",
             description="'nonsaturating' (cross-entropy, the paper's) or 'hinge' adversarial loss.",
@@ -59,25 +68,25 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             description="Show D the fakes thresholded to exactly 0/1 (-1/+1), gradient passed straight "
             "through, so D must judge shapes rather than soft tanh values; false = the paper's plain DCGAN.",
         )
-        r1_gamma: float = Field(
-            0.0, ge=0.0, description="Weight of the R1 gradient penalty on real masks; 0 turns it off."
+        r1_gamma: LossWeight = Field(
+            0.0, description="Weight of the R1 gradient penalty on real masks; 0 turns it off."
         )
-        r1_every: int = Field(
-            16, ge=1, description="Apply R1 lazily every this many steps (scaled up to compensate)."
+        r1_every: StepInterval = Field(
+            16, description="Apply R1 lazily every this many steps (scaled up to compensate)."
         )
         augment: AugmentParams = Field(
             default_factory=AugmentParams,
             description="Differentiable augmentation of D's inputs (translation, cutout, flip, ADA).",
         )
-        steps: int = Field(2000, ge=1, description="Training steps (one D and one G update each).")
-        batch_size: int = Field(
-            32, ge=1, description="Real masks per step, drawn with replacement from the training set."
+        steps: Steps = Field(2000, description="Training steps (one D and one G update each).")
+        batch_size: BatchSize = Field(
+            32, description="Real masks per step, drawn with replacement from the training set."
         )
         lr: LearningRate = Field(2e-4, description="Adam learning rate for both networks.")
         betas: AdamBetas = Field(
             (0.5, 0.999), description="Adam betas for both networks (DCGAN uses beta1 = 0.5)."
         )
-        log_every: int = Field(10, ge=1, description="Log losses (and ADA p, r_t) every this many steps.")
+        log_every: StepInterval = Field(10, description="Log losses (and ADA p, r_t) every this many steps.")
 
     params: Params
 

@@ -18,7 +18,15 @@ from torch import Tensor
 import segsynth
 from segsynth import DatasetInfo, PairSet, Trainer, UserError
 from segsynth.gan import check_pair_shapes, linear_decay, random_pairs, set_learning_rates, train_loop
-from segsynth.params import AugmentPolicies, TranslatorTrainingParams
+from segsynth.params import (
+    AugmentPolicies,
+    BatchSize,
+    LearningRate,
+    LossWeight,
+    StepInterval,
+    TranslatorTrainingParams,
+    Width,
+)
 from segsynth_pix2pix.augment import PairAugment
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
 from segsynth_pix2pix.generator import UNetGenerator
@@ -41,14 +49,14 @@ class Pix2PixTranslator(segsynth.Translator):
     class Params(TranslatorTrainingParams):
         """Recipe parameters of the pix2pix translator (defaults follow the paper)."""
 
-        batch_size: int = Field(
-            1, ge=1, description="Pairs per iteration; the paper uses 1, larger batches train faster per pair on GPUs."
+        batch_size: BatchSize = Field(
+            1, description="Pairs per iteration; the paper uses 1, larger batches train faster per pair on GPUs."
         )
-        base_filters: int = Field(
-            64, ge=1, description="Width of the generator's first layer; doubles per level up to 8x."
+        base_filters: Width = Field(
+            64, description="Width of the generator's first layer; doubles per level up to 8x."
         )
-        disc_filters: int | None = Field(
-            None, ge=1, description="Width of the discriminator's first layer; null means base_filters."
+        disc_filters: Width | None = Field(
+            None, description="Width of the discriminator's first layer; null means base_filters."
         )
         disc_layers: int = Field(
             3, ge=1, le=8,
@@ -60,8 +68,8 @@ class Pix2PixTranslator(segsynth.Translator):
         gan_loss: Literal["bce", "lsgan"] = Field(
             "bce", description="Adversarial loss: 'bce' (paper, on logits) or 'lsgan' (least squares)."
         )
-        lambda_l1: float = Field(100.0, ge=0.0, description="Weight of the L1 term against the GAN term.")
-        lr: float = Field(2e-4, gt=0.0, description="Adam learning rate of both networks.")
+        lambda_l1: LossWeight = Field(100.0, description="Weight of the L1 term against the GAN term.")
+        lr: LearningRate = Field(2e-4, description="Adam learning rate of both networks.")
         beta1: float = Field(0.5, ge=0.0, lt=1.0, description="Adam beta1 of both networks.")
         beta2: float = Field(0.999, ge=0.0, lt=1.0, description="Adam beta2 of both networks.")
         lr_decay_start: float = Field(
@@ -73,7 +81,7 @@ class Pix2PixTranslator(segsynth.Translator):
             0.5, ge=0.0, lt=1.0, description="Dropout probability in the innermost decoder blocks (the noise)."
         )
         dropout_blocks: int = Field(
-            3, ge=0, description="How many innermost decoder blocks carry dropout (3 in the paper)."
+            3, ge=0, le=16, description="How many innermost decoder blocks carry dropout (3 in the paper)."
         )
         dropout_at_inference: bool = Field(
             True, description="Keep dropout on when rendering, so one mask gives varied images (paper)."
@@ -84,7 +92,7 @@ class Pix2PixTranslator(segsynth.Translator):
             "to mask and image: any of 'translation', 'cutout', 'flip' (a list or a comma-separated "
             "string); true means all three, false none.",
         )
-        log_every: int = Field(10, ge=1, description="Log d_loss, g_gan and g_l1 every this many steps.")
+        log_every: StepInterval = Field(10, description="Log d_loss, g_gan and g_l1 every this many steps.")
 
     params: Params
 

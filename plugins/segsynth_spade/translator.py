@@ -22,7 +22,16 @@ from torch import Tensor
 import segsynth
 from segsynth import DatasetInfo, PairSet, Trainer, UserError
 from segsynth.gan import check_pair_shapes, linear_decay, random_pairs, set_learning_rates, train_loop
-from segsynth.params import AugmentPolicies, TranslatorTrainingParams
+from segsynth.params import (
+    MAX_WIDTH,
+    AugmentPolicies,
+    BatchSize,
+    LearningRate,
+    LossWeight,
+    StepInterval,
+    TranslatorTrainingParams,
+    Width,
+)
 from segsynth_spade.augment import TripletAugment
 from segsynth_spade.discriminator import MultiscaleDiscriminator, split_batch
 from segsynth_spade.generator import SPADEGenerator
@@ -48,19 +57,19 @@ class SpadeTranslator(segsynth.Translator):
     class Params(TranslatorTrainingParams):
         """Recipe parameters of the SPADE translator (defaults follow the paper where it fits a CPU)."""
 
-        batch_size: int = Field(
-            4, ge=1, description="Pairs per iteration (the paper uses 32 over 8 GPUs; 4 keeps a CPU step short)."
+        batch_size: BatchSize = Field(
+            4, description="Pairs per iteration (the paper uses 32 over 8 GPUs; 4 keeps a CPU step short)."
         )
-        base_filters: int = Field(
-            64, ge=1, description="Generator width at full resolution; doubles per halving up to 16x at the start grid."
+        base_filters: Width = Field(
+            64, description="Generator width at full resolution; doubles per halving up to 16x at the start grid."
         )
-        spade_hidden: int = Field(
-            128, ge=1,
+        spade_hidden: Width = Field(
+            128,
             description="Channels of the small conv net inside each SPADE layer that turns the mask "
             "into gamma/beta (128 in the paper; 32 is plenty for binary masks and much cheaper).",
         )
         z_dim: int = Field(
-            0, ge=0,
+            0, ge=0, le=MAX_WIDTH,
             description="Length of a noise code added at the start grid; 0 (default) is the paper's "
             "deterministic generator that starts from the downsampled mask, > 0 lets one mask render "
             "to several images, seeded by the sampling generator.",
@@ -71,8 +80,8 @@ class SpadeTranslator(segsynth.Translator):
         spectral_norm: bool = Field(
             True, description="Spectral norm on the generator's residual convs and on every discriminator conv (paper)."
         )
-        disc_filters: int | None = Field(
-            None, ge=1, description="Width of each discriminator's first layer; null means base_filters."
+        disc_filters: Width | None = Field(
+            None, description="Width of each discriminator's first layer; null means base_filters."
         )
         disc_layers: int = Field(
             4, ge=1, le=6, description="Conv blocks per PatchGAN before its logit conv (4 in the paper)."
@@ -81,12 +90,12 @@ class SpadeTranslator(segsynth.Translator):
             2, ge=1, le=4,
             description="PatchGANs judging the pair at full, 1/2, 1/4 ... resolution (2 in the paper).",
         )
-        lambda_fm: float = Field(10.0, ge=0.0, description="Weight of the feature-matching loss (10 in the paper).")
-        lambda_l1: float = Field(
-            0.0, ge=0.0, description="Weight of an extra L1 loss to the real image (0 in the paper)."
+        lambda_fm: LossWeight = Field(10.0, description="Weight of the feature-matching loss (10 in the paper).")
+        lambda_l1: LossWeight = Field(
+            0.0, description="Weight of an extra L1 loss to the real image (0 in the paper)."
         )
-        lr_g: float = Field(1e-4, gt=0.0, description="Adam learning rate of the generator (TTUR: 1e-4).")
-        lr_d: float = Field(4e-4, gt=0.0, description="Adam learning rate of the discriminator (TTUR: 4e-4).")
+        lr_g: LearningRate = Field(1e-4, description="Adam learning rate of the generator (TTUR: 1e-4).")
+        lr_d: LearningRate = Field(4e-4, description="Adam learning rate of the discriminator (TTUR: 4e-4).")
         beta1: float = Field(0.0, ge=0.0, lt=1.0, description="Adam beta1 of both networks (0 in the paper).")
         beta2: float = Field(0.9, ge=0.0, lt=1.0, description="Adam beta2 of both networks (0.9 in the paper).")
         lr_decay_start: float = Field(
@@ -100,7 +109,7 @@ class SpadeTranslator(segsynth.Translator):
             "and generated pair of a mask: any of 'translation', 'cutout', 'flip' (a list or a "
             "comma-separated string); true means all three, false none.",
         )
-        log_every: int = Field(10, ge=1, description="Log d_loss, g_gan, g_fm and g_l1 every this many steps.")
+        log_every: StepInterval = Field(10, description="Log d_loss, g_gan, g_fm and g_l1 every this many steps.")
 
     params: Params
 

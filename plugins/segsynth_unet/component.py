@@ -13,6 +13,7 @@ import torch
 from pydantic import Field
 
 import segsynth
+from segsynth.params import BatchSize, LearningRate, Steps, Width
 from segsynth_unet.segmenter import Segmenter, TrainingPlan
 
 
@@ -21,11 +22,11 @@ class UNetSegmenter(segsynth.Segmenter):
     description = "Ronneberger U-Net (Dice + BCE, flips/rotations) that learns masks from images."
 
     class Params(segsynth.Params):
-        steps: int = Field(1000, ge=1, description="Training steps (batches).")
-        batch_size: int = Field(8, ge=1, description="Images per training batch.")
-        lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+        steps: Steps = Field(1000, description="Training steps (batches).")
+        batch_size: BatchSize = Field(8, description="Images per training batch.")
+        lr: LearningRate = Field(1e-3, description="Adam learning rate.")
         depth: int = Field(4, ge=1, le=8, description="Number of 2x poolings.")
-        base_filters: int = Field(32, ge=1, description="Filters of the first level.")
+        base_filters: Width = Field(32, description="Filters of the first level.")
         flip_rotate: bool = Field(True, description="Random flips and 90-degree rotations.")
         affine: bool = Field(False, description="Small random affine warps (kornia).")
 

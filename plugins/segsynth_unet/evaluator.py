@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.coverage import EMPTY_FP_RATE, EMPTY_FP_RATIO, EMPTY_FP_SAMPLES, EMPTY_FRACTION
+from segsynth.params import MAX_COUNT, BatchSize, Count, LearningRate, Steps
 from segsynth_unet.empty_truth import empty_fp_rate, near_empty
 from segsynth_unet.figure import prediction_grid
 from segsynth_unet.network import max_depth
@@ -93,7 +94,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                 "'real+synthetic' (all real plus all synthetic pairs)."
             ),
         )
-        synthetic_counts: list[Annotated[int, Field(ge=1)] | None] = Field(
+        synthetic_counts: list[Count | None] = Field(
             default_factory=lambda: [None],
             description=(
                 "Sizes of the 'synthetic' training sets: null = every synthetic pair (label "
@@ -107,12 +108,13 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                 "augmentation, subsets); metrics are the mean, '.std' the sample std."
             ),
         )
-        steps: int = Field(600, ge=1, description="Training steps (batches) per segmenter.")
-        batch_size: int = Field(8, ge=1, description="Images per training batch.")
-        lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate.")
+        steps: Steps = Field(600, description="Training steps (batches) per segmenter.")
+        batch_size: BatchSize = Field(8, description="Images per training batch.")
+        lr: LearningRate = Field(1e-3, description="Adam learning rate.")
         depth: int | None = Field(
             None,
             ge=1,
+            le=16,
             description=(
                 "Number of 2x poolings in the U-Net; None picks 4, or the deepest the image size "
                 "allows (bottleneck >= 2x2 pixels) when that is less."
@@ -179,7 +181,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             100, ge=1, le=10_000, description="Random subsets KID is averaged over (std is over subsets)."
         )
         kid_subset_size: int = Field(
-            1000, ge=2, description="Images drawn from each set per KID subset (capped at the set size)."
+            1000, ge=2, le=MAX_COUNT, description="Images drawn from each set per KID subset (capped at the set size)."
         )
         prd_k: int = Field(
             3, ge=1, le=100, description="k of the k-nearest-neighbour manifolds of precision/recall."

@@ -28,7 +28,16 @@ from segsynth.gan import (
     straight_through_binarize,
     train_loop,
 )
-from segsynth.params import AdamBetas, GanGeneratorParams, LearningRate
+from segsynth.params import (
+    AdamBetas,
+    BatchSize,
+    GanGeneratorParams,
+    LearningRate,
+    LossWeight,
+    StepInterval,
+    Steps,
+    Width,
+)
 from segsynth_wgan.augment import AugmentParams, MaskAugment
 from segsynth_wgan.losses import critic_loss, generator_loss, gradient_penalty, interpolate
 from segsynth_wgan.networks import Critic, CriticNorm, Generator
@@ -53,14 +62,16 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
     class Params(GanGeneratorParams):
         """Recipe ``stage1.params`` of the wgan_gp mask generator."""
 
-        nz: int = Field(128, ge=1, description="Length of the latent code z (128 in the paper).")
+        nz: Width = Field(128, description="Length of the latent code z (128 in the paper).")
         critic_norm: CriticNorm = Field(
             "layer",
             description="Normalisation in the critic: 'layer' (per-sample, the paper's choice) or "
             "'none'; batch norm is not offered because it breaks the per-sample gradient penalty.",
         )
-        gp_lambda: float = Field(10.0, ge=0.0, description="Weight of the gradient penalty (10 in the paper).")
-        n_critic: int = Field(5, ge=1, description="Critic updates per generator update (5 in the paper).")
+        gp_lambda: LossWeight = Field(10.0, description="Weight of the gradient penalty (10 in the paper).")
+        n_critic: int = Field(
+            5, ge=1, le=1000, description="Critic updates per generator update (5 in the paper; at most 1000)."
+        )
         straight_through: bool = Field(
             True,
             description="Show the critic the fakes thresholded to exactly 0/1 (-1/+1), gradient passed "
@@ -70,17 +81,17 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
             default_factory=AugmentParams,
             description="Differentiable augmentation of the critic's inputs (translation, cutout, flip).",
         )
-        steps: int = Field(
-            2000, ge=1, description="Generator updates, each after n_critic critic updates."
+        steps: Steps = Field(
+            2000, description="Generator updates, each after n_critic critic updates."
         )
-        batch_size: int = Field(
-            32, ge=1, description="Real masks per critic update, drawn with replacement from the training set."
+        batch_size: BatchSize = Field(
+            32, description="Real masks per critic update, drawn with replacement from the training set."
         )
         lr: LearningRate = Field(1e-4, description="Adam learning rate for both networks (1e-4 in the paper).")
         betas: AdamBetas = Field(
             (0.0, 0.9), description="Adam betas for both networks ((0, 0.9) in the paper)."
         )
-        log_every: int = Field(10, ge=1, description="Log losses every this many steps.")
+        log_every: StepInterval = Field(10, description="Log losses every this many steps.")
 
     params: Params
 
