@@ -7,7 +7,9 @@ refusing them clearly), ``segsynth.preprocess`` (fitting samples to the training
 ``segsynth.pairing`` (finding files by glob and pairing them by an id in their names),
 ``segsynth.splits`` (train/test splits from id lists or a seeded draw), ``segsynth.gan``
 (reusable GAN pieces: straight-through binarisation, generator EMA, the resumable training
-loop) and ``segsynth.params`` (parameter types several plugins share).
+loop), ``segsynth.params`` (parameter types several plugins share), ``segsynth.files`` (the one
+atomic writer every file goes through: bytes, CSV, figures) and ``segsynth.coverage_sampling``
+(balanced draws and histogram-matched synthesis of masks).
 Nothing else in ``segsynth`` is promised to stay put.
 """
 
@@ -32,7 +34,9 @@ from segsynth.interfaces import (
 )
 from segsynth.trainer import Trainer, TrainerSettings
 
-from segsynth import images, measures, pairing, preprocess, splits  # noqa: E402  (public helpers)
+from segsynth import (  # noqa: E402  (public helpers)
+    coverage_sampling, files, images, measures, pairing, preprocess, splits,
+)
 
 __version__ = "0.1.0"
 
@@ -57,6 +61,7 @@ __all__ = [
     "TrainingDiverged",
     "UserError",
     "__version__",
+    "coverage_sampling",
     "files",
     "hookimpl",
     "images",

@@ -33,6 +33,7 @@ MARKER = ".segsynth.json"
 LOCK_NAME = ".lock"
 STATE_FILE = "state.json"
 RESOLVED_RECIPE = "recipe.resolved.yaml"
+FOREGROUND_MATCH = "stage1/foreground_match.json"  # synthesis.match_foreground targets
 LOSSES_FILE = "losses.csv"  # in each training task's folder (stage1/, stage2/, evaluation/*/...)
 
 RUN = "run"

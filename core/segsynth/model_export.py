@@ -42,6 +42,7 @@ from pydantic import ValidationError
 import segsynth
 from segsynth import folders
 from segsynth.checkpoint import CheckpointStore
+from segsynth.coverage_sampling import HistogramMatcher
 from segsynth.errors import UserError
 from segsynth.files import atomic_write_bytes, atomic_write_text
 from segsynth.gate import check_gate
@@ -50,6 +51,7 @@ from segsynth.pipeline import (
     PairSampler,
     Pipeline,
     RunOptions,
+    matched,
     synthesize_pairs,
     two_stage_sampler,
     write_synthetic,
@@ -181,10 +183,16 @@ def _build(stage: Stage, info: DatasetInfo, registry: Registry, where: Path | st
     return entry.cls(params, info)  # type: ignore[call-arg]
 
 
-def _sampler(components: list[Any], single_stage: bool) -> PairSampler:
+def _sampler(components: list[Any], single_stage: bool, matcher: HistogramMatcher | None = None) -> PairSampler:
+    """The pair sampler `synth sample` builds, from components (and the run's histogram matcher)."""
     if single_stage:
-        return components[0].sample_pairs  # type: ignore[no-any-return]
-    return two_stage_sampler(components[0], components[1])
+        return matched(components[0].sample_pairs, matcher)  # type: ignore[no-any-return]
+    return two_stage_sampler(components[0], components[1], matcher)
+
+
+def _matcher(config: dict[str, Any]) -> HistogramMatcher | None:
+    targets = config.get("foreground_match")
+    return HistogramMatcher.from_json(targets) if isinstance(targets, dict) else None
 
 
 def _info(data: dict[str, Any]) -> DatasetInfo:
@@ -208,7 +216,7 @@ def build_model(
         _fill(stage, component, tensors, where)
         component.to(device)
         components.append(component)
-    return _sampler(components, len(components) == 1)
+    return _sampler(components, len(components) == 1, _matcher(config))
 
 
 # ---------------------------------------------------------------------- export
@@ -287,6 +295,7 @@ def export_model(
         components.append(component)
     # what `synth sample RUN` draws, built the way it builds it
     reference = _draw(pipeline.load_finished_sampler(info))
+    matcher = pipeline.foreground_matcher()  # synthesis.match_foreground's targets, if on
 
     def pack() -> tuple[dict[str, Any], bytes]:
         """Config and weights of the current entries, checked: rebuilt, they draw ``reference``."""
@@ -294,6 +303,8 @@ def export_model(
         for stage, component in zip(stages, components, strict=True):
             tensors.update(_tensors(stage.stage, component, stage.entries))
         config = _config(loaded, info, stages, metrics, run_dir, license)
+        if matcher is not None:
+            config["foreground_match"] = matcher.to_json()
         weights = _serialise(tensors)
         config["weights_sha256"] = hashlib.sha256(weights).hexdigest()
         rebuilt = build_model(config, _load_bytes(weights, WEIGHTS), registry, cpu)
@@ -309,7 +320,7 @@ def export_model(
         return config, weights
 
     pack()  # everything exportable reproduces the run, before anything is left out
-    _trim(stages, components, info, registry, reference, loaded.single_stage)
+    _trim(stages, components, info, registry, reference, loaded.single_stage, matcher)
     config, weights = pack()
 
     folders.claim(dest, folders.MODEL, force, sources, "model export")
@@ -321,7 +332,7 @@ def export_model(
 
 def _trim(
     stages: list[Stage], components: list[Any], info: DatasetInfo, registry: Registry,
-    reference: PairSet, single_stage: bool,
+    reference: PairSet, single_stage: bool, matcher: HistogramMatcher | None = None,
 ) -> None:
     """Leave out every entry without which the check draw is still bit-identical."""
     for i, stage in enumerate(stages):
@@ -331,7 +342,7 @@ def _trim(
             fresh = _build(trial, info, registry, "export")
             _fill(trial, fresh, _tensors(stage.stage, components[i], trial.entries), "export")
             others = [fresh if j == i else c for j, c in enumerate(components)]
-            if _same(_draw(_sampler(others, single_stage)), reference):
+            if _same(_draw(_sampler(others, single_stage, matcher)), reference):
                 stage.entries = trial.entries
 
 

@@ -31,6 +31,7 @@ import yaml
 
 import segsynth
 from segsynth.checkpoint import sha256_file
+from segsynth.coverage_sampling import HistogramMatcher, MatchedSampler
 from segsynth.files import atomic_write_bytes, atomic_write_dict_rows
 from segsynth import distributed, interrupts
 from segsynth.errors import Interrupted, UserError
@@ -55,6 +56,7 @@ from segsynth.trainer import Trainer, TrainerSettings, resolve_device
 
 STATE_FILE = folders.STATE_FILE
 RESOLVED_RECIPE = folders.RESOLVED_RECIPE
+FOREGROUND_MATCH = folders.FOREGROUND_MATCH
 MIN_FREE_BYTES = 200 * 2**20
 MANIFEST = "synthetic/manifest.csv"
 
@@ -371,13 +373,14 @@ class Pipeline:
 
         stage1 = self.stage1(state, info, train)
         context = EvaluationContext()
+        matcher = self.foreground_matcher(train.masks)
         if self.loaded.single_stage:
-            sampler: PairSampler = stage1.sample_pairs
+            sampler: PairSampler = matched(stage1.sample_pairs, matcher)
         else:
             self._between_steps("stage 2")
             stage2_pairs = self.stage2_pairs(state, info, train)
             translator = self.stage2(state, info, stage2_pairs)
-            sampler = two_stage_sampler(stage1, translator)
+            sampler = two_stage_sampler(stage1, translator, matcher)
             context.translate = frozen_translate(translator)
         self._between_steps("synthesis")
         synthetic = self.synthesize(state, info, sampler)
@@ -549,19 +552,41 @@ class Pipeline:
         self._log(f"derive_masks: {len(target)} masks for {block.name!r} ({source})")
         return result
 
+    def foreground_matcher(self, train_masks: torch.Tensor | None = None) -> HistogramMatcher | None:
+        """The histogram matcher of ``synthesis.match_foreground`` (``None`` when it is off).
+
+        Its targets (bin edges and shares of the real training masks) are kept in
+        ``stage1/foreground_match.json`` so that `synth sample` draws exactly like the run
+        without loading the data again.
+        """
+        block = self.recipe.synthesis.match_foreground
+        if block is None:
+            return None
+        path = self.run_dir / FOREGROUND_MATCH
+        if train_masks is None and path.exists():
+            return HistogramMatcher.load(path)
+        if train_masks is None:
+            adapter, _ = self.dataset()
+            train_masks = adapter.load("train").masks  # type: ignore[attr-defined]
+        matcher = HistogramMatcher.from_masks(train_masks, block.bins, block.oversample)
+        if distributed.is_main():
+            matcher.save(path)
+        return matcher
+
     def load_finished_sampler(self, info: DatasetInfo) -> PairSampler:
         """Rebuild the trained stages from their final checkpoints (for ``synth sample``)."""
         stage1 = self.stage1_component(info)
         trainer1 = self.trainer("stage1")
         stage1.to(trainer1.device)
         trainer1.load_final(stage1.state())
+        matcher = self.foreground_matcher()
         if self.loaded.single_stage:
-            return stage1.sample_pairs  # type: ignore[no-any-return]
+            return matched(stage1.sample_pairs, matcher)
         translator = self.stage2_component(info)
         trainer2 = self.trainer("stage2")
         translator.to(trainer2.device)
         trainer2.load_final(translator.state())
-        return two_stage_sampler(stage1, translator)
+        return two_stage_sampler(stage1, translator, matcher)
 
     def synthesize(self, state: RunState, info: DatasetInfo, sampler: PairSampler) -> PairSet | None:
         """Write the synthetic pairs; return them as written on rank 0, ``None`` on other ranks."""
@@ -578,9 +603,15 @@ class Pipeline:
         if written is None:
             return None
         seconds = time.perf_counter() - t0
+        matching = {}
+        chooser = getattr(sampler, "masks", sampler)  # a two-stage sampler's Stage-I part
+        if isinstance(chooser, MatchedSampler):
+            matching = {"matched_off_bin": chooser.missed, "matched_drawn": chooser.drawn}
+            self._log(f"synthesis: foreground histogram matched; {chooser.missed} of {chooser.drawn} "
+                      "masks came from a neighbouring bin (Stage I made too few of their kind)")
         state.mark("synthesis", seconds, count=count,
                    manifest_sha256=sha256_file(manifest),
-                   pairs_per_second=round(count / max(seconds, 1e-9), 2))
+                   pairs_per_second=round(count / max(seconds, 1e-9), 2), **matching)
         # Evaluate exactly what was published (8-bit PNGs), whether or not the run was resumed.
         return read_synthetic(self.run_dir, info)
 
@@ -660,14 +691,31 @@ def frozen_translate(translator: Translator) -> Callable[[torch.Tensor, torch.Ge
     return translate
 
 
-def two_stage_sampler(generator: MaskGenerator, translator: Translator) -> PairSampler:
-    """Stage I masks, then Stage II images from them, with one random stream per batch."""
+class TwoStageSampler:
+    """Stage I masks, then Stage II images from them, with one random stream per batch.
 
-    def sample(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        masks = generator.sample(n, g)
-        return masks, translator.translate(masks, g)
+    With a ``HistogramMatcher`` the masks of each batch are chosen from a larger pool of
+    Stage-I masks (``segsynth.coverage_sampling``); only the chosen ones are translated.
+    """
 
-    return sample
+    def __init__(self, generator: MaskGenerator, translator: Translator,
+                 matcher: HistogramMatcher | None = None) -> None:
+        self.masks: Any = matched(generator.sample, matcher)
+        self.translator = translator
+
+    def __call__(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        masks = self.masks(n, g)
+        return masks, self.translator.translate(masks, g)
+
+
+def two_stage_sampler(generator: MaskGenerator, translator: Translator,
+                      matcher: HistogramMatcher | None = None) -> PairSampler:
+    return TwoStageSampler(generator, translator, matcher)
+
+
+def matched(sample: Any, matcher: HistogramMatcher | None) -> Any:
+    """``sample`` itself, or wrapped to match the foreground histogram when a matcher is given."""
+    return sample if matcher is None else MatchedSampler(sample, matcher)
 
 
 def synthesize_pairs(

@@ -79,11 +79,24 @@ class TrainerBlock(_Strict):
     )
 
 
+class MatchForeground(_Strict):
+    """Histogram-matched synthesis: keep empty and sparse masks as common as in the real data."""
+
+    oversample: int = Field(8, ge=2, le=64, description="Stage-I masks drawn per synthetic pair kept.")
+    bins: int = Field(8, ge=3, le=50, description="Foreground-fraction bins (empty, sparse, then quantiles).")
+
+
 class SynthesisBlock(_Strict):
     """How many synthetic pairs to make and how."""
 
     count: Count = Field(100, description="Number of synthetic (mask, image) pairs to write.")
     batch_size: BatchSize = Field(16, description="Pairs generated per batch.")
+    match_foreground: MatchForeground | None = Field(
+        None,
+        description="Choose each batch's masks from `oversample` times as many Stage-I masks so that "
+        "the shares of foreground-fraction bins (empty, sparse, then quantiles) match the real "
+        "training masks (segsynth.coverage_sampling); null: take Stage I's masks as they come.",
+    )
 
 
 class ReportBlock(_Strict):

@@ -330,10 +330,15 @@ class Trainer:
             for step in range(start + 1, total + 1):
                 yield step
                 self._bar.update(1)
+        except BaseException:
+            with contextlib.suppress(UserError):  # best effort: the error that stopped us matters more
+                self._flush_losses()
+            raise
+        else:
+            self._flush_losses()
         finally:
             self._bar.close()
             self._bar = None
-            self._flush_losses()
 
     def log(self, step: int, **values: float | torch.Tensor) -> dict[str, float]:
         """Record losses for ``step``: NaN guard, ``losses.csv`` and the progress bar.

@@ -15,6 +15,7 @@ from pydantic import Field
 from torch import nn
 
 import segsynth
+from segsynth.coverage_sampling import balanced_weights
 from segsynth.gan import (
     generate_in_batches,
     make_ema,
@@ -87,6 +88,13 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             (0.5, 0.999), description="Adam betas for both networks (DCGAN uses beta1 = 0.5)."
         )
         log_every: StepInterval = Field(10, description="Log losses (and ADA p, r_t) every this many steps.")
+        balance_foreground: float = Field(
+            0.0, ge=0.0, le=1.0,
+            description="Draw real masks balanced over foreground-fraction bins (empty, sparse, then "
+            "quantiles; segsynth.coverage_sampling): 0 = uniform draws, 1 = every bin equally often. "
+            "Keeps rare empty/sparse tiles in front of D so G learns to make them.",
+        )
+        balance_bins: int = Field(8, ge=3, le=50, description="Bins for balance_foreground.")
 
     params: Params
 
@@ -102,6 +110,7 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         self.augment = DiffAugment(p.augment)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr, betas=p.betas)
         self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=p.lr, betas=p.betas)
+        self._draw_weights: torch.Tensor | None = None  # balance_foreground's draw weights
 
     # ------------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -134,6 +143,10 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         """The adversarial loop on ``real`` (already on the device, in [-1, 1])."""
         p = self.params
         real = trainer.shard(real)  # under torchrun: this process's part of the training set
+        self._draw_weights = (
+            balanced_weights((real > 0).float(), p.balance_bins, p.balance_foreground).to(real.device)
+            if p.balance_foreground > 0 else None
+        )
         for module in self.state().values():
             if isinstance(module, nn.Module):
                 trainer.setup(module)
@@ -178,7 +191,11 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         G, D = trainer.wrapped(self.generator), trainer.wrapped(self.discriminator)
         augment = self.augment
         device = real_all.device
-        real = real_all[torch.randint(real_all.shape[0], (p.batch_size,), device=device)]
+        if self._draw_weights is None:
+            picks = torch.randint(real_all.shape[0], (p.batch_size,), device=device)
+        else:
+            picks = torch.multinomial(self._draw_weights, p.batch_size, replacement=True)
+        real = real_all[picks]
         z = torch.randn(p.batch_size, p.nz, 1, 1, device=device)
 
         D.requires_grad_(True)

@@ -125,6 +125,8 @@ WRITERS = {
     "evaluate": ["evaluate", "{run}", "--no-progress"],
     "export": ["export", "{run}", "{dest}"],
     "data inspect": ["data", "inspect", "{recipe}", "--preview", "{dest}/preview.png"],
+    "export-model": ["export-model", "{run}", "{dest}"],
+    "sample-model": ["sample-model", "{model}", "-n", "3", "--out", "{dest}", "--no-progress"],
 }
 READERS = {
     "doctor": ["doctor"],
@@ -137,7 +139,7 @@ READERS = {
 }
 # which folder a failing file system hits for each writer
 WRITES_INTO = {"run": "dest", "resume": "run", "sample": "dest", "evaluate": "run", "export": "dest",
-               "data inspect": "dest"}
+               "data inspect": "dest", "export-model": "dest", "sample-model": "dest"}
 
 
 def test_the_walk_covers_every_command():
@@ -154,7 +156,10 @@ def finished_run(toy_plugin, write_recipe, tmp_path):  # type: ignore[no-untyped
 
 
 def _args(template, recipe, run, dest):  # type: ignore[no-untyped-def]
-    return [a.format(recipe=recipe, run=run, dest=dest) for a in template]
+    model = dest.parent / "model"
+    if "{model}" in template and not model.exists():  # a model export to sample from
+        assert runner.invoke(app, ["export-model", str(run), str(model)]).exit_code == 0
+    return [a.format(recipe=recipe, run=run, dest=dest, model=model) for a in template]
 
 
 def _assert_clean_exit_2(result, path):  # type: ignore[no-untyped-def]
@@ -168,14 +173,15 @@ def test_every_writing_command_on_a_failing_file_system_exits_2(finished_run, tm
     recipe, run = finished_run
     dest = tmp_path / "out"
     target = run if WRITES_INTO[command] == "run" else dest
+    args = _args(WRITERS[command], recipe, run, dest)
     if failure == "read-only":
         if target == dest:
             dest.mkdir()
         with read_only(target):
-            result = runner.invoke(app, _args(WRITERS[command], recipe, run, dest))
+            result = runner.invoke(app, args)
     else:
         with full_disk():
-            result = runner.invoke(app, _args(WRITERS[command], recipe, run, dest))
+            result = runner.invoke(app, args)
     _assert_clean_exit_2(result, target)
     assert not list(tmp_path.rglob(".*.tmp[0-9]*")), "a failed write left a temporary file"
 
