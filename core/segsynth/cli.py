@@ -1,4 +1,7 @@
-"""The ``synth`` command: thin typer commands that parse arguments and call library functions.
+"""The ``synth`` command: thin typer commands that parse arguments and call ``segsynth.api``.
+
+The module imports neither torch nor any plugin at import time (``synth --help`` stays fast);
+each command imports what it needs when it runs.
 
 One rule maps what goes wrong to exit codes, for every command (``user_errors``; the table is in
 docs/reliability.md): a ``UserError`` prints its one-paragraph message and exits with its code
@@ -28,7 +31,7 @@ app = typer.Typer(
     help="segsynth: make synthetic (mask, image) data sets and prove they are useful and private.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 recipe_app = typer.Typer(help="Check and describe recipes.", no_args_is_help=True)
 plugins_app = typer.Typer(help="List installed plugins, or show one.", invoke_without_command=True)
@@ -36,6 +39,23 @@ app.add_typer(recipe_app, name="recipe")
 data_app = typer.Typer(help="Look at a recipe's data before training.", no_args_is_help=True)
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(data_app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from segsynth import __version__
+
+        typer.echo(f"segsynth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print segsynth's version and exit.",
+    )] = False,
+) -> None:
+    """segsynth: make synthetic (mask, image) data sets and prove they are useful and private."""
 
 
 def user_errors(func: F) -> F:
@@ -94,23 +114,22 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train both stages, write the synthetic pairs, evaluate them and write the report."""
-    from segsynth.pipeline import Pipeline, RunOptions, run_folder
-    from segsynth.plugins import get_registry
-    from segsynth.recipe import load_recipe
+    from segsynth import api
 
     if resume and force:
         raise UserError("--resume and --force contradict each other; choose one.")
-    registry = get_registry()
-    loaded = load_recipe(recipe, registry, set_ or [])
-    options = RunOptions(out=out, device=device, resume=resume, force=force, progress=progress,
-                         argv=["synth", *sys.argv[1:]])
+    loaded = api.load(recipe, set_ or [])
     if dry_run:
         import yaml
+
+        from segsynth.pipeline import run_folder
 
         typer.echo(f"recipe {recipe} is valid; the run would write to {run_folder(loaded, out)}")
         typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False))
         return
-    _print_result(Pipeline(loaded, registry, options).run())
+    done = api.run(loaded, out=out, device=device, resume=resume, force=force, progress=progress,
+                   argv=["synth", *sys.argv[1:]])
+    _print_result(done.result)
 
 
 def _print_result(result: Any) -> None:
@@ -135,22 +154,18 @@ def resume(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Continue an interrupted run from its folder (its resolved recipe and checkpoints)."""
+    from segsynth import api
     from segsynth.folders import RESOLVED_RECIPE
-    from segsynth.pipeline import Pipeline, RunOptions
-    from segsynth.plugins import get_registry
-    from segsynth.recipe import load_recipe
 
-    recipe = run_dir / RESOLVED_RECIPE
-    if not recipe.exists():
+    if not (run_dir / RESOLVED_RECIPE).exists():
         raise UserError(
             f"{run_dir} holds no {RESOLVED_RECIPE}, so it is not a run folder that can be "
             "resumed (a run writes it when its first step starts). Start it with `synth run`."
         )
-    registry = get_registry()
-    loaded = load_recipe(recipe, registry)
-    options = RunOptions(out=run_dir, device=device, resume=True, progress=progress,
-                         argv=["synth", *sys.argv[1:]])
-    _print_result(Pipeline(loaded, registry, options).run())
+    loaded = api.load(run_dir / RESOLVED_RECIPE)
+    done = api.run(loaded, out=run_dir, device=device, resume=True, progress=progress,
+                   argv=["synth", *sys.argv[1:]])
+    _print_result(done.result)
 
 
 @app.command()
@@ -166,10 +181,9 @@ def sample(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Draw N new pairs from a finished run's checkpoints, without retraining."""
-    from segsynth.plugins import get_registry
-    from segsynth.rundir import sample_run
+    from segsynth import api
 
-    dest = sample_run(run_dir, get_registry(), n, out, seed, batch_size, force, device, progress)
+    dest = api.open_run(run_dir).sample(n, out, seed, batch_size, force, device, progress)
     typer.echo(f"samples: {dest}")
 
 
@@ -181,10 +195,11 @@ def evaluate(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Run the recipe's evaluators again on a finished run; rewrite metrics and report."""
-    from segsynth.plugins import get_registry
-    from segsynth.rundir import evaluate_run
+    from segsynth import api
 
-    _print_result(evaluate_run(run_dir, get_registry(), device, progress))
+    opened = api.open_run(run_dir)
+    opened.evaluate(device, progress)
+    _print_result(opened.result)
 
 
 @app.command()
@@ -203,10 +218,9 @@ def export(
     license_: Annotated[str | None, typer.Option("--license", help="Licence named in the dataset card.")] = None,
 ) -> None:
     """Write a publishable folder: PNG pairs, manifest, recipe, metrics and a dataset card."""
-    from segsynth.plugins import get_registry
-    from segsynth.rundir import export_run
+    from segsynth import api
 
-    folder = export_run(run_dir, dest, get_registry(), force, format_, with_real, license_)
+    folder = api.open_run(run_dir).export(dest, format_, force, with_real, license_)
     typer.echo(f"exported: {folder} (dataset card: {folder / 'README.md'})")
 
 
@@ -221,10 +235,9 @@ def export_model(
     )] = None,
 ) -> None:
     """Write the sampling weights (safetensors), config and model card of a finished run."""
-    from segsynth.model_export import export_model as export
-    from segsynth.plugins import get_registry
+    from segsynth import api
 
-    folder = export(run_dir, dest, get_registry(), force, license_)
+    folder = api.open_run(run_dir).export_model(dest, force, license_)
     typer.echo(f"model: {folder} (model card: {folder / 'README.md'})")
 
 
@@ -250,6 +263,36 @@ def sample_model(
 
 @app.command()
 @user_errors
+def clean(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `synth run`.")],
+) -> None:
+    """Keep only what sampling needs: delete the step checkpoints of finished trainings.
+
+    The final checkpoints stay, so `synth sample`, `evaluate`, `export` and `export-model` work
+    as before; an unfinished training keeps its step checkpoints (`synth resume` still works).
+    A finished training can no longer be continued from an earlier step.
+    """
+    from segsynth.rundir import clean_run, folder_bytes
+
+    before = folder_bytes(run_dir) if run_dir.is_dir() else 0
+    cleaned = clean_run(run_dir)
+    for task in cleaned.unfinished:
+        typer.echo(f"kept {task}/checkpoints: that training has not finished (resume needs them)",
+                   err=True)
+    typer.echo(f"removed {len(cleaned.removed)} step checkpoint(s), freed {_size(cleaned.freed)} "
+               f"({_size(before)} -> {_size(before - cleaned.freed)}); final checkpoints kept")
+
+
+def _size(count: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return f"{count} bytes"
+
+
+@app.command()
+@user_errors
 def doctor() -> None:
     """Print the environment for bug reports: versions, devices, precisions, plugins, folders."""
     from segsynth.doctor import report_lines
@@ -261,11 +304,12 @@ def doctor() -> None:
 @recipe_app.command("validate")
 @user_errors
 def recipe_validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
-    """Check a recipe (shape and every component's params) without running anything."""
-    from segsynth.plugins import get_registry
-    from segsynth.recipe import load_recipe, machine_warnings
+    """Check a recipe (shape, every component's params, its data paths) without running anything."""
+    from segsynth import api
+    from segsynth.recipe import check_paths, machine_warnings
 
-    loaded = load_recipe(recipe, get_registry(), set_ or [])
+    loaded = api.load(recipe, set_ or [])
+    check_paths(loaded)  # the data must be where the recipe says, as `synth run` needs it
     for note in machine_warnings(loaded):  # valid, but this machine could not run it as is
         typer.echo(f"warning: {note}", err=True)
     typer.echo(
@@ -374,9 +418,29 @@ def plugins_show(name: Annotated[str, typer.Argument(help="A component name from
                    f"{entry.source.version}")
         if entry.cls.description:
             typer.echo(f"  {entry.cls.description}")
-        for field_name, info in entry.cls.Params.model_fields.items():
-            default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
-            typer.echo(f"  {field_name} = {default}  {info.description or ''}")
+        typer.echo(params_yaml(entry.name, entry.cls.Params), nl=False)
+
+
+def params_yaml(name: str, params: Any) -> str:
+    """A component's parameters as a recipe block a user can paste: defaults as YAML values,
+    descriptions as comments, required ones commented out (to be filled in)."""
+    import json
+
+    from pydantic import TypeAdapter
+
+    lines = [f"name: {name}", "params:"]
+    for field_name, info in params.model_fields.items():
+        note = f"  # {info.description}" if info.description else ""
+        if info.is_required():
+            lines.append(f"  # {field_name}:   (required){note.replace('  #', '', 1)}")
+            continue
+        default = info.get_default(call_default_factory=True)
+        try:
+            value = TypeAdapter(Any).dump_python(default, mode="json")
+        except Exception:  # noqa: BLE001  (an exotic default: show its text)
+            value = str(default)
+        lines.append(f"  {field_name}: {json.dumps(value)}{note}")  # JSON is YAML (flow style)
+    return "\n".join(lines) + "\n"
 
 
 def _short_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> str:

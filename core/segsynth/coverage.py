@@ -38,7 +38,6 @@ A metric that is missing is skipped: a recipe without the evaluator gets no warn
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,8 +235,10 @@ def announce(found: list[Finding], report: Path | None = None) -> None:
         return
     where = f" See the top of {report}." if report is not None else ""
     lines = [f"WARNING: coverage: {f.message}" for f in found]
-    print("\n".join(["", *lines, f"WARNING: coverage: {len(found)} warning(s) about Stage I's "
-                     f"coverage of the real data.{where}", ""]), file=sys.stderr, flush=True)
+    from segsynth.console import say  # stderr and run.log
+
+    say("\n".join(["", *lines, f"WARNING: coverage: {len(found)} warning(s) about Stage I's "
+                    f"coverage of the real data.{where}", ""]))
     warnings.warn(
         f"{len(found)} coverage warning(s): {'; '.join(sorted({f.kind for f in found}))}.{where}",
         CoverageWarning, stacklevel=2,

@@ -6,6 +6,9 @@ the target, are flushed to disk and renamed into place, so a reader, a crash, a 
 lost permission never leaves a half-written file behind. An ``OSError`` becomes a ``UserError``
 (exit 2) that names the file, the cause and the way out, instead of a traceback.
 
+One file is appended to instead, a line at a time: a run's ``run.log`` (``open_append_log``);
+a log that grows as the run goes cannot be rewritten whole, and a lost last line costs nothing.
+
 Plugins write their files through this module too (it is part of the public API), so a figure
 an evaluator draws is as safe as a checkpoint.
 """
@@ -124,3 +127,12 @@ def copy_file(source: Path, target: Path) -> None:
             "unreadable: fix its permissions or finish the run with `synth resume RUN_DIR`."
         ) from exc
     atomic_write_bytes(target, data)
+
+
+def open_append_log(path: Path) -> Any:
+    """Open a text log for appending, line-buffered (the one file not written whole: ``run.log``)."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115  (closed by the caller)
+    except OSError as exc:
+        raise write_failure(Path(path), exc) from exc

@@ -35,6 +35,8 @@ STATE_FILE = "state.json"
 RESOLVED_RECIPE = "recipe.resolved.yaml"
 FOREGROUND_MATCH = "stage1/foreground_match.json"  # synthesis.match_foreground targets
 LOSSES_FILE = "losses.csv"  # in each training task's folder (stage1/, stage2/, evaluation/*/...)
+RUN_LOG = "run.log"  # what the console showed during the run(s), with timestamps (segsynth.console)
+CHECKPOINTS = "checkpoints"  # in each training task's folder: step_*.pt (resume) and final.pt
 
 RUN = "run"
 SAMPLES = "samples"
@@ -44,7 +46,7 @@ MODEL = "model"
 # What a run folder is made of (top-level names). ``samples`` holds `synth sample` output drawn
 # from this run: it belongs to the run and goes with it.
 RUN_ENTRIES = (
-    STATE_FILE, RESOLVED_RECIPE, "environment.json", "metrics.json", "run.log",
+    STATE_FILE, RESOLVED_RECIPE, "environment.json", "metrics.json", RUN_LOG,
     "stage1", "stage2", "synthetic", "evaluation", "report", "derived", "samples", ".write-test",
 )
 SAMPLE_ENTRIES = ("masks", "images", "manifest.csv")

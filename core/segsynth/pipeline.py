@@ -13,6 +13,7 @@ reports alone while the others end.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import platform
@@ -33,7 +34,7 @@ import segsynth
 from segsynth.checkpoint import sha256_file
 from segsynth.coverage_sampling import HistogramMatcher, MatchedSampler
 from segsynth.files import atomic_write_bytes, atomic_write_dict_rows
-from segsynth import distributed, interrupts
+from segsynth import console, distributed, interrupts
 from segsynth.errors import Interrupted, UserError
 from segsynth.interrupts import graceful_stop
 from segsynth import folders
@@ -71,6 +72,11 @@ class RunOptions:
     force: bool = False
     progress: bool = True
     argv: list[str] = field(default_factory=list)
+    until: str | None = None  # stop after this step (UNTIL_STEPS); resume later to go on
+
+
+#: The steps a run may stop after (``segsynth.run(recipe, until=...)``), in the order they run.
+UNTIL_STEPS = ("stage1", "stage2", "synthesis", "evaluation")
 
 
 @dataclass
@@ -79,6 +85,7 @@ class RunResult:
     metrics: dict[str, float]
     report: Path
     skipped: list[str]
+    stopped_after: str | None = None  # the ``until`` step when the run stopped early
 
 
 def run_folder(loaded: LoadedRecipe, out: Path | None) -> Path:
@@ -194,8 +201,9 @@ class Pipeline:
         return Trainer(self.run_dir / sub, self.settings, resume=self.options.resume, local=local)
 
     def _log(self, message: str) -> None:
+        """A line for people: stderr and ``run.log`` (rank 0 only; ``segsynth.console``)."""
         if distributed.is_main():
-            print(message, file=sys.stderr, flush=True)
+            console.say(message)
 
     def check_folder(self) -> None:
         """Refuse to clobber an earlier run without --force; writes nothing (runs before data loads).
@@ -287,6 +295,10 @@ class Pipeline:
 
     # ------------------------------------------------------------------ steps
     def run(self) -> RunResult:
+        with console.collapsed_warnings():  # ten masks with one problem: one line, counted
+            return self._run()
+
+    def _run(self) -> RunResult:
         # Everything that can fail on bad input (folder, device, data) is checked before the
         # run folder is created, so a failed start leaves nothing that blocks the next try.
         if distributed.launched():  # under torchrun: join the other processes first
@@ -310,7 +322,16 @@ class Pipeline:
         with RunLock(self.run_dir), graceful_stop():
             self.clear_folder()
             state = RunState(self.run_dir / STATE_FILE)
-            return self._run_interruptible(state, probe_trainer, adapter, info, train, test, load_seconds)
+            with self._console():
+                return self._run_interruptible(state, probe_trainer, adapter, info, train, test,
+                                               load_seconds)
+
+    def _console(self) -> contextlib.AbstractContextManager[None]:
+        """``run.log`` in the run folder (rank 0 writes it), for the run's steps."""
+        if not distributed.is_main():
+            return contextlib.nullcontext()
+        argv = " ".join(self.options.argv) or "segsynth"
+        return console.run_log(self.run_dir / folders.RUN_LOG, f"=== {argv}")
 
     def _run_together(
         self, probe_trainer: Trainer, adapter: DatasetAdapter, info: DatasetInfo,
@@ -332,7 +353,7 @@ class Pipeline:
 
         data = distributed.on_main(claim)
         try:
-            with graceful_stop():
+            with graceful_stop(), self._console():
                 if distributed.is_main():
                     state = RunState(self.run_dir / STATE_FILE)
                 else:
@@ -372,6 +393,8 @@ class Pipeline:
                   f"({load_seconds:.1f}s)")
 
         stage1 = self.stage1(state, info, train)
+        if self._stop_after("stage1"):
+            return self._stopped("stage1")
         context = EvaluationContext()
         matcher = self.foreground_matcher(train.masks)
         if self.loaded.single_stage:
@@ -380,14 +403,20 @@ class Pipeline:
             self._between_steps("stage 2")
             stage2_pairs = self.stage2_pairs(state, info, train)
             translator = self.stage2(state, info, stage2_pairs)
+            if self._stop_after("stage2"):
+                return self._stopped("stage2")
             sampler = two_stage_sampler(stage1, translator, matcher)
             context.translate = frozen_translate(translator)
         self._between_steps("synthesis")
         synthetic = self.synthesize(state, info, sampler)
         if synthetic is None:  # not rank 0: evaluation and report are rank 0's alone
             return RunResult(self.run_dir, {}, self.run_dir / "report" / "index.html", self.skipped)
+        if self._stop_after("synthesis"):
+            return self._stopped("synthesis")
         self._between_steps("evaluation", together=False)
         metrics, results = self.evaluate(state, info, train, test, synthetic, context)
+        if self._stop_after("evaluation"):
+            return self._stopped("evaluation", metrics)
         self._between_steps("the report", together=False)
 
         from segsynth import coverage
@@ -400,6 +429,20 @@ class Pipeline:
         check_gate(metrics, self.run_dir, report)  # after the report: it shows why
         coverage.check_coverage_gate(metrics, self.run_dir, report, found)
         return RunResult(self.run_dir, metrics, report, self.skipped)
+
+    def _stop_after(self, step: str) -> bool:
+        """Whether ``RunOptions.until`` asks to stop after ``step`` (``stage2`` of a single-stage
+        recipe means after Stage I, its only training)."""
+        until = self.options.until
+        if until == "stage2" and self.loaded.single_stage:
+            until = "stage1"
+        return until == step
+
+    def _stopped(self, step: str, metrics: dict[str, float] | None = None) -> RunResult:
+        self._log(f"stopped after {step} as asked (until={self.options.until!r}); continue with "
+                  f"`synth resume {self.run_dir}`")
+        return RunResult(self.run_dir, metrics or {}, self.run_dir / "report" / "index.html",
+                         self.skipped, stopped_after=step)
 
     def _write_run_files(self, probe_trainer: Trainer, state: RunState) -> None:
         """The resolved recipe (always what the run now uses) and the environment."""
@@ -729,13 +772,14 @@ def synthesize_pairs(
     ``part=(r, N)`` only the batches ``b`` with ``b % N == r`` are made (one process's share,
     which must hold at least one batch); their ids keep their positions in the whole set.
     """
-    from tqdm.auto import tqdm
+    from segsynth.console import Progress
 
     rank, world = part
     batches = [(b, start) for b, start in enumerate(range(0, count, batch_size)) if b % world == rank]
     total = sum(min(batch_size, count - start) for _, start in batches)
     masks, images, ids = [], [], []
-    with tqdm(total=total, desc="synthesis", unit="pair", disable=not progress, file=sys.stderr) as bar:
+    with Progress(total, desc="synthesis", unit="pair", enabled=progress,
+                  show=rank == 0 and distributed.is_main()) as bar:
         for b, start in batches:
             n = min(batch_size, count - start)
             g = torch.Generator().manual_seed(batch_seed(seed, b))

@@ -7,7 +7,16 @@ Validation happens in two phases so that each error names its place:
    in the plugin registry by its ``name``.
 
 Errors are flattened to lines like ``stage2 -> params -> lambda_l1: Input should be a valid
-number (recipes/quickstart.yaml, line 14)`` and raised as one ``UserError``.
+number (recipes/quickstart.yaml, line 14)`` and raised as one ``UserError``; a value set by
+``--set`` is named by its ``--set``, not by a line of the file.
+
+A recipe may start from another: ``extends: quickstart.yaml`` (a path relative to the recipe
+that says it). The merge rule (``merge_recipes``): mappings merge key by key, recursively; a
+list or a scalar in the child replaces the parent's; ``null`` in the child removes the key (its
+default applies); a component block (``data``, ``stage1``, ``stage2``, an evaluation entry is a
+list item and so replaced with its list) whose ``name`` differs from the parent's replaces the
+parent's block whole, so the other component's ``params`` do not leak into it. Chains are
+allowed; a cycle is refused with exit 2.
 """
 
 from __future__ import annotations
@@ -32,6 +41,10 @@ from segsynth.params import (
 )
 from segsynth.plugins import Registry
 
+
+#: The key that names a recipe's parent (removed before validation).
+EXTENDS = "extends"
+MAX_EXTENDS_DEPTH = 20
 
 #: Longest folder name (in UTF-8 bytes) that common file systems (ext4, APFS, NTFS) accept.
 MAX_NAME_BYTES = 255
@@ -290,9 +303,65 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
     return data, lines
 
 
+Lines = dict[tuple[Any, ...], "int | tuple[str, int]"]  # a key's line; (file, line) in a parent
+
+
+def read_recipe_data(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Lines]:
+    """``read_yaml``, following ``extends`` to the parent recipe(s) and merging them in."""
+    data, lines = read_yaml(path)
+    if EXTENDS not in data:
+        return data, dict(lines)
+    ref = data.pop(EXTENDS)
+    here = (*chain, path.resolve())
+    if not isinstance(ref, str) or not ref.strip():
+        raise UserError(f"recipe {path}: `extends` must be the path of another recipe file "
+                        f"(relative to this one's folder), not {ref!r}.")
+    parent = Path(ref).expanduser()
+    if not parent.is_absolute():
+        parent = path.parent / parent
+    if parent.resolve() in here:
+        loop = " -> ".join(str(p) for p in (*here, parent.resolve()))
+        raise UserError(f"recipe {path} extends itself through a cycle ({loop}); a recipe can "
+                        "extend another only if that one does not lead back to it.")
+    if len(here) > MAX_EXTENDS_DEPTH:
+        raise UserError(f"recipe {path}: more than {MAX_EXTENDS_DEPTH} recipes extend one another; "
+                        "flatten the chain.")
+    if not parent.exists():
+        raise UserError(f"recipe {path} extends {ref!r}, but {parent} does not exist (a relative "
+                        f"path is taken from the folder of {path.name}).")
+    base, base_lines = read_recipe_data(parent, here)
+    merged = merge_recipes(base, data)
+    located: Lines = {k: v if isinstance(v, tuple) else (str(parent), v) for k, v in base_lines.items()}
+    located.update(lines)
+    return merged, located
+
+
+def merge_recipes(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """The child recipe over its parent (the rule is in this module's docstring)."""
+    out = copy.deepcopy(parent)
+    for key, value in child.items():
+        old = out.get(key)
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(old, dict) and isinstance(value, dict) and not (
+            "name" in old and "name" in value and old["name"] != value["name"]
+        ):
+            out[key] = merge_recipes(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 # --------------------------------------------------------------------------- overrides
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides; values are parsed as YAML (``3``, ``true``, ``[1,2]``)."""
+def apply_overrides(
+    data: dict[str, Any], overrides: list[str], origins: dict[tuple[Any, ...], str] | None = None,
+) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides; values are parsed as YAML (``3``, ``true``, ``[1,2]``).
+
+    A list of named entries (``evaluation``) may be stepped into by name:
+    ``evaluation.unet_segmentation.params.steps=100``. ``origins`` (if given) receives the key
+    path each override set, so that validation errors can name the ``--set``.
+    """
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
@@ -310,16 +379,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         except _YAML_VALUE_ERRORS as exc:
             raise UserError(f"--set {_short(item)}: {_yaml_value_problem(exc)}.") from None
         target: Any = data
+        where: list[Any] = []
         for i, part in enumerate(parts[:-1]):
+            if isinstance(target, list):
+                where.append(_list_index(target, part, parts[: i + 1], item))
+            else:
+                where.append(part)
             target = _step_into(target, part, parts[: i + 1], item)
         last = parts[-1]
         if isinstance(target, list):
             index = _list_index(target, last, parts, item)
             target[index] = value
+            where.append(index)
         elif isinstance(target, dict):
             target[last] = value
+            where.append(last)
         else:
             raise UserError(f"--set {item!r}: {'.'.join(parts[:-1])} is not a mapping or list.")
+        if origins is not None:
+            origins[tuple(where)] = item
     return data
 
 
@@ -339,6 +417,21 @@ def _step_into(target: Any, part: str, walked: list[str], item: str) -> Any:
 
 
 def _list_index(target: list[Any], part: str, walked: list[str], item: str) -> int:
+    named = [i for i, entry in enumerate(target) if isinstance(entry, dict) and entry.get("name") == part]
+    if not part.lstrip("-").isdigit() and len(named) == 1:
+        return named[0]
+    where = ".".join(walked[:-1]) or "value"
+    if len(named) > 1:
+        raise UserError(
+            f"--set {item!r}: {where} holds {len(named)} entries named {part!r} (at "
+            f"{', '.join(map(str, named))}); pick one by its index, e.g. {where}.{named[0]}."
+        )
+    names = [e.get("name") for e in target if isinstance(e, dict) and e.get("name")]
+    if names and not part.lstrip("-").isdigit():
+        raise UserError(
+            f"--set {item!r}: {where} has no entry named {part!r}; its entries are "
+            f"{', '.join(repr(n) for n in names)} (or give an index from 0 to {len(target) - 1})."
+        )
     if not part.lstrip("-").isdigit() or not -len(target) <= int(part) < len(target):
         raise UserError(
             f"--set {item!r}: {'.'.join(walked[:-1]) or 'value'} is a list of {len(target)} "
@@ -349,16 +442,20 @@ def _list_index(target: list[Any], part: str, walked: list[str], item: str) -> i
 
 # --------------------------------------------------------------------------- validation
 def _format_errors(
-    exc: ValidationError, prefix: tuple[Any, ...], lines: dict[tuple[Any, ...], int],
-    source: str,
+    exc: ValidationError, prefix: tuple[Any, ...], lines: Lines,
+    source: str, origins: dict[tuple[Any, ...], str] | None = None,
 ) -> list[str]:
     out = []
     for err in exc.errors():
         loc = (*prefix, *err["loc"])
         where = " -> ".join(str(p) for p in loc) or "recipe"
-        line = None
-        for cut in range(len(loc), -1, -1):  # the nearest enclosing key that has a line
-            line = lines.get(tuple(loc[:cut]))
+        line: Any = None
+        for cut in range(len(loc), -1, -1):  # the nearest enclosing key set by --set or a line
+            key = tuple(loc[:cut])
+            if origins and key in origins:
+                line = f"--set {_short(origins[key])}"
+                break
+            line = lines.get(key)
             if line is not None:
                 break
         msg = err["msg"].removeprefix("Value error, ")
@@ -369,14 +466,19 @@ def _format_errors(
         elif err["type"] == "finite_number":
             msg = (f"must be a finite number, got {err['input']} (inf and nan, also written .inf "
                    "and .nan in YAML, are not values a run can use); give a number")
-        at = f" ({source}, line {line})" if line and source else (f" ({source})" if source else "")
+        if isinstance(line, str):  # set by --set
+            at = f" (from {line})"
+        elif isinstance(line, tuple):  # a key inherited from a parent recipe (extends)
+            at = f" ({line[0]}, line {line[1]})"
+        else:
+            at = f" ({source}, line {line})" if line and source else (f" ({source})" if source else "")
         out.append(f"{where}: {msg}{at}")
     return out
 
 
 def validate(
     data: dict[str, Any], registry: Registry, path: Path | None = None,
-    lines: dict[tuple[Any, ...], int] | None = None,
+    lines: Lines | None = None, origins: dict[tuple[Any, ...], str] | None = None,
 ) -> LoadedRecipe:
     """Validate recipe ``data`` in two phases; raise one ``UserError`` listing every problem."""
     lines = lines or {}
@@ -384,7 +486,7 @@ def validate(
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        problems = _format_errors(exc, (), lines, source)
+        problems = _format_errors(exc, (), lines, source, origins)
         raise UserError(_summary(path, problems)) from None
 
     problems: list[str] = []
@@ -399,7 +501,7 @@ def validate(
         try:
             params = entry.cls.Params.model_validate(ref.params)
         except ValidationError as exc:
-            problems.extend(_format_errors(exc, (*loc, "params"), lines, source))
+            problems.extend(_format_errors(exc, (*loc, "params"), lines, source, origins))
             return Params()
         return _resolve_paths(params, path.parent if path else None)
 
@@ -461,17 +563,48 @@ def _summary(path: Path | None, problems: list[str]) -> str:
 
 
 def load_recipe(path: Path, registry: Registry, overrides: list[str] | None = None) -> LoadedRecipe:
-    """Read, override and validate the recipe at ``path``."""
-    data, lines = read_yaml(path)
+    """Read (following ``extends``), override and validate the recipe at ``path``."""
+    data, lines = read_recipe_data(path)
+    origins: dict[tuple[Any, ...], str] = {}
     try:
         if overrides:
-            data = apply_overrides(data, overrides)
-        return validate(data, registry, path, lines)
+            data = apply_overrides(data, overrides, origins)
+        return validate(data, registry, path, lines, origins)
     except RecursionError:  # a value nested hundreds of levels deep (copying or checking it)
         raise UserError(
             f"recipe {path} is not valid: a value in it (or in --set) is nested too deeply; "
             "parameters are numbers, text or short lists."
         ) from None
+
+
+def missing_paths(loaded: LoadedRecipe) -> list[str]:
+    """Every path in the data blocks' params (and the derive-masks checkpoint) that does not exist.
+
+    ``synth recipe validate`` refuses them as ``synth run`` would when it loads the data (where
+    the adapter says it); relative paths are already resolved against the recipe's folder.
+    """
+    problems = []
+    blocks = [("data", loaded.data_params), ("stage2_data", loaded.stage2_data_params)]
+    for where, params in blocks:
+        if params is None:
+            continue
+        for field_name in type(params).model_fields:
+            value = getattr(params, field_name)
+            if isinstance(value, Path) and not value.exists():
+                problems.append(f"{where} -> params -> {field_name}: {value} does not exist (a "
+                                "relative path is taken from the recipe's folder); fix the path or "
+                                f"give it with --set {where}.params.{field_name}=PATH")
+    checkpoint = loaded.segmenter_checkpoint()
+    if checkpoint is not None and not checkpoint.exists():
+        problems.append(f"stage2_data -> derive_masks -> checkpoint: {checkpoint} does not exist")
+    return problems
+
+
+def check_paths(loaded: LoadedRecipe) -> None:
+    """Raise one ``UserError`` naming every missing data path (``missing_paths``)."""
+    problems = missing_paths(loaded)
+    if problems:
+        raise UserError(_summary(loaded.path, problems))
 
 
 def machine_warnings(loaded: LoadedRecipe) -> list[str]:

@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,51 @@ numbers above alongside any result obtained with this data.
 
 def recipe_yaml(loaded: LoadedRecipe) -> str:
     return yaml.safe_dump(loaded.resolved(), sort_keys=False)
+
+
+@dataclass
+class Cleaned:
+    """What ``clean_run`` removed: files, bytes, and the tasks it left alone (not finished)."""
+
+    removed: list[Path] = field(default_factory=list)
+    freed: int = 0
+    unfinished: list[str] = field(default_factory=list)
+
+
+def clean_run(run_dir: Path) -> Cleaned:
+    """Delete the step checkpoints of every finished training task; keep what sampling needs.
+
+    Sampling, evaluation, export and model export read only the final checkpoints
+    (``TASK/checkpoints/final.pt``), which are kept whole. A task without its final checkpoint
+    (an interrupted run) keeps its step checkpoints, so ``synth resume`` still continues it.
+    What is lost: a finished task can no longer be taken back to an earlier step (e.g. to
+    continue with more ``steps`` from an intermediate checkpoint, or to compare intermediate
+    weights); rerunning it means training it again.
+    """
+    from segsynth.runlock import RunLock
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir() or folders.folder_kind(run_dir) != folders.RUN:
+        raise UserError(f"{run_dir} is not a segsynth run folder (no {folders.STATE_FILE}); give the "
+                        "folder `synth run` printed (by default runs/<name>).")
+    cleaned = Cleaned()
+    with RunLock(run_dir):  # never under a run that is writing checkpoints
+        for folder in sorted(run_dir.rglob(folders.CHECKPOINTS)):
+            if not folder.is_dir() or "samples" in folder.relative_to(run_dir).parts:
+                continue
+            task = folder.parent.relative_to(run_dir).as_posix()
+            steps = sorted(p for p in folder.glob("step_*") if p.is_file())
+            if not (folder / "final.pt").exists():
+                if steps:
+                    cleaned.unfinished.append(task)
+                continue
+            for path in steps:
+                cleaned.freed += path.stat().st_size
+                path.unlink()
+                cleaned.removed.append(path)
+    return cleaned
+
+
+def folder_bytes(folder: Path) -> int:
+    """The size of every file under ``folder``."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())

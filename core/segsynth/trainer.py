@@ -314,22 +314,21 @@ class Trainer:
 
     # ----------------------------------------------------------------- progress & logging
     def steps(self, start: int, total: int, desc: str) -> Iterator[int]:
-        """Yield step numbers ``start+1 .. total`` behind a progress bar."""
-        from tqdm.auto import tqdm
+        """Yield step numbers ``start+1 .. total`` behind a progress display (``segsynth.console``).
 
-        self._bar = tqdm(
-            total=total,
-            initial=start,
-            desc=desc,
-            unit="step",
-            dynamic_ncols=True,
-            disable=not self.settings.progress or not self.is_main,
-            file=sys.stderr,
-        )
+        A bar on a terminal; elsewhere, and with ``progress`` off, plain lines (one per tenth of
+        the task, with the losses, the rate and the ETA); ``run.log`` gets the lines always.
+        """
+        from segsynth.console import Progress
+
+        self._bar = Progress(total, start, desc, "step", enabled=self.settings.progress,
+                             show=self.is_main)
+        finished = False
         try:
             for step in range(start + 1, total + 1):
                 yield step
                 self._bar.update(1)
+            finished = True
         except BaseException:
             with contextlib.suppress(UserError):  # best effort: the error that stopped us matters more
                 self._flush_losses()
@@ -337,7 +336,7 @@ class Trainer:
         else:
             self._flush_losses()
         finally:
-            self._bar.close()
+            self._bar.close(finished)
             self._bar = None
 
     def log(self, step: int, **values: float | torch.Tensor) -> dict[str, float]:
@@ -365,7 +364,7 @@ class Trainer:
             self._write_csv(step, numbers)
             self._write_tensorboard(step, numbers)
         if self._bar is not None:
-            self._bar.set_postfix({k: f"{v:.3g}" for k, v in numbers.items()}, refresh=False)
+            self._bar.set_postfix(numbers)
         return numbers
 
     def _write_csv(self, step: int, numbers: dict[str, float]) -> None:

@@ -63,7 +63,7 @@ def test_plugins_lists_kind_package_version(toy_plugin):
     line = next(line for line in result.output.splitlines() if line.startswith("toy_masks "))
     assert "mask generator (stage1)" in line and "toy-package" in line
     show = runner.invoke(app, ["plugins", "show", "toy_translator"])
-    assert show.exit_code == 0 and "lr = 0.1" in show.output
+    assert show.exit_code == 0 and "lr: 0.1" in show.output  # YAML a user can paste
 
 
 def test_resume_and_force_together_is_an_error(toy_plugin, write_recipe):

@@ -84,7 +84,9 @@ def test_single_stage_quickstart_variant_runs(tmp_path):
 
     from segsynth.cli import app
 
-    recipe = yaml.safe_load((Path(__file__).resolve().parents[2] / "recipes" / "quickstart-single.yaml").read_text())
+    from segsynth.recipe import read_recipe_data
+
+    recipe = read_recipe_data(Path(__file__).resolve().parents[2] / "recipes" / "quickstart-single.yaml")[0]
     recipe["data"]["params"].update(size=32, n_train=6, n_test=4)
     recipe["stage1"]["params"].update(steps=10, batch_size=4, base_filters=8, bn_stat_samples=8)
     recipe["synthesis"] = {"count": 6, "batch_size": 3}

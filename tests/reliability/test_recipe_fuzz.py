@@ -26,7 +26,7 @@ from segsynth.cli import app
 from segsynth.errors import UserError
 from segsynth.interfaces import INT64_MAX, INT64_MIN
 from segsynth.plugins import get_registry
-from segsynth.recipe import LoadedRecipe, Recipe, load_recipe
+from segsynth.recipe import LoadedRecipe, Recipe, load_recipe, read_recipe_data
 from segsynth.trainer import Trainer, TrainerSettings, resolve_device, resolve_precision
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,7 +154,7 @@ def test_random_set_overrides_are_refused_cleanly(tmp_path, key, value):
 
 
 # --------------------------------------------------------------------------- every numeric field
-BASES = {name: yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
+BASES = {name: read_recipe_data(ROOT / "recipes" / f"{name}.yaml")[0]  # `extends` followed
          for name in ("quickstart", "quickstart-spade", "quickstart-single")}
 BASES["quickstart-wgan"] = {**QUICKSTART, "stage1": {"name": "wgan_gp", "params": {"steps": 10}}}
 
