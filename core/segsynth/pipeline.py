@@ -428,6 +428,7 @@ class Pipeline:
         coverage.announce(found, report)  # WARNING: lines at the end of the run, never silent
         check_gate(metrics, self.run_dir, report)  # after the report: it shows why
         coverage.check_coverage_gate(metrics, self.run_dir, report, found)
+        console.say(f"finished: report {report}", console=False)  # run.log only; the CLI prints it
         return RunResult(self.run_dir, metrics, report, self.skipped)
 
     def _stop_after(self, step: str) -> bool:
