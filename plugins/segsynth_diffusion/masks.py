@@ -1,0 +1,79 @@
+"""``diffusion_masks``: Stage I as unconditional diffusion over masks, thresholded at the end.
+
+Masks are scaled to ``[-1, 1]`` (``segsynth.gan.masks_to_tanh_scale``, the same mapping the
+GAN mask generators train on) and a U-Net learns to denoise them; a sample is drawn from pure
+noise with deterministic DDIM steps and cut at ``threshold`` into a binary mask. Nothing about
+mask shape is built in, so the mask statistics (connected components, holes, vessel skeleton
+length) can be compared with the DCGAN's on the same evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from pydantic import Field
+
+import segsynth
+from segsynth import DatasetInfo, Trainer
+from segsynth.gan import masks_to_tanh_scale, random_pairs
+from segsynth.params import BatchSize, TanhThreshold
+from segsynth_diffusion.denoiser import Denoiser
+from segsynth_diffusion.params import DiffusionParams
+
+# offset of trainer.generator() for the U-Net's initial weights, away from the other stages'
+_INIT_SEED_OFFSET = 211
+
+
+class DiffusionMaskGenerator(segsynth.MaskGenerator):
+    """Unconditional DDPM on masks in ``[-1, 1]``, sampled with DDIM and thresholded to 0/1."""
+
+    name: ClassVar[str] = "diffusion_masks"
+    description: ClassVar[str] = (
+        "Diffusion mask generator: unconditional DDPM U-Net (diffusers), v-prediction, DDIM sampling, EMA"
+    )
+
+    class Params(DiffusionParams):
+        """Recipe ``stage1.params`` of the diffusion mask generator."""
+
+        sample_batch_size: BatchSize = Field(64, description="Masks denoised together per forward pass when sampling.")
+        threshold: TanhThreshold = Field(
+            0.0,
+            description="Cut on the denoised sample, in (-1, 1): 0.0 here is 0.5 on the [0, 1] mask "
+            "scale. Pixels above it become foreground (1).",
+        )
+
+    params: Params
+
+    def __init__(self, params: Params, info: DatasetInfo) -> None:
+        super().__init__(params, info)
+        self.denoiser = Denoiser("diffusion_masks", params, info.size, info.mask_channels)
+
+    def state(self) -> dict[str, Any]:
+        """The U-Net, its optimizer and its weight average."""
+        return self.denoiser.state()
+
+    def fit(self, masks: torch.Tensor, trainer: Trainer) -> None:
+        """Learn to denoise ``masks`` for ``steps`` steps, resumable through ``trainer``."""
+        p = self.params
+        expected = (self.info.mask_channels, *self.info.size)
+        real = trainer.to_device(masks_to_tanh_scale(masks, expected, "diffusion_masks"))
+        real = trainer.shard(real)  # under torchrun: this process's part of the training masks
+
+        def draw() -> tuple[torch.Tensor, None]:
+            # random_pairs draws indices and flips from the CPU RNG; the "pair" is the mask twice
+            batch, _ = random_pairs(real, real, p.batch_size, p.flip)
+            return batch, None
+
+        self.denoiser.fit(trainer, "stage1 diffusion_masks", draw, lambda: trainer.generator(_INIT_SEED_OFFSET))
+
+    @torch.no_grad()
+    def sample_raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` denoised masks on the ``[-1, 1]`` scale, before thresholding; the start noise comes from ``generator``."""
+        noise = torch.randn(n, self.info.mask_channels, *self.info.size, generator=generator)
+        return self.denoiser.sample(noise, None, self.params.sample_batch_size)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` binary masks: denoised samples cut at ``threshold``."""
+        return (self.sample_raw(n, generator) > self.params.threshold).float()
