@@ -137,13 +137,18 @@ READERS = {
     "plugins hooks": ["plugins", "hooks"],
     "plugins show": ["plugins", "show", "toy_masks"],
 }
+# commands that only delete files (and take the run's lock): a full disk does not stop them, a
+# read-only run folder does, with exit 2
+DELETERS = {
+    "clean": ["clean", "{run}"],
+}
 # which folder a failing file system hits for each writer
 WRITES_INTO = {"run": "dest", "resume": "run", "sample": "dest", "evaluate": "run", "export": "dest",
                "data inspect": "dest", "export-model": "dest", "sample-model": "dest"}
 
 
 def test_the_walk_covers_every_command():
-    assert _command_paths(typer.main.get_command(app)) == set(WRITERS) | set(READERS)  # type: ignore[arg-type]
+    assert _command_paths(typer.main.get_command(app)) == set(WRITERS) | set(READERS) | set(DELETERS)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -184,6 +189,17 @@ def test_every_writing_command_on_a_failing_file_system_exits_2(finished_run, tm
             result = runner.invoke(app, args)
     _assert_clean_exit_2(result, target)
     assert not list(tmp_path.rglob(".*.tmp[0-9]*")), "a failed write left a temporary file"
+
+
+@pytest.mark.parametrize("command", sorted(DELETERS))
+def test_commands_that_delete_exit_2_on_a_read_only_run_and_work_on_a_full_disk(finished_run, tmp_path, command):
+    recipe, run = finished_run
+    with read_only(run):
+        result = runner.invoke(app, _args(DELETERS[command], recipe, run, tmp_path / "out"))
+    _assert_clean_exit_2(result, run)
+    with full_disk():
+        result = runner.invoke(app, _args(DELETERS[command], recipe, run, tmp_path / "out"))
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("command", sorted(READERS))
