@@ -227,8 +227,30 @@ class ToySegmenter(segsynth.Segmenter):
             return torch.sigmoid(self.net(trainer.to_device(images))).cpu()
 
 
+class ToyLogger(segsynth.Logger):
+    """Keeps every logged row in memory (class-wide, so a test can read what a run logged)."""
+
+    name = "toy_logger"
+    description = "Logs into a list (tests)."
+    rows: list[tuple[Any, ...]] = []
+    closed = 0
+
+    class Params(segsynth.Params):
+        prefix: str = Field("", description="Put before every task name.")
+
+    def log_scalars(self, task: str, step: int, values: dict[str, float]) -> None:
+        ToyLogger.rows.append((self.params.prefix + task, step, dict(values)))  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        ToyLogger.closed += 1
+
+
 class ToyPlugin:
     """A plugin object (not a module) with hook implementations, as a test would write one."""
+
+    @segsynth.hookimpl
+    def segsynth_register_loggers(self):  # type: ignore[no-untyped-def]
+        return [ToyLogger]
 
     @segsynth.hookimpl
     def segsynth_register_datasets(self):  # type: ignore[no-untyped-def]

@@ -36,6 +36,7 @@ RESOLVED_RECIPE = "recipe.resolved.yaml"
 FOREGROUND_MATCH = "stage1/foreground_match.json"  # synthesis.match_foreground targets
 LOSSES_FILE = "losses.csv"  # in each training task's folder (stage1/, stage2/, evaluation/*/...)
 RUN_LOG = "run.log"  # what the console showed during the run(s), with timestamps (segsynth.console)
+TENSORBOARD = "tensorboard"  # the tensorboard logger's event files, one folder per training task
 CHECKPOINTS = "checkpoints"  # in each training task's folder: step_*.pt (resume) and final.pt
 
 RUN = "run"
@@ -47,7 +48,8 @@ MODEL = "model"
 # from this run: it belongs to the run and goes with it.
 RUN_ENTRIES = (
     STATE_FILE, RESOLVED_RECIPE, "environment.json", "metrics.json", RUN_LOG,
-    "stage1", "stage2", "synthetic", "evaluation", "report", "derived", "samples", ".write-test",
+    "stage1", "stage2", "synthetic", "evaluation", "report", "derived", "samples", TENSORBOARD,
+    ".write-test",
 )
 SAMPLE_ENTRIES = ("masks", "images", "manifest.csv")
 EXPORT_ENTRIES = ("masks", "images", "manifest.csv", "recipe.yaml", "metrics.json", "README.md")

@@ -18,6 +18,7 @@ import pluggy
 from segsynth.interfaces import (
     DatasetAdapter,
     Evaluator,
+    Logger,
     MaskGenerator,
     PairGenerator,
     Segmenter,
@@ -106,4 +107,21 @@ def segsynth_register_pair_generators() -> list[type[PairGenerator]]:
 
     Constructed with ``(params, info)``; ``fit(pairs, trainer)``; ``sample_pairs(n, generator)``
     returns ``(masks, images)``: the baseline against which the two-stage method is measured.
+    """
+
+
+@hookspec
+def segsynth_register_loggers() -> list[type[Logger]]:
+    """Return logger classes (``Logger`` subclasses): where training numbers and pictures go.
+
+    Called once when the registries are built; results are concatenated and indexed by
+    ``name`` for a recipe's ``loggers`` list (``loggers: [tensorboard, {name: mlflow, params:
+    {experiment: retina}}]``). segsynth's own ``tensorboard`` and ``mlflow`` loggers come
+    through this hook too (package extras ``segsynth[tensorboard]``, ``segsynth[mlflow]``).
+
+    Constructed with ``(params, run_dir)`` once per run, on the process that writes files;
+    ``log_scalars(task, step, values)`` receives every row ``Trainer.log`` records,
+    ``log_image(task, step, tag, image)`` every picture ``Trainer.log_image`` sends, and
+    ``close()`` is called when the run ends. A class whose optional package is missing says
+    so from its ``missing()`` classmethod: the recipe is then refused (exit 2) naming the extra.
     """

@@ -18,7 +18,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -392,6 +392,42 @@ class DatasetAdapter(Component):
         """Return every sample of ``split`` (one of ``info().splits``)."""
 
 
+class Logger(Component):
+    """Where training numbers and pictures go besides ``losses.csv``: TensorBoard, MLflow, ...
+
+    A recipe chooses loggers by name (``loggers: [tensorboard, {name: mlflow, params: {...}}]``).
+    The run builds each once, on the process that writes files, with its validated ``Params``
+    and the run folder, before training starts, and closes it when the run ends (also when it
+    fails). ``Trainer.log`` sends every logged row to ``log_scalars``; ``Trainer.log_image``
+    sends pictures to ``log_image``. ``task`` names the training task (``stage1``, ``stage2``,
+    ``evaluation/unet_segmentation``...), so one logger can keep the tasks apart.
+
+    A logger whose package is optional says so in ``missing()`` (checked when a recipe is
+    validated, so a missing extra is exit 2 before anything trains).
+    """
+
+    kind: ClassVar[str] = "logger"
+
+    def __init__(self, params: Params, run_dir: Path) -> None:  # type: ignore[override]
+        self.params = params
+        self.run_dir = run_dir
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """Why this logger cannot work here (e.g. ``pip install 'segsynth[tensorboard]'``), or None."""
+        return None
+
+    @abstractmethod
+    def log_scalars(self, task: str, step: int, values: dict[str, float]) -> None:
+        """Record the numbers logged at ``step`` of ``task``."""
+
+    def log_image(self, task: str, step: int, tag: str, image: torch.Tensor) -> None:  # noqa: B027
+        """Record a picture (``C x H x W`` in [0, 1], C = 1 or 3); by default ignored."""
+
+    def close(self) -> None:  # noqa: B027
+        """Flush and release what the logger holds; called once when the run ends."""
+
+
 COMPONENT_KINDS: dict[str, type[Component]] = {
     "dataset": DatasetAdapter,
     "mask_generator": MaskGenerator,
@@ -399,4 +435,5 @@ COMPONENT_KINDS: dict[str, type[Component]] = {
     "evaluator": Evaluator,
     "segmenter": Segmenter,
     "pair_generator": PairGenerator,
+    "logger": Logger,
 }

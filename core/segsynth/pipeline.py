@@ -195,10 +195,12 @@ class Pipeline:
         )
         self.skipped: list[str] = []
         self.resume_changes: list[Change] = []  # accepted recipe changes on --resume
+        self.loggers: list[Any] = []  # the recipe's loggers, open while the run's steps run
 
     # ------------------------------------------------------------------ helpers
     def trainer(self, sub: str, local: bool = False) -> Trainer:
-        return Trainer(self.run_dir / sub, self.settings, resume=self.options.resume, local=local)
+        return Trainer(self.run_dir / sub, self.settings, resume=self.options.resume, local=local,
+                       loggers=self.loggers, task=sub)
 
     def _log(self, message: str) -> None:
         """A line for people: stderr and ``run.log`` (rank 0 only; ``segsynth.console``)."""
@@ -363,8 +365,25 @@ class Pipeline:
         finally:
             lock.release()
 
+    def _open_loggers(self) -> None:
+        """Build the recipe's loggers (rank 0 only: the process that writes files)."""
+        if not distributed.is_main():
+            return
+        for ref, params in zip(self.recipe.loggers, self.loaded.logger_params, strict=True):
+            entry = self.registry.get("logger", ref.name, "loggers -> name")
+            self.loggers.append(entry.cls(params, self.run_dir))  # type: ignore[call-arg]
+
+    def _close_loggers(self) -> None:
+        while self.loggers:
+            logger = self.loggers.pop()
+            try:
+                logger.close()
+            except Exception as exc:  # noqa: BLE001  (a logger must not hide the run's own outcome)
+                self._log(f"warning: logger {getattr(logger, 'name', logger)!r} failed to close: {exc}")
+
     def _run_interruptible(self, state: RunState, *args: Any) -> RunResult:
         try:
+            self._open_loggers()
             return self._run_steps(state, *args)
         except Interrupted as exc:
             raise Interrupted(
@@ -372,6 +391,8 @@ class Pipeline:
                 "plus --resume).",
                 exc.exit_code - 128,
             ) from None
+        finally:
+            self._close_loggers()
 
     def _between_steps(self, name: str, together: bool = True) -> None:
         """Stop here if asked to; ``together``: every process stops (all are still running)."""

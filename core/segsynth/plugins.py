@@ -41,6 +41,7 @@ HOOK_FOR_KIND = {
     "evaluator": "segsynth_register_evaluators",
     "segmenter": "segsynth_register_segmenters",
     "pair_generator": "segsynth_register_pair_generators",
+    "logger": "segsynth_register_loggers",
 }
 
 #: words a person reads in messages, per kind
@@ -51,6 +52,7 @@ KIND_LABEL = {
     "evaluator": "evaluator",
     "segmenter": "segmenter",
     "pair_generator": "pair generator (single-stage stage1)",
+    "logger": "logger",
 }
 
 

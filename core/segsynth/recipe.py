@@ -22,7 +22,7 @@ allowed; a cycle is refused with exit 2.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,6 +172,19 @@ class Recipe(_Strict):
         default_factory=TrainerBlock, description="Precision, checkpoints, threads, determinism."
     )
     report: ReportBlock = Field(default_factory=ReportBlock, description="What the report shows.")
+    loggers: list[ComponentRef] = Field(
+        default_factory=list,
+        description="Where training numbers also go: `[tensorboard, {name: mlflow, params: {...}}]` "
+        "(`synth plugins` lists loggers; tensorboard and mlflow need their extras).",
+    )
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _logger_names(cls, value: Any) -> Any:
+        """A bare name is short for ``{name: NAME}``."""
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
 
     @field_validator("name")
     @classmethod
@@ -199,6 +212,7 @@ class LoadedRecipe:
     evaluation_params: list[Params]
     stage2_data_params: Params | None = None
     segmenter_params: Params | None = None
+    logger_params: list[Params] = field(default_factory=list)
 
     def resolved(self) -> dict[str, Any]:
         """The full recipe with every default filled in (what the run really used)."""
@@ -209,6 +223,10 @@ class LoadedRecipe:
             out["stage2"]["params"] = self.stage2_params.model_dump(mode="json")
         for block, params in zip(out["evaluation"], self.evaluation_params, strict=True):
             block["params"] = params.model_dump(mode="json")
+        for block, params in zip(out.get("loggers", []), self.logger_params, strict=False):
+            block["params"] = params.model_dump(mode="json")
+        if not out.get("loggers"):
+            out.pop("loggers", None)  # runs without loggers resolve as they did before loggers existed
         if out.get("stage2_data") and self.stage2_data_params is not None:
             out["stage2_data"]["params"] = self.stage2_data_params.model_dump(mode="json")
             derive = out["stage2_data"].get("derive_masks")
@@ -527,6 +545,12 @@ def validate(
     evaluation = [
         check("evaluator", ref, ("evaluation", i)) for i, ref in enumerate(recipe.evaluation)
     ]
+    loggers = [check("logger", ref, ("loggers", i)) for i, ref in enumerate(recipe.loggers)]
+    for i, ref in enumerate(recipe.loggers):
+        entry = registry.entries["logger"].get(ref.name)
+        why = entry.cls.missing() if entry is not None else None  # type: ignore[attr-defined]
+        if why:
+            problems.append(f"loggers -> {i} -> name: {why}")
     stage2_data = segmenter = None
     if recipe.stage2_data is not None:
         block = recipe.stage2_data
@@ -536,7 +560,8 @@ def validate(
                               ("stage2_data", "derive_masks", "segmenter"))
     if problems:
         raise UserError(_summary(path, problems))
-    return LoadedRecipe(recipe, path, data_params, stage1, stage2, evaluation, stage2_data, segmenter)
+    return LoadedRecipe(recipe, path, data_params, stage1, stage2, evaluation, stage2_data, segmenter,
+                        loggers)
 
 
 def _resolve_paths(params: Params, base: Path | None) -> Params:

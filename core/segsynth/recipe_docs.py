@@ -27,7 +27,7 @@ from segsynth.recipe import (
 
 _BLOCKS: list[tuple[str, type[BaseModel]]] = [
     ("top level", Recipe),
-    ("`data`, `stage1`, `stage2`, `evaluation[]`, `derive_masks.segmenter`", ComponentRef),
+    ("`data`, `stage1`, `stage2`, `evaluation[]`, `loggers[]`, `derive_masks.segmenter`", ComponentRef),
     ("`stage2_data`", Stage2Data),
     ("`stage2_data.derive_masks`", DeriveMasks),
     ("`synthesis`", SynthesisBlock),
@@ -35,7 +35,7 @@ _BLOCKS: list[tuple[str, type[BaseModel]]] = [
     ("`report`", ReportBlock),
 ]
 
-_KIND_ORDER = ["dataset", "mask_generator", "translator", "evaluator", "segmenter"]
+_KIND_ORDER = ["dataset", "mask_generator", "translator", "evaluator", "segmenter", "logger"]
 
 
 def _type_name(info: FieldInfo) -> str:

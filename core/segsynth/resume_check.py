@@ -7,7 +7,7 @@ silently mix two experiments in one folder, or fail deep inside ``load_state_dic
 * **always allowed**: where and how fast it runs (``device``, ``output``, ``trainer.threads``,
   ``trainer.compile``, ``trainer.precision``, ``trainer.channels_last``,
   ``trainer.deterministic``, ``trainer.checkpoint_every``, ``trainer.keep_checkpoints``), the
-  ``description`` and what the ``report`` shows;
+  ``description``, what the ``report`` shows and where numbers are logged (``loggers``);
 * **allowed while the step has not finished**: more ``steps`` for a stage still training (never
   fewer: the checkpoints may already be past them; a learning-rate decay follows the new
   count from the step it resumes at), the ``synthesis`` block before the pairs are written,
@@ -27,7 +27,7 @@ from typing import Any
 from segsynth.errors import UserError
 
 ALWAYS = (
-    "device", "output", "description", "report",
+    "device", "output", "description", "report", "loggers",
     "trainer.threads", "trainer.compile", "trainer.precision", "trainer.channels_last",
     "trainer.deterministic", "trainer.checkpoint_every", "trainer.keep_checkpoints",
 )

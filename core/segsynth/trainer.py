@@ -12,7 +12,7 @@ stays readable top to bottom::
             loss = ...
         trainer.backward(loss)
         trainer.step(optimizer)
-        trainer.log(step, loss=loss)           # CSV + progress bar + NaN guard
+        trainer.log(step, loss=loss)           # CSV + progress + loggers + NaN guard
         trainer.checkpoint(step, state)        # every N steps, atomically
     trainer.finish(state, total)               # the final checkpoint sampling loads
 
@@ -33,7 +33,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,19 +100,6 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "fp32"
 
 
-def tensorboard_writer(folder: Path) -> Any:
-    """A ``SummaryWriter`` for ``folder``, or ``None`` when tensorboard is not installed.
-
-    TensorBoard is optional: the CSV file is the record the report reads; event files are a
-    convenience for people who already watch runs in TensorBoard.
-    """
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(log_dir=str(folder))
-
-
 @dataclass(frozen=True)
 class TrainerSettings:
     """Run-wide trainer options, set from the recipe's ``trainer`` block and the CLI."""
@@ -138,8 +125,11 @@ class Trainer:
 
     def __init__(
         self, work_dir: Path, settings: TrainerSettings, resume: bool = False, local: bool = False,
+        loggers: Sequence[Any] = (), task: str | None = None,
     ) -> None:
         self.work_dir = Path(work_dir)
+        self.loggers = list(loggers)  # the recipe's loggers (segsynth.Logger), fed by log()
+        self.task = task or self.work_dir.name  # how loggers name this training task
         self.settings = settings
         self.resume_requested = resume
         self.local = local
@@ -155,7 +145,6 @@ class Trainer:
         self._csv_fields: list[str] | None = None
         self._csv_rows: list[list[Any]] = []  # every logged row (losses.csv is written whole)
         self._last_flush: float | None = None
-        self._tb: Any = None  # None: not tried yet; False: tensorboard is not installed
         self._wrappers: dict[int, torch.nn.Module] = {}  # id(module) -> its DDP wrapper
         self._wrapper_params: dict[int, set[int]] = {}  # id(wrapper) -> ids of its parameters
         self._synced: set[int] = set()  # wrappers run with gradient sync since their last step
@@ -174,11 +163,11 @@ class Trainer:
     def child(self, name: str) -> Trainer:
         """A trainer for a sub-task (e.g. one segmenter of an evaluator) in ``work_dir/name``."""
         return Trainer(self.work_dir / name, self.settings, resume=self.resume_requested,
-                       local=self.local)
+                       local=self.local, loggers=self.loggers, task=f"{self.task}/{name}")
 
     def with_settings(self, **changes: Any) -> Trainer:
         return Trainer(self.work_dir, replace(self.settings, **changes), self.resume_requested,
-                       local=self.local)
+                       local=self.local, loggers=self.loggers, task=self.task)
 
     def seed_everything(self, offset: int = 0) -> None:
         """Seed torch's global RNGs from the run seed (plus ``offset`` for sub-tasks).
@@ -362,7 +351,8 @@ class Trainer:
             )
         if self.is_main:
             self._write_csv(step, numbers)
-            self._write_tensorboard(step, numbers)
+            for logger in self.loggers:
+                logger.log_scalars(self.task, step, numbers)
         if self._bar is not None:
             self._bar.set_postfix(numbers)
         return numbers
@@ -387,14 +377,12 @@ class Trainer:
             atomic_write_csv(self.work_dir / LOSSES_FILE, self._csv_fields, self._csv_rows)
             self._last_flush = time.monotonic()
 
-    def _write_tensorboard(self, step: int, numbers: dict[str, float]) -> None:
-        """Mirror the losses to TensorBoard event files when the tensorboard package is installed."""
-        if self._tb is None:
-            self._tb = tensorboard_writer(self.work_dir / "tensorboard") or False
-        if self._tb:
-            for key, value in numbers.items():
-                self._tb.add_scalar(key, value, step)
-            self._tb.flush()
+    def log_image(self, step: int, tag: str, image: torch.Tensor) -> None:
+        """Send a picture (``C x H x W`` in [0, 1]) to the recipe's loggers (no file of its own)."""
+        if self.is_main and self.loggers:
+            picture = image.detach().float().cpu().clamp(0, 1)
+            for logger in self.loggers:
+                logger.log_image(self.task, step, tag, picture)
 
     def _restore_losses(self, step: int) -> None:
         """Take over the logged rows up to ``step`` (the restored checkpoint) and drop the rest."""

@@ -86,31 +86,25 @@ def test_no_temporary_files_left_behind(tmp_path):
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if ".tmp" in p.name]
 
 
-def test_losses_go_to_tensorboard_when_it_is_installed(tmp_path, monkeypatch):
-    import segsynth.trainer as trainer_module
-
+def test_losses_go_to_the_trainers_loggers(tmp_path):
+    """The recipe's loggers (segsynth_register_loggers) get every logged row, by task."""
     written = []
 
-    class FakeWriter:
-        def __init__(self, folder):  # type: ignore[no-untyped-def]
-            self.folder = folder
+    class Recording:
+        def log_scalars(self, task, step, values):  # type: ignore[no-untyped-def]
+            written.append((task, step, values))
 
-        def add_scalar(self, key, value, step):  # type: ignore[no-untyped-def]
-            written.append((self.folder.name, key, value, step))
+        def log_image(self, task, step, tag, image):  # type: ignore[no-untyped-def]
+            written.append((task, step, tag, tuple(image.shape)))
 
-        def flush(self):  # type: ignore[no-untyped-def]
-            pass
-
-    monkeypatch.setattr(trainer_module, "tensorboard_writer", FakeWriter)
-    trainer = Trainer(tmp_path, TrainerSettings(device="cpu", progress=False))
+    trainer = Trainer(tmp_path, TrainerSettings(device="cpu", progress=False), loggers=[Recording()],
+                      task="stage1")
     trainer.log(3, loss=0.5, d_loss=torch.tensor(1.5))
-    assert written == [("tensorboard", "loss", 0.5, 3), ("tensorboard", "d_loss", 1.5, 3)]
+    trainer.child("seg_0").log_image(4, "masks", torch.zeros(1, 8, 8))
+    assert written == [("stage1", 3, {"loss": 0.5, "d_loss": 1.5}), ("stage1/seg_0", 4, "masks", (1, 8, 8))]
 
 
-def test_without_tensorboard_only_the_csv_is_written(tmp_path, monkeypatch):
-    import segsynth.trainer as trainer_module
-
-    monkeypatch.setattr(trainer_module, "tensorboard_writer", lambda folder: None)
+def test_without_loggers_only_the_csv_is_written(tmp_path):
     trainer = Trainer(tmp_path, TrainerSettings(device="cpu", progress=False))
     trainer.log(1, loss=0.25)
     assert (tmp_path / "losses.csv").read_text().splitlines() == ["step,loss", "1,0.25"]

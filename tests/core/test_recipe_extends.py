@@ -49,7 +49,7 @@ def test_cycles_and_missing_parents_exit_2(tmp_path):
 
 
 def test_a_bad_value_in_the_parent_names_the_parent_file(toy_plugin, write_recipe, tmp_path):
-    from tests.toys import TOY_RECIPE
+    from toys import TOY_RECIPE
 
     bad = {**TOY_RECIPE, "stage1": {"name": "toy_masks", "params": {"steps": "many"}}}
     write_recipe(bad, name="base.yaml")

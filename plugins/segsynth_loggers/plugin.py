@@ -1,0 +1,14 @@
+"""Registers the TensorBoard and MLflow loggers with segsynth."""
+
+from __future__ import annotations
+
+import segsynth
+from segsynth_loggers.mlflow_logger import MLflowLogger
+from segsynth_loggers.tensorboard_logger import TensorBoardLogger
+
+SEGSYNTH_API = 1
+
+
+@segsynth.hookimpl
+def segsynth_register_loggers() -> list[type[segsynth.Logger]]:
+    return [TensorBoardLogger, MLflowLogger]
