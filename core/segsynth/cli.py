@@ -279,7 +279,8 @@ def clean(
     for task in cleaned.unfinished:
         typer.echo(f"kept {task}/checkpoints: that training has not finished (resume needs them)",
                    err=True)
-    typer.echo(f"removed {len(cleaned.removed)} step checkpoint(s), freed {_size(cleaned.freed)} "
+    count = sum(1 for path in cleaned.removed if path.suffix == ".pt")  # each with its .sha256
+    typer.echo(f"removed {count} step checkpoint(s), freed {_size(cleaned.freed)} "
                f"({_size(before)} -> {_size(before - cleaned.freed)}); final checkpoints kept")
 
 
@@ -303,13 +304,20 @@ def doctor() -> None:
 
 @recipe_app.command("validate")
 @user_errors
-def recipe_validate(recipe: RecipeArg, set_: SetOpt = None) -> None:
+def recipe_validate(
+    recipe: RecipeArg,
+    set_: SetOpt = None,
+    data: Annotated[bool, typer.Option(
+        help="Check that the data paths exist (--no-data: a recipe written for another machine).",
+    )] = True,
+) -> None:
     """Check a recipe (shape, every component's params, its data paths) without running anything."""
     from segsynth import api
     from segsynth.recipe import check_paths, machine_warnings
 
     loaded = api.load(recipe, set_ or [])
-    check_paths(loaded)  # the data must be where the recipe says, as `synth run` needs it
+    if data:
+        check_paths(loaded)  # the data must be where the recipe says, as `synth run` needs it
     for note in machine_warnings(loaded):  # valid, but this machine could not run it as is
         typer.echo(f"warning: {note}", err=True)
     typer.echo(

@@ -15,8 +15,13 @@ RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[r.stem for r in RECIPES])
 def test_shipped_recipe_validates(recipe):
-    result = CliRunner().invoke(app, ["recipe", "validate", str(recipe)])
+    # --no-data: DRIVE and MESSIDOR cannot be shipped, so their recipes' data paths are missing here
+    result = CliRunner().invoke(app, ["recipe", "validate", str(recipe), "--no-data"])
     assert result.exit_code == 0, result.output
+    checked = CliRunner().invoke(app, ["recipe", "validate", str(recipe)])
+    problems = checked.output.splitlines()[1:]
+    assert checked.exit_code == 0 or all("does not exist" in line for line in problems if line.strip()), \
+        checked.output
 
 
 def test_retina_recipe_without_drive_exits_2_and_names_the_way_out(tmp_path):
