@@ -31,6 +31,7 @@ LINE_SECONDS = 60.0  # ... or at least once a minute
 _log: TextIO | None = None
 _early: list[str] | None = None  # lines said before the run log opened (kept while collecting)
 _kinds: dict[tuple[Any, ...], list[Any]] = {}  # kind -> [first message, how many more]
+_depth = 0  # collapsed_warnings blocks open (only the outermost collects)
 
 
 def _stamp() -> str:
@@ -91,7 +92,11 @@ def collapsed_warnings() -> Iterator[None]:
     What is said before a run log opens (e.g. while the data loads) is kept and written to it
     when it opens.
     """
-    global _early
+    global _early, _depth
+    if _depth:  # already collecting (the CLI around a run): the outer block does it
+        yield
+        return
+    _depth += 1
     previous = warnings.showwarning
     previous_early, _early = _early, []
 
@@ -113,6 +118,7 @@ def collapsed_warnings() -> Iterator[None]:
         warnings.showwarning = previous
         _kinds.clear()
         _early = previous_early
+        _depth -= 1
 
 
 def flush_warnings() -> None:
