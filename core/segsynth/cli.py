@@ -111,7 +111,7 @@ def run(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its checkpoints.")] = False,
     force: Annotated[bool, typer.Option(help="Delete an existing run folder and start again.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Validate and print the plan; train nothing.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
 ) -> None:
     """Train both stages, write the synthetic pairs, evaluate them and write the report."""
     from segsynth import api
@@ -151,7 +151,7 @@ def _print_result(result: Any) -> None:
 def resume(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `synth run`.")],
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
 ) -> None:
     """Continue an interrupted run from its folder (its resolved recipe and checkpoints)."""
     from segsynth import api
@@ -178,7 +178,7 @@ def sample(
     batch_size: Annotated[int | None, typer.Option(min=1, help="Pairs per batch.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
 ) -> None:
     """Draw N new pairs from a finished run's checkpoints, without retraining."""
     from segsynth import api
@@ -192,7 +192,7 @@ def sample(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
 ) -> None:
     """Run the recipe's evaluators again on a finished run; rewrite metrics and report."""
     from segsynth import api
@@ -251,7 +251,7 @@ def sample_model(
     batch_size: Annotated[int | None, typer.Option(min=1, help="Pairs per batch (default: the run's).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
 ) -> None:
     """Draw N pairs from an exported generator alone: no run folder, no training code."""
     from segsynth.model_export import sample_model as sample
@@ -461,8 +461,11 @@ def main() -> None:
     warnings.formatwarning = _short_warning
     from segsynth import interrupts
 
+    from segsynth.console import collapsed_warnings
+
     interrupts.owns_process()  # signals after a graceful stop no longer kill mid-exit
-    app()
+    with collapsed_warnings():  # every command: ten warnings of one kind make one line and a count
+        app()
 
 
 if __name__ == "__main__":  # pragma: no cover
