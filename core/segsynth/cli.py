@@ -112,6 +112,9 @@ def run(
     force: Annotated[bool, typer.Option(help="Delete an existing run folder and start again.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Validate and print the plan; train nothing.")] = False,
     progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
+    until: Annotated[str | None, typer.Option(
+        help="Stop after this step: stage1, stage2, synthesis or evaluation; `synth resume` goes on.",
+    )] = None,
 ) -> None:
     """Train both stages, write the synthetic pairs, evaluate them and write the report."""
     from segsynth import api
@@ -128,7 +131,7 @@ def run(
         typer.echo(yaml.safe_dump(loaded.resolved(), sort_keys=False))
         return
     done = api.run(loaded, out=out, device=device, resume=resume, force=force, progress=progress,
-                   argv=["synth", *sys.argv[1:]])
+                   until=until, argv=["synth", *sys.argv[1:]])
     _print_result(done.result)
 
 
@@ -136,6 +139,10 @@ def _print_result(result: Any) -> None:
     from segsynth.distributed import is_main
 
     if not is_main():  # under torchrun rank 0 reports for all
+        return
+    if result.stopped_after:
+        typer.echo(f"stopped after {result.stopped_after} as asked; continue with "
+                   f"`synth resume {result.run_dir}`")
         return
     headline = {k: v for k, v in result.metrics.items() if k.endswith(".f1") or k.startswith("kl.")}
     for key, value in sorted(headline.items()):

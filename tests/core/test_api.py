@@ -80,3 +80,17 @@ def test_lazy_public_names_still_import():
     assert segsynth.Trainer is Trainer and "open_run" in dir(segsynth)
     with pytest.raises(AttributeError):
         segsynth.no_such_name  # noqa: B018
+
+
+def test_cli_run_until_stops_after_the_step_and_resume_goes_on(toy_plugin, write_recipe, tmp_path):
+    from typer.testing import CliRunner
+
+    from segsynth.cli import app
+
+    out = tmp_path / "run"
+    first = CliRunner().invoke(app, ["run", str(write_recipe()), "--out", str(out), "--no-progress",
+                                     "--until", "stage2"])
+    assert first.exit_code == 0, first.output
+    assert "stopped after stage2" in first.output and not (out / "synthetic").exists()
+    rest = CliRunner().invoke(app, ["resume", str(out), "--no-progress"])
+    assert rest.exit_code == 0 and "skipped finished steps stage1, stage2" in rest.output
