@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("name", ["quickstart-spade", "quickstart-single", "retina-spade"])
+@pytest.mark.parametrize("name", ["quickstart-spade", "quickstart-single", "retina-spade", "retina-messidor"])
 def test_child_recipe_resolves_to_the_full_copy_it_replaced(name):
     """tests/data/resolved_recipes holds what the full copies resolved to before `extends`."""
     loaded = load_recipe(ROOT / "recipes" / f"{name}.yaml", get_registry())
