@@ -67,7 +67,7 @@ def test_registered_plugin_lists_both_components_and_removes_them_after() -> Non
         assert "translator (stage2)" in rows["example_residual"] and PACKAGE in rows["example_residual"]
         shown = runner.invoke(app, ["plugins", "show", "example_residual"])
         assert shown.exit_code == 0, shown.output
-        assert "ssim_weight = 0.2" in shown.output
+        assert "ssim_weight: 0.2" in shown.output  # printed as YAML a recipe can take
     after = runner.invoke(app, ["plugins"])
     # a test registration is removed again; an installed package's entry point stays
     assert ("example_residual" in after.output) == installed
