@@ -407,15 +407,27 @@ class Logger(Component):
     """
 
     kind: ClassVar[str] = "logger"
+    #: the optional module this logger needs (``None``: none) and the extra that installs it
+    requires: ClassVar[str | None] = None
+    extra: ClassVar[str] = ""
 
     def __init__(self, params: Params, run_dir: Path) -> None:  # type: ignore[override]
+        why = self.missing()
+        if why:
+            from segsynth.errors import UserError
+
+            raise UserError(why)
         self.params = params
         self.run_dir = run_dir
 
     @classmethod
     def missing(cls) -> str | None:
         """Why this logger cannot work here (e.g. ``pip install 'segsynth[tensorboard]'``), or None."""
-        return None
+        import importlib.util
+
+        if cls.requires is None or importlib.util.find_spec(cls.requires) is not None:
+            return None
+        return f"the {cls.name} logger needs the {cls.requires} package: pip install 'segsynth[{cls.extra}]'"
 
     @abstractmethod
     def log_scalars(self, task: str, step: int, values: dict[str, float]) -> None:

@@ -6,7 +6,6 @@ or a ``mlflow.set_tracking_uri`` call (a server, a database, a folder).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ EXTRA = "pip install 'segsynth[mlflow]'"
 
 class MLflowLogger(segsynth.Logger):
     name = "mlflow"
+    requires = "mlflow"
+    extra = "mlflow"
     description = f"Metrics and pictures to an MLflow tracking server or store ({EXTRA})."
 
     class Params(segsynth.Params):
@@ -32,17 +33,9 @@ class MLflowLogger(segsynth.Logger):
         experiment: str | None = Field(None, description="Experiment name; default: the run folder's name.")
         run_name: str | None = Field(None, description="Run name; default: the run folder's name.")
 
-    @classmethod
-    def missing(cls) -> str | None:
-        if importlib.util.find_spec("mlflow") is None:
-            return f"the mlflow logger needs the mlflow package: {EXTRA}"
-        return None
 
     def __init__(self, params: segsynth.Params, run_dir: Path) -> None:
-        super().__init__(params, run_dir)
-        why = self.missing()
-        if why:
-            raise segsynth.UserError(why)
+        super().__init__(params, run_dir)  # refuses (exit 2, naming the extra) without the package
         from mlflow.tracking import MlflowClient
 
         p: Any = params

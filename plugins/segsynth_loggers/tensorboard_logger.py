@@ -6,7 +6,6 @@ are not written whole through ``segsynth.files``, and a lost last record costs n
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,16 @@ FOLDER = "tensorboard"  # inside the run folder: segsynth.folders.TENSORBOARD (a
 
 class TensorBoardLogger(segsynth.Logger):
     name = "tensorboard"
+    requires = "tensorboard"
+    extra = "tensorboard"
     description = f"TensorBoard event files in RUN/tensorboard/<task> ({EXTRA})."
 
     class Params(segsynth.Params):
         """No parameters: one event folder per training task under RUN/tensorboard/."""
 
-    @classmethod
-    def missing(cls) -> str | None:
-        if importlib.util.find_spec("tensorboard") is None:
-            return f"the tensorboard logger needs the tensorboard package: {EXTRA}"
-        return None
 
     def __init__(self, params: segsynth.Params, run_dir: Path) -> None:
-        super().__init__(params, run_dir)
-        why = self.missing()
-        if why:
-            raise segsynth.UserError(why)
+        super().__init__(params, run_dir)  # refuses (exit 2, naming the extra) without the package
         self.writers: dict[str, Any] = {}
 
     def _writer(self, task: str) -> Any:
