@@ -19,8 +19,8 @@ import torch
 
 from segsynth import Trainer, TrainerSettings, interrupts
 from segsynth.errors import Interrupted
+from toy_subprocess import quiet_env, start_and_wait_for_checkpoint, toy_command
 
-ROOT = Path(__file__).resolve().parents[2]
 TOY = [
     "data.params.size=32", "data.params.n_train=6", "data.params.n_test=4",
     "stage1.params.steps=300", "stage1.params.batch_size=4", "stage1.params.base_filters=8",
@@ -33,15 +33,11 @@ TOY = [
 
 
 def _command(out: Path, *extra: str) -> list[str]:
-    cmd = [sys.executable, "-m", "segsynth.cli", "run", str(ROOT / "recipes" / "quickstart.yaml"),
-           "--out", str(out), "--device", "cpu", "--no-progress"]
-    for item in TOY:
-        cmd += ["--set", item]
-    return cmd + list(extra)
+    return toy_command(out, TOY, *extra)
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return quiet_env()
 
 
 def _stage1_weights(out: Path) -> dict[str, torch.Tensor]:
@@ -56,15 +52,7 @@ def _stage1_weights(out: Path) -> dict[str, torch.Tensor]:
 
 
 def _start_and_wait_for_checkpoint(out: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(_command(out), env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not list((out / "stage1" / "checkpoints").glob("step_*.pt")):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"stage 1 never checkpointed: {proc.communicate()[0]}")
-        time.sleep(0.02)
-    return proc
+    return start_and_wait_for_checkpoint(_command(out), out, timeout=120)
 
 
 @pytest.fixture(scope="module")

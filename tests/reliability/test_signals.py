@@ -22,8 +22,8 @@ import torch
 
 from segsynth import interrupts
 from segsynth.checkpoint import CheckpointStore
+from toy_subprocess import quiet_env, start_and_wait_for_checkpoint, toy_command
 
-ROOT = Path(__file__).resolve().parents[2]
 # Stage I long enough that the signals land in its training loop, the rest minimal.
 TOY = [
     "data.params.size=32", "data.params.n_train=6", "data.params.n_test=4",
@@ -35,28 +35,16 @@ TOY = [
 ]
 
 
-def _command(out: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "segsynth.cli", "run", str(ROOT / "recipes" / "quickstart.yaml"),
-           "--out", str(out), "--device", "cpu", "--no-progress"]
-    for item in TOY:
-        cmd += ["--set", item]
-    return cmd
+def _command(out: Path, *extra: str) -> list[str]:
+    return toy_command(out, TOY, *extra)
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return quiet_env()
 
 
 def _start_and_wait_for_checkpoint(out: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(_command(out), env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 180
-    while not list((out / "stage1" / "checkpoints").glob("step_*.pt")):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"stage 1 never checkpointed: {proc.communicate()[0]}")
-        time.sleep(0.02)
-    return proc
+    return start_and_wait_for_checkpoint(_command(out), out, timeout=180)
 
 
 def _assert_nothing_corrupt(out: Path) -> None:
