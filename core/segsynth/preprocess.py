@@ -50,7 +50,7 @@ from segsynth.images import (
     decode_image,
     read_bytes,
 )
-from segsynth.interfaces import PairSet, Params
+from segsynth.interfaces import DatasetInfo, PairSet, Params
 
 __all__ = [
     "DecodeCache",
@@ -133,6 +133,18 @@ class Preprocess(Params):
     def has_fov(self, files_have_fov: bool) -> bool:
         """Whether fitted samples carry a fov: from files, from the threshold, or for padding."""
         return files_have_fov or self.fov_from_threshold is not None or self.policy == "pad"
+
+    def dataset_info(self, channels: str, has_fov: bool, description: str) -> DatasetInfo:
+        """The ``DatasetInfo`` of a file-reading adapter with one binary mask channel and a
+        train/test split, known from its params alone (no file is listed or read)."""
+        return DatasetInfo(
+            image_channels=3 if channels == "rgb" else 1,
+            mask_channels=1,
+            size=self.hw,
+            has_fov=has_fov,
+            description=description,
+            splits=("train", "test"),
+        )
 
 
 # --------------------------------------------------------------------------- geometry

@@ -28,13 +28,8 @@ class Drive(segsynth.DatasetAdapter):
     def info(self) -> segsynth.DatasetInfo:
         """Known from the params alone, so validating a recipe does not need the data."""
         p = self.params
-        return segsynth.DatasetInfo(
-            image_channels=3 if p.channels == "rgb" else 1,
-            mask_channels=1,
-            size=p.preprocess.hw,
-            has_fov=True,
-            description=f"DRIVE (observer {p.annotator} test masks) from {p.root}",
-            splits=("train", "test"),
+        return p.preprocess.dataset_info(
+            p.channels, has_fov=True, description=f"DRIVE (observer {p.annotator} test masks) from {p.root}"
         )
 
     @cached_property

@@ -25,13 +25,9 @@ class PairedFolders(segsynth.DatasetAdapter):
     def info(self) -> segsynth.DatasetInfo:
         """Known from the params alone: no folder is listed and no pixel is read."""
         p = self.params
-        return segsynth.DatasetInfo(
-            image_channels=3 if p.channels == "rgb" else 1,
-            mask_channels=1,
-            size=p.preprocess.hw,
-            has_fov=p.preprocess.has_fov(p.fovs is not None),
+        return p.preprocess.dataset_info(
+            p.channels, has_fov=p.preprocess.has_fov(p.fovs is not None),
             description=f"paired folders under {p.root}",
-            splits=("train", "test"),
         )
 
     @cached_property

@@ -42,13 +42,8 @@ class Messidor(segsynth.DatasetAdapter):
     def info(self) -> segsynth.DatasetInfo:
         """Known from the params alone; the description says the masks are absent."""
         p = self.params
-        return segsynth.DatasetInfo(
-            image_channels=3 if p.channels == "rgb" else 1,
-            mask_channels=1,
-            size=p.preprocess.hw,
-            has_fov=True,
-            description=f"MESSIDOR fundus photographs from {p.root} ({NO_MASKS})",
-            splits=("train", "test"),
+        return p.preprocess.dataset_info(
+            p.channels, has_fov=True, description=f"MESSIDOR fundus photographs from {p.root} ({NO_MASKS})"
         )
 
     @cached_property

@@ -33,13 +33,8 @@ class VolumeSlices(segsynth.DatasetAdapter):
     def info(self) -> segsynth.DatasetInfo:
         """Known from the params alone: no folder is listed and no voxel is read."""
         p = self.params
-        return segsynth.DatasetInfo(
-            image_channels=3 if p.channels == "rgb" else 1,
-            mask_channels=1,
-            size=p.preprocess.hw,
-            has_fov=p.preprocess.has_fov(False),
-            description=f"slices (axis {p.slices.axis}) of volumes under {p.root}",
-            splits=("train", "test"),
+        return p.preprocess.dataset_info(
+            p.channels, has_fov=p.preprocess.has_fov(False), description=f"slices (axis {p.slices.axis}) of volumes under {p.root}"
         )
 
     @cached_property
