@@ -29,7 +29,8 @@ class Drive(segsynth.DatasetAdapter):
         """Known from the params alone, so validating a recipe does not need the data."""
         p = self.params
         return p.preprocess.dataset_info(
-            p.channels, has_fov=True, description=f"DRIVE (observer {p.annotator} test masks) from {p.root}"
+            p.channels, has_fov=True,
+            description=f"DRIVE (observer {p.annotator} test masks) from {p.root}",
         )
 
     @cached_property

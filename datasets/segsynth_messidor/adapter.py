@@ -43,7 +43,8 @@ class Messidor(segsynth.DatasetAdapter):
         """Known from the params alone; the description says the masks are absent."""
         p = self.params
         return p.preprocess.dataset_info(
-            p.channels, has_fov=True, description=f"MESSIDOR fundus photographs from {p.root} ({NO_MASKS})"
+            p.channels, has_fov=True,
+            description=f"MESSIDOR fundus photographs from {p.root} ({NO_MASKS})",
         )
 
     @cached_property

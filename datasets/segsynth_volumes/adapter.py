@@ -34,7 +34,8 @@ class VolumeSlices(segsynth.DatasetAdapter):
         """Known from the params alone: no folder is listed and no voxel is read."""
         p = self.params
         return p.preprocess.dataset_info(
-            p.channels, has_fov=p.preprocess.has_fov(False), description=f"slices (axis {p.slices.axis}) of volumes under {p.root}"
+            p.channels, has_fov=p.preprocess.has_fov(False),
+            description=f"slices (axis {p.slices.axis}) of volumes under {p.root}",
         )
 
     @cached_property
