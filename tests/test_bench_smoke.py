@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-SCRIPTS = sorted(BENCH.glob("bench_*.py"))
+# bench_gpu.py runs the others itself, with its own --toy option (test at the end of this file)
+SCRIPTS = sorted(p for p in BENCH.glob("bench_*.py") if p.stem != "bench_gpu")
 
 
 def test_every_bench_script_is_covered():
@@ -69,3 +70,31 @@ def test_bench_script_runs_at_smoke_size_and_reports(smoke_runs, script):
         rates = [result[side][key] for side in ("baseline", "fast")
                  for key in ("images_per_second", "step_images_per_second")]
     assert all(math.isfinite(rate) and rate > 0 for rate in rates), result
+
+
+def test_gpu_bench_runs_at_toy_size_on_cpu_and_writes_json_and_markdown(tmp_path):
+    """bench/gpu.sh's logic, shrunk: every part runs and reports a positive rate on a CPU.
+
+    The GPU benchmark is run on a lent GPU for minutes at a time; a break found there costs the
+    whole loan, so its every part (training, FLOP count, sampling, torchrun) runs here first.
+    """
+    out = tmp_path / "out"
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(BENCH / "bench_gpu.py"), "--device", "cpu", "--toy",
+                           "--threads", "1", "--out", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((out / "gpu_bench.json").read_text())
+    parts = report["benchmarks"]
+    assert set(parts) == {"torchrun", "sampling", "unet", "pix2pix_b1", "pix2pix_b4", "dcgan"}
+    assert not [name for name, r in parts.items() if "error" in r], json.dumps(parts, indent=1)
+    for name in ("unet", "pix2pix_b1", "pix2pix_b4", "dcgan"):
+        r = parts[name]
+        assert r["flops_per_step"] > 0 and r["mfu"] is None  # no peak on a CPU: MFU is null
+        assert all(math.isfinite(r[k]) and r[k] > 0 for k in
+                   ("steps_per_second", "images_per_second", "ms_per_step", "achieved_tflops")), r
+    assert parts["sampling"]["images_per_second"] > 0
+    assert parts["torchrun"]["finished"] and parts["torchrun"]["wall_seconds"] > 0
+    table = (out / "gpu_bench.md").read_text()
+    assert all(f"| {name} |" in table for name in ("unet", "pix2pix_b1", "pix2pix_b4", "dcgan", "sampling"))
+    assert "torchrun" in table and "FAILED" not in table
