@@ -18,6 +18,7 @@ import torch
 
 from segsynth import distributed, interrupts
 from segsynth.errors import UserError
+from segsynth.folders import FINAL_CHECKPOINT
 from segsynth.files import atomic_write_bytes  # noqa: F401  (plugins imported it from here)
 
 _STEP_FILE = re.compile(r"^step_(\d{8})\.pt$")
@@ -130,7 +131,11 @@ class CheckpointStore:
 
     @property
     def final_path(self) -> Path:
-        return self.folder / "final.pt"
+        return self.folder / FINAL_CHECKPOINT
+
+    def step_files(self) -> list[Path]:
+        """Every file of the step checkpoints (checksum sidecars included), sorted: what ``synth clean`` deletes."""
+        return sorted(p for p in self.folder.glob("step_*") if p.is_file())
 
     def step_paths(self) -> list[Path]:
         """Step checkpoints, newest first."""

@@ -420,6 +420,17 @@ class Logger(Component):
         self.params = params
         self.run_dir = run_dir
 
+    @property
+    def folder(self) -> Path:
+        """Where this logger may write files inside the run folder (``RUN/<name>/``).
+
+        The run folder's layout is core's (``segsynth.folders``): a logger asks for its place
+        instead of naming one.
+        """
+        from segsynth.folders import RunFolder
+
+        return RunFolder(Path(self.run_dir)).logger_dir(self.name)
+
     @classmethod
     def missing(cls) -> str | None:
         """Why this logger cannot work here (e.g. ``pip install 'segsynth[tensorboard]'``), or None."""

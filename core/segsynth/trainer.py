@@ -45,7 +45,7 @@ from segsynth.checkpoint import CheckpointStore
 from segsynth.errors import Interrupted, TrainingDiverged, UserError
 from segsynth.params import device_name_problem
 from segsynth.files import atomic_write_csv
-from segsynth.folders import LOSSES_FILE
+from segsynth.folders import CHECKPOINTS, LOSSES_FILE, repeat_dir
 
 LOSSES_FLUSH_SECONDS = 10.0  # how stale losses.csv may get while training between checkpoints
 
@@ -137,7 +137,7 @@ class Trainer:
         self.rank = 0 if local else distributed.rank()
         self.device = distributed.place(resolve_device(settings.device))
         self.precision = resolve_precision(settings.precision, self.device)
-        self.store = CheckpointStore(self.work_dir / "checkpoints", keep=settings.keep_checkpoints)
+        self.store = CheckpointStore(self.work_dir / CHECKPOINTS, keep=settings.keep_checkpoints)
         self._scaler = (
             torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         )
@@ -164,6 +164,14 @@ class Trainer:
         """A trainer for a sub-task (e.g. one segmenter of an evaluator) in ``work_dir/name``."""
         return Trainer(self.work_dir / name, self.settings, resume=self.resume_requested,
                        local=self.local, loggers=self.loggers, task=f"{self.task}/{name}")
+
+    def repeat(self, seed: int) -> Trainer:
+        """A trainer for one repeat of this task with another ``seed`` (its own sub-folder).
+
+        The run folder names the sub-folder (``segsynth.folders``); the report draws the loss
+        curve of the first repeat only, since the repeats train the same way.
+        """
+        return self.child(repeat_dir(seed))
 
     def with_settings(self, **changes: Any) -> Trainer:
         return Trainer(self.work_dir, replace(self.settings, **changes), self.resume_requested,

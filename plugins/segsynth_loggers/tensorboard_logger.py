@@ -14,7 +14,6 @@ import torch
 import segsynth
 
 EXTRA = "pip install 'segsynth[tensorboard]'"
-FOLDER = "tensorboard"  # inside the run folder: segsynth.folders.TENSORBOARD (a plugin may not import it)
 
 
 class TensorBoardLogger(segsynth.Logger):
@@ -36,7 +35,7 @@ class TensorBoardLogger(segsynth.Logger):
         if writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(log_dir=str(Path(self.run_dir) / FOLDER / task))
+            writer = SummaryWriter(log_dir=str(self.folder / task))  # core's RUN/tensorboard/
             self.writers[task] = writer
         return writer
 

@@ -484,7 +484,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
     @staticmethod
     def _child(trainer: segsynth.Trainer, label: str, seed: int) -> segsynth.Trainer:
         """The trainer of one (set, seed) segmenter: its own folder and run seed + ``seed``."""
-        child = trainer.child(label).child(f"seed{seed}")
+        child = trainer.child(label).repeat(seed)
         return child.with_settings(seed=trainer.settings.seed + seed)
 
     def _trained(
