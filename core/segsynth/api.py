@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segsynth.errors import UserError
-from segsynth.folders import RESOLVED_RECIPE, STATE_FILE
+from segsynth.folders import LOSSES_FILE, RESOLVED_RECIPE, RunFolder
 
 if TYPE_CHECKING:
     from segsynth.pipeline import RunResult
@@ -114,33 +114,35 @@ class Run:
     result: RunResult | None = None
     registry: Registry | None = field(default=None, repr=False)
 
+    @property
+    def folder(self) -> RunFolder:
+        """Where each of the run's files lies (``segsynth.folders.RunFolder``)."""
+        return RunFolder(self.path)
+
     # ------------------------------------------------------------------ what is there
     @property
     def metrics(self) -> dict[str, float]:
         """Every metric, flat (``metrics.json``); empty before the evaluation ran."""
-        path = self.path / "metrics.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return self.folder.read_metrics()
 
     @property
     def report(self) -> Path:
-        return self.path / "report" / "index.html"
+        return self.folder.report
 
     @property
     def synthetic(self) -> Path:
         """The folder of the run's synthetic pairs (``masks/``, ``images/``, ``manifest.csv``)."""
-        return self.path / "synthetic"
+        return self.folder.synthetic
 
     @property
     def log(self) -> Path:
         """``run.log``: what the console showed, with timestamps."""
-        from segsynth.folders import RUN_LOG
-
-        return self.path / RUN_LOG
+        return self.folder.run_log
 
     @property
     def state(self) -> dict[str, Any]:
         """``state.json``: which steps finished and how long they took."""
-        path = self.path / STATE_FILE
+        path = self.folder.state_file
         return json.loads(path.read_text()) if path.exists() else {"steps": {}}
 
     @property
@@ -152,9 +154,7 @@ class Run:
         """The rows of ``TASK/losses.csv`` (``stage1``, ``stage2``, ``evaluation/NAME``)."""
         import csv
 
-        from segsynth.folders import LOSSES_FILE
-
-        path = self.path / task / LOSSES_FILE
+        path = self.folder.losses(task)
         if not path.exists():
             raise UserError(f"run {self.path} has no {task}/{LOSSES_FILE}; tasks: stage1, stage2, "
                             "evaluation/NAME.")
@@ -164,7 +164,7 @@ class Run:
     # ------------------------------------------------------------------ what can be done
     def resume(self, device: str | None = None, progress: bool = True, until: str | None = None) -> Run:
         """Continue the run from its folder (its resolved recipe and checkpoints)."""
-        recipe = self.path / RESOLVED_RECIPE
+        recipe = self.folder.resolved_recipe
         if not recipe.exists():
             raise UserError(
                 f"{self.path} holds no {RESOLVED_RECIPE}, so it is not a run folder that can be "

@@ -149,7 +149,9 @@ def _print_result(result: Any) -> None:
         typer.echo(f"{key:>28s}  {value:.4f}")
     if result.skipped:
         typer.echo(f"resumed: skipped finished steps {', '.join(result.skipped)}")
-    typer.echo(f"synthetic pairs: {result.run_dir / 'synthetic'}")
+    from segsynth.folders import RunFolder
+
+    typer.echo(f"synthetic pairs: {RunFolder(result.run_dir).synthetic}")
     typer.echo(f"report: {result.report}")
 
 
@@ -162,14 +164,15 @@ def resume(
 ) -> None:
     """Continue an interrupted run from its folder (its resolved recipe and checkpoints)."""
     from segsynth import api
-    from segsynth.folders import RESOLVED_RECIPE
+    from segsynth.folders import RESOLVED_RECIPE, RunFolder
 
-    if not (run_dir / RESOLVED_RECIPE).exists():
+    recipe = RunFolder(run_dir).resolved_recipe
+    if not recipe.exists():
         raise UserError(
             f"{run_dir} holds no {RESOLVED_RECIPE}, so it is not a run folder that can be "
             "resumed (a run writes it when its first step starts). Start it with `synth run`."
         )
-    loaded = api.load(run_dir / RESOLVED_RECIPE)
+    loaded = api.load(recipe)
     done = api.run(loaded, out=run_dir, device=device, resume=True, progress=progress,
                    argv=["synth", *sys.argv[1:]])
     _print_result(done.result)

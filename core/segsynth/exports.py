@@ -39,6 +39,7 @@ from PIL import Image
 
 from segsynth import __version__
 from segsynth.errors import UserError
+from segsynth import folders
 from segsynth.files import atomic_write_bytes, atomic_write_dict_rows, atomic_write_text, copy_file
 from segsynth.imageio import png_bytes
 
@@ -46,10 +47,10 @@ SYNTHETIC = "synthetic"
 REAL = "real"
 REAL_PREFIX = "real_"
 LABELS = {"background": 0, "foreground": 1}
-MANIFEST = "manifest.csv"
+MANIFEST = folders.MANIFEST  # written by folders.write_manifest, as every folder of pairs
 CARD = "README.md"
 RECIPE = "recipe.yaml"
-METRICS = "metrics.json"
+METRICS = folders.METRICS
 COMMON_ENTRIES = (MANIFEST, CARD, RECIPE, METRICS)
 
 
@@ -151,7 +152,7 @@ def _write_common(job: ExportJob, rows: list[dict[str, Any]], files: str | None)
     columns: dict[str, None] = {}
     for row in rows:  # every column any row has, in first-seen order (real rows lack seeds)
         columns.update(dict.fromkeys(row))
-    atomic_write_dict_rows(job.dest / MANIFEST, [{k: row.get(k, "") for k in columns} for row in rows])
+    folders.write_manifest(job.dest, [{k: row.get(k, "") for k in columns} for row in rows])
     copy_file(job.recipe_file, job.dest / RECIPE)
     copy_file(job.metrics_file, job.dest / METRICS)
     atomic_write_text(job.dest / CARD, job.card(files))
@@ -171,7 +172,8 @@ def write_folder(job: ExportJob) -> None:
     for case in job.cases:
         row = dict(case.columns)
         if case.source == REAL:
-            row.update(id=case.id, mask=f"masks/{case.id}.png", image=f"images/{case.id}.png")
+            mask, image = folders.pair_files(case.id)
+            row.update(id=case.id, mask=mask, image=image)
         row["mask_sha256"] = _write(job.dest / row["mask"], case.mask_png())
         row["image_sha256"] = _write(job.dest / row["image"], case.image_png())
         if job.real_count:

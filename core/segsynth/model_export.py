@@ -47,10 +47,9 @@ from segsynth.errors import UserError
 from segsynth.files import atomic_write_bytes, atomic_write_text
 from segsynth.gate import check_gate
 from segsynth.interfaces import DatasetInfo, PairSet
-from segsynth.pipeline import (
+from segsynth.pipeline import Pipeline, RunOptions
+from segsynth.steps.synthesis import (
     PairSampler,
-    Pipeline,
-    RunOptions,
     matched,
     synthesize_pairs,
     two_stage_sampler,
@@ -258,9 +257,9 @@ def export_model(
     sources = [folders.Source(run_dir)]
     folders.check_not_overlapping(dest, sources, "model export")
     finals = {stage: _require_final(run_dir, stage) for stage in loaded.stages}
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = folders.RunFolder(run_dir).metrics
     if not metrics_path.exists():
-        raise UserError(f"run {run_dir} is not finished (no metrics.json); finish it with "
+        raise UserError(f"run {run_dir} is not finished (no {folders.METRICS}); finish it with "
                         f"`synth resume {run_dir}`.")
     metrics = json.loads(metrics_path.read_text())
     check_gate(metrics, run_dir)
@@ -510,8 +509,8 @@ def sample_model(
     config = read_config(folder)
     seed = int(config["seed"]) + 1 if seed is None else seed
     batch = batch_size or int(config["synthesis_batch_size"])
-    dest = dest or folder / "samples" / f"seed{seed}-n{n}"
-    sources = [folders.Source(folder, allowed=("samples",))]
+    dest = dest or folders.default_samples(folder, seed, n)
+    sources = [folders.Source(folder, allowed=(folders.SAMPLES_DIR,))]
     folders.check_not_overlapping(dest, sources, "sample")
     folders.check_replaceable(dest, folders.SAMPLES, force)
     model = load_model(folder, registry, resolve_device(device or "auto"))

@@ -10,7 +10,6 @@ import base64
 import csv
 import html
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from segsynth import coverage
+from segsynth.folders import RunFolder, is_later_repeat
 from segsynth.files import atomic_write_bytes, save_figure, save_image
 from segsynth.imageio import pair_grid
 from segsynth.interfaces import DatasetInfo, EvaluationResult, PairSet
@@ -189,7 +189,8 @@ def write_report(
     metrics: dict[str, float],
 ) -> Path:
     """Write ``report/index.html`` (and its pictures) for the run in ``run_dir``."""
-    out = run_dir / "report"
+    folder = RunFolder(run_dir)
+    out = folder.report_dir
     out.mkdir(parents=True, exist_ok=True)
     recipe = loaded.recipe
     n = min(recipe.report.samples, len(real), len(synthetic))
@@ -224,9 +225,9 @@ def write_report(
             parts.append(f"<p class=note>{html.escape(note)}</p>")
 
     curves = []
-    for csv_path in sorted(run_dir.rglob("losses.csv")):
+    for csv_path in folder.all_losses():
         task = csv_path.parent.relative_to(run_dir).as_posix()
-        if any(re.fullmatch(r"seed[1-9]\d*", part) for part in csv_path.parent.parts):
+        if any(is_later_repeat(part) for part in csv_path.parent.parts):
             continue  # repeated seeds train the same way; one curve per training set is enough
         png = plot_losses(csv_path, task, out / f"losses_{task.replace('/', '_')}.png")
         if png is not None:
@@ -237,15 +238,14 @@ def write_report(
     parts.append("<h2>All metrics</h2>")
     parts.append(_table([{"metric": k, "value": v} for k, v in sorted(metrics.items())]))
 
-    state_path = run_dir / "state.json"
-    if state_path.exists():
-        steps = json.loads(state_path.read_text()).get("steps", {})
+    if folder.state_file.exists():
+        steps = json.loads(folder.state_file.read_text()).get("steps", {})
         parts.append("<h2>Steps</h2>")
         parts.append(_table([{"step": k, "seconds": v.get("seconds", "")} for k, v in steps.items()]))
 
     parts.append("<h2>Resolved recipe</h2>")
     parts.append(f"<pre>{html.escape(yaml.safe_dump(loaded.resolved(), sort_keys=False))}</pre>")
-    env_path = run_dir / "environment.json"
+    env_path = folder.environment
     if env_path.exists():
         parts.append("<h2>Environment</h2>")
         parts.append(f"<pre>{html.escape(env_path.read_text())}</pre>")
@@ -260,6 +260,6 @@ def write_report(
         + "\n".join(p for p in parts if p)
         + "</body></html>\n"
     )
-    index = out / "index.html"
+    index = folder.report
     atomic_write_bytes(index, page.encode())
     return index

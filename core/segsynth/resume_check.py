@@ -115,3 +115,31 @@ def check_resume(
             "and change synthesis/evaluation before they have run."
         )
     return found
+
+
+def check_run_folder(folder: Any, resolved: dict[str, Any]) -> list[Change]:
+    """Compare ``resolved`` with the recipe the run in ``folder`` (a ``RunFolder``) started with.
+
+    Returns the accepted changes (none when the run never wrote its recipe); raises
+    ``UserError`` for what the checkpoints cannot follow.
+    """
+    import yaml
+
+    stored = folder.resolved_recipe
+    if not stored.exists():
+        return []
+    try:
+        old = yaml.safe_load(stored.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{stored} is damaged ({exc}); the run cannot be resumed safely. "
+                        "Start again with --force or write elsewhere with --out DIR.") from exc
+    steps = folder.read_state().get("steps", {})
+
+    def finished(step: str) -> bool:
+        if step in STAGES:
+            return bool(steps.get(step, {}).get("finished")) or folder.final_checkpoint(step).exists()
+        if step == "evaluation":
+            return any(k.startswith(folder.evaluation_task("")) and v.get("finished") for k, v in steps.items())
+        return bool(steps.get(step, {}).get("finished"))
+
+    return check_resume(old if isinstance(old, dict) else {}, resolved, finished, folder.root)

@@ -6,7 +6,6 @@ checkpoints, ``synthetic/``, ``metrics.json``) and never retrain.
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 import sys
@@ -20,26 +19,18 @@ from typing import Any
 import yaml
 
 from segsynth import coverage, exports, folders
-from segsynth.folders import RESOLVED_RECIPE
-from segsynth.checkpoint import sha256_file
+from segsynth.folders import RESOLVED_RECIPE, RunFolder
+from segsynth.checkpoint import CheckpointStore, sha256_file
 from segsynth.errors import UserError
 from segsynth.gate import GATE_METRIC, PrivacyGateFailed, check_gate
-from segsynth.pipeline import (
-    MANIFEST,
-    STATE_FILE,
-    Pipeline,
-    RunOptions,
-    RunResult,
-    RunState,
-    synthesize_pairs,
-    write_synthetic,
-)
+from segsynth.pipeline import Pipeline, RunOptions, RunResult
+from segsynth.steps.synthesis import synthesize_pairs, write_synthetic
 from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe, load_recipe
 
 
 def open_run(run_dir: Path, registry: Registry) -> LoadedRecipe:
-    recipe = run_dir / RESOLVED_RECIPE
+    recipe = RunFolder(run_dir).resolved_recipe
     if not recipe.exists():
         raise UserError(
             f"{run_dir} holds no {RESOLVED_RECIPE}, so it is not a segsynth run folder; "
@@ -49,7 +40,7 @@ def open_run(run_dir: Path, registry: Registry) -> LoadedRecipe:
 
 
 def _require_final(run_dir: Path, stage: str) -> Path:
-    final = run_dir / stage / "checkpoints" / "final.pt"
+    final = RunFolder(run_dir).final_checkpoint(stage)
     if not final.exists():
         raise UserError(
             f"{stage} of run {run_dir} has no final checkpoint ({final}); the run did not finish "
@@ -60,7 +51,7 @@ def _require_final(run_dir: Path, stage: str) -> Path:
 
 def _gate_status(run_dir: Path) -> tuple[str, str | None]:
     """The run's privacy-gate status ("passed", "failed", "not audited") and, if failed, why."""
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = RunFolder(run_dir).metrics
     if not metrics_path.exists():
         return "not audited", None
     metrics = json.loads(metrics_path.read_text())
@@ -87,8 +78,8 @@ def sample_run(
     loaded = open_run(run_dir, registry)
     checkpoints = {stage: _require_final(run_dir, stage) for stage in loaded.stages}
     seed = loaded.recipe.seed + 1 if seed is None else seed
-    dest = dest or run_dir / "samples" / f"seed{seed}-n{n}"
-    sources = [folders.Source(run_dir, allowed=("samples",))]
+    dest = dest or folders.default_samples(run_dir, seed, n)
+    sources = [folders.Source(run_dir, allowed=(folders.SAMPLES_DIR,))]
     folders.check_not_overlapping(dest, sources, "sample")
     folders.check_replaceable(dest, folders.SAMPLES, force)
     gate, why = _gate_status(run_dir)
@@ -115,12 +106,13 @@ def evaluate_run(
     loaded = open_run(run_dir, registry)
     for stage in loaded.stages:
         _require_final(run_dir, stage)
-    state = RunState(run_dir / STATE_FILE)
+    run = RunFolder(run_dir)
+    state = run.state()
     if not state.finished("synthesis"):
         raise UserError(f"run {run_dir} has not written its synthetic pairs yet; finish it with "
                         f"`synth resume {run_dir}`.")
-    state.forget(lambda step: step.startswith("evaluation/"))
-    for folder in (run_dir / "evaluation").glob("*"):
+    state.forget(lambda step: step.startswith(run.evaluation_task("")))
+    for folder in run.evaluation_dir.glob("*"):
         if folder.is_dir():
             shutil.rmtree(folder)
     options = RunOptions(out=run_dir, device=device, resume=True, progress=progress,
@@ -143,21 +135,20 @@ def export_run(
     loaded = open_run(run_dir, registry)
     sources = [folders.Source(run_dir)]
     folders.check_not_overlapping(dest, sources, "export")
-    manifest = run_dir / MANIFEST
-    metrics_path = run_dir / "metrics.json"
+    run = RunFolder(run_dir)
+    manifest, metrics_path = run.manifest, run.metrics
     if not manifest.exists() or not metrics_path.exists():
-        raise UserError(f"run {run_dir} is not finished (no synthetic manifest or metrics.json); "
+        raise UserError(f"run {run_dir} is not finished (no synthetic manifest or {folders.METRICS}); "
                         f"finish it with `synth resume {run_dir}`.")
     metrics = json.loads(metrics_path.read_text())
     check_gate(metrics, run_dir)
     folders.check_replaceable(dest, folders.EXPORT, force)
     checkpoints = {s: sha256_file(_require_final(run_dir, s)) for s in loaded.stages}
-    with manifest.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    env = json.loads((run_dir / "environment.json").read_text()) if (run_dir / "environment.json").exists() else {}
+    rows = folders.read_manifest(run.synthetic)
+    env = run.read_environment()
     if not rows:
         raise UserError(f"run {run_dir} wrote no synthetic pairs ({manifest} is empty); nothing to export.")
-    synthetic = run_dir / "synthetic"
+    synthetic = run.synthetic
     cases = [exports.Case(row["id"], exports.SYNTHETIC, synthetic / row["image"], synthetic / row["mask"],
                           {**row, **{f"{s}_sha256": d for s, d in checkpoints.items()}}) for row in rows]
     image_channels = exports.png_channels(synthetic / rows[0]["image"])
@@ -174,7 +165,7 @@ def export_run(
         return dataset_card(loaded, metrics, env, len(rows), checkpoints, files, real_count, license)
 
     folders.claim(dest, folders.EXPORT, force, sources, "export", entries=fmt.entries)
-    fmt.write(exports.ExportJob(dest, cases, image_channels, mask_channels, run_dir / RESOLVED_RECIPE,
+    fmt.write(exports.ExportJob(dest, cases, image_channels, mask_channels, run.resolved_recipe,
                                 metrics_path, card, loaded.recipe.name, license))
     return dest
 
@@ -286,20 +277,18 @@ def clean_run(run_dir: Path) -> Cleaned:
     continue with more ``steps`` from an intermediate checkpoint, or to compare intermediate
     weights); rerunning it means training it again.
     """
-    from segsynth.runlock import RunLock
-
     run_dir = Path(run_dir)
-    if not run_dir.is_dir() or folders.folder_kind(run_dir) != folders.RUN:
+    run = RunFolder(run_dir)
+    if not run.is_run():
         raise UserError(f"{run_dir} is not a segsynth run folder (no {folders.STATE_FILE}); give the "
                         "folder `synth run` printed (by default runs/<name>).")
     cleaned = Cleaned()
-    with RunLock(run_dir):  # never under a run that is writing checkpoints
-        for folder in sorted(run_dir.rglob(folders.CHECKPOINTS)):
-            if not folder.is_dir() or "samples" in folder.relative_to(run_dir).parts:
-                continue
+    with run.lock():  # never under a run that is writing checkpoints
+        for folder in run.all_checkpoint_folders():
             task = folder.parent.relative_to(run_dir).as_posix()
-            steps = sorted(p for p in folder.glob("step_*") if p.is_file())
-            if not (folder / "final.pt").exists():
+            store = CheckpointStore(folder)
+            steps = store.step_files()
+            if not store.final_path.exists():
                 if steps:
                     cleaned.unfinished.append(task)
                 continue
