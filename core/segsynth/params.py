@@ -261,6 +261,12 @@ class GanGeneratorParams(Params):
         description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
         "[0, 1] mask scale. Pixels above it become foreground (1).",
     )
+    min_piece_pixels: int = Field(
+        0, ge=0, le=1_000_000,
+        description="Clear every 8-connected piece of a sampled mask smaller than this many "
+        "pixels (segsynth.gan.remove_small_pieces); 0 keeps the generator's masks as they are. "
+        "Set it below the smallest real piece and check the audit's pieces-per-mask.",
+    )
     bn_stat_samples: CountOrNone = Field(
         512,
         description="Latent codes used after training to re-estimate the sampling generator's "

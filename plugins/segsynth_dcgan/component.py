@@ -20,7 +20,10 @@ from segsynth.gan import (
     generate_in_batches,
     make_ema,
     masks_to_tanh_scale,
+    mode_seeking_ratio,
+    random_geometry,
     recalibrate_batchnorm,
+    remove_small_pieces,
     straight_through_binarize,
     train_loop,
 )
@@ -43,6 +46,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # offset of trainer.generator() used for the batch-norm recalibration codes, away from others
 _BN_CALIBRATION_SEED_OFFSET = 7919
+
+
+class MaskGeometry(segsynth.Params):
+    """Recipe ``stage1.params.geometry``: plausible-shape augmentation of the real masks."""
+
+    flip_h: bool = Field(False, description="Mirror left-right half the time.")
+    flip_v: bool = Field(False, description="Mirror top-bottom half the time.")
+    degrees: float = Field(0.0, ge=0.0, le=180.0, description="Rotate by up to this many degrees.")
+    scale: float = Field(0.0, ge=0.0, lt=0.5, description="Zoom by a factor in [1 - scale, 1 + scale].")
 
 
 class DCGANMaskGenerator(segsynth.MaskGenerator):
@@ -75,6 +87,24 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         r1_every: StepInterval = Field(
             16, description="Apply R1 lazily every this many steps (scaled up to compensate)."
         )
+        minibatch_std: bool = Field(
+            False,
+            description="Give D a minibatch standard-deviation feature (ProGAN) before its last "
+            "layer, so a batch of near-identical fakes is easy to reject: against Stage-I mode "
+            "collapse on tiny sets of large masks (issue #19: one vessel tree for every code).",
+        )
+        mode_seeking: LossWeight = Field(
+            0.0,
+            description="Weight of the mode-seeking term (Mao et al. 2019): G is penalised by "
+            "weight / (mean |G(z1)-G(z2)| / mean |z1-z2|) so different codes give different "
+            "masks; 0 turns it off. About 1 is typical.",
+        )
+        geometry: MaskGeometry = Field(
+            default_factory=lambda: MaskGeometry(),
+            description="Random flips, rotations and scalings of the real masks G learns from "
+            "(segsynth.gan.random_geometry): unlike augment, G learns to make them too, so use "
+            "only transforms that give plausible masks (a mirrored fundus is the other eye).",
+        )
         augment: AugmentParams = Field(
             default_factory=AugmentParams,
             description="Differentiable augmentation of D's inputs (translation, cutout, flip, ADA).",
@@ -104,7 +134,8 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         cm = info.mask_channels
         self.generator = DCGANGenerator(p.nz, cm, info.size, p.base_filters, p.max_filters)
         self.discriminator = DCGANDiscriminator(
-            cm, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm
+            cm, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm,
+            minibatch_std=p.minibatch_std,
         )
         self.ema = make_ema(self.generator, p.ema_decay) if p.ema_decay > 0 else None
         self.augment = DiffAugment(p.augment)
@@ -195,12 +226,14 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             picks = torch.randint(real_all.shape[0], (p.batch_size,), device=device)
         else:
             picks = torch.multinomial(self._draw_weights, p.batch_size, replacement=True)
-        real = real_all[picks]
+        g = p.geometry
+        real = random_geometry(real_all[picks], g.flip_h, g.flip_v, g.degrees, g.scale)
         z = torch.randn(p.batch_size, p.nz, 1, 1, device=device)
 
         D.requires_grad_(True)
         with trainer.autocast():
-            fake = self._for_discriminator(G(z))
+            fake_soft = G(z)
+            fake = self._for_discriminator(fake_soft)
             real_logits = D(augment(real))
             fake_logits = D(augment(fake.detach()))
             d_loss = discriminator_loss(p.loss, real_logits, fake_logits)
@@ -219,7 +252,11 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         D.requires_grad_(False)
         with trainer.autocast():
             g_loss = generator_loss(p.loss, D(augment(fake)))
-        trainer.backward(g_loss)
+        g_total = g_loss
+        if p.mode_seeking > 0:
+            # on the soft tanh output: the binarised fakes hide how far apart two codes' masks are
+            g_total = g_loss + p.mode_seeking / (mode_seeking_ratio(fake_soft, z) + 1e-5)
+        trainer.backward(g_total)
         trainer.step(self.opt_g)
         D.requires_grad_(True)
         if self.ema is not None:
@@ -247,5 +284,9 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` binary masks: the generator's tanh output cut at ``threshold``."""
-        return (self.sample_raw(n, generator) > self.params.threshold).float()
+        """``n`` binary masks: the generator's tanh output cut at ``threshold``.
+
+        With ``min_piece_pixels`` the pieces smaller than that are cleared afterwards.
+        """
+        masks = (self.sample_raw(n, generator) > self.params.threshold).float()
+        return remove_small_pieces(masks, self.params.min_piece_pixels)

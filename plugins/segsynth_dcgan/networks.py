@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 import segsynth
+from segsynth.gan import MinibatchStd
 
 MIN_SIZE = 32
 MAX_SIZE = 1024
@@ -126,6 +127,7 @@ class DCGANDiscriminator(nn.Module):
         base_filters: int = 64,
         max_filters: int = 512,
         spectral_norm: bool = False,
+        minibatch_std: bool = False,
     ) -> None:
         super().__init__()
         self.depth = dcgan_depth(size)
@@ -143,6 +145,9 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(wider))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             width = wider
+        if minibatch_std:  # one more channel at 4x4: the group's spread (segsynth.gan.MinibatchStd)
+            layers.append(MinibatchStd())
+            width += 1
         layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=True))  # 4x4 -> 1x1 logit
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)

@@ -25,6 +25,7 @@ from segsynth.gan import (
     make_ema,
     masks_to_tanh_scale,
     recalibrate_batchnorm,
+    remove_small_pieces,
     straight_through_binarize,
     train_loop,
 )
@@ -232,6 +233,7 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         p = self.params
         codes = torch.randn(n, p.nz, generator=generator)
         shape = (self.info.mask_channels, *self.info.size)
-        return generate_in_batches(
+        masks = generate_in_batches(
             self.sampling_network(), codes, p.sample_batch_size, shape, lambda out: (out > p.threshold).float()
         )
+        return remove_small_pieces(masks, p.min_piece_pixels)  # a no-op unless the recipe asks

@@ -246,3 +246,67 @@ def test_parameter_types_reject_bad_values_clearly(changes: dict[str, object], m
     with pytest.raises(ValidationError, match=message) as info:
         _GanParams(**changes)
     assert str(next(iter(changes.values()))) in str(info.value)  # the bad value is quoted
+
+
+# ---------------------------------------------------------------------------- against collapse
+def test_minibatch_std_is_zero_for_a_collapsed_batch_and_positive_otherwise() -> None:
+    from segsynth.gan import MinibatchStd
+
+    layer = MinibatchStd(group_size=4)
+    same = torch.randn(1, 3, 4, 4).repeat(8, 1, 1, 1)
+    out = layer(same)
+    assert out.shape == (8, 4, 4, 4)
+    assert out[:, 3].abs().max() < 1e-3
+    varied = layer(torch.randn(8, 3, 4, 4))
+    assert varied[:, 3].min() > 0.3
+    # the groups are [0, 2, 4, 6] and [1, 3, 5, 7]: one constant group, one varied
+    mixed = torch.randn(8, 3, 4, 4)
+    mixed[0::2] = mixed[0]
+    feature = layer(mixed)[:, 3, 0, 0]
+    assert feature[0::2].max() < 1e-3 and feature[1::2].min() > 0.3
+    assert layer(torch.randn(6, 3, 4, 4)).shape == (6, 4, 4, 4)  # 6 % 4: one group of 6
+
+
+def test_mode_seeking_ratio_is_small_for_collapse() -> None:
+    from segsynth.gan import mode_seeking_ratio
+
+    codes = torch.randn(8, 16)
+    collapsed = torch.ones(8, 1, 8, 8)
+    assert float(mode_seeking_ratio(collapsed, codes)) == 0.0
+    varied = torch.randn(8, 1, 8, 8)
+    expected = (varied[:4] - varied[4:]).abs().mean() / (codes[:4] - codes[4:]).abs().mean()
+    assert torch.isclose(mode_seeking_ratio(varied, codes), expected)
+
+
+def test_remove_small_pieces_keeps_only_pieces_at_least_the_size() -> None:
+    from segsynth.gan import remove_small_pieces
+
+    masks = torch.zeros(2, 1, 16, 16)
+    masks[0, 0, 1:4, 1:4] = 1  # 9 pixels
+    masks[0, 0, 10, 10] = 1  # 1 pixel
+    masks[0, 0, 12, 12] = 1  # touches the next one diagonally: one 8-connected piece of 2
+    masks[0, 0, 13, 13] = 1
+    masks[1, 0, 5:7, 5:7] = 1  # 4 pixels
+    out = remove_small_pieces(masks, 3)
+    assert out[0, 0, 1:4, 1:4].sum() == 9 and out[0, 0, 10, 10] == 0 and out[0, 0, 12:14, 12:14].sum() == 0
+    assert out[1].sum() == 4
+    assert torch.equal(remove_small_pieces(masks, 0), masks)
+    assert torch.equal(remove_small_pieces(masks, 2)[0, 0, 12:14, 12:14], masks[0, 0, 12:14, 12:14])
+
+
+def test_random_geometry_keeps_masks_binary_and_is_identity_when_off() -> None:
+    from segsynth.gan import random_geometry
+
+    masks = -torch.ones(16, 1, 32, 32)
+    masks[:, :, 4:10, 2:30] = 1
+    assert random_geometry(masks, False, False, 0.0, 0.0) is masks
+    torch.manual_seed(0)
+    flipped = random_geometry(masks, True, False, 0.0, 0.0)
+    mirrored = masks.flip(-1)
+    assert all(torch.equal(f, m) or torch.equal(f, o) for f, m, o in zip(flipped, mirrored, masks))
+    assert any(torch.equal(f, m) for f, m in zip(flipped, mirrored))
+    turned = random_geometry(masks, True, True, 30.0, 0.2)
+    assert set(turned.unique().tolist()) <= {-1.0, 1.0}
+    assert not torch.equal(turned, masks)
+    fraction = (turned > 0).float().mean()
+    assert abs(float(fraction) - float((masks > 0).float().mean())) < 0.06

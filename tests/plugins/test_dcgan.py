@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -273,11 +274,37 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         {"ema_decay": 0.0},
         {"augment": {"enabled": False}},
         {"augment": {"adaptive": True, "interval": 1}},
+        {"minibatch_std": True, "mode_seeking": 0.5},
+        {"geometry": {"flip_h": True, "flip_v": True, "degrees": 20, "scale": 0.1}},
     ],
-    ids=["hinge", "spectral_norm", "r1", "hinge+sn+r1", "soft_fakes", "no_ema", "no_augment", "ada"],
+    ids=["hinge", "spectral_norm", "r1", "hinge+sn+r1", "soft_fakes", "no_ema", "no_augment", "ada",
+         "mbstd+mode_seeking", "geometry"],
 )
 def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) -> None:
     model = build(tiny(steps=3, **changes))
     rows = checks.check_variant_trains(model, "discriminator", 3, tmp_path)
     if model.params.augment.adaptive:
         assert {"p", "r_t"} <= rows[0].keys()
+
+
+# ---------------------------------------------------------------------------- against collapse
+def test_minibatch_std_adds_one_input_to_the_last_layer() -> None:
+    plain = DCGANDiscriminator(1, (32, 32), 4, 32)
+    with_std = DCGANDiscriminator(1, (32, 32), 4, 32, minibatch_std=True)
+    last_plain, last_std = plain.net[-1], with_std.net[-1]
+    assert last_std.in_channels == last_plain.in_channels + 1
+    assert with_std(torch.randn(4, 1, 32, 32)).shape == (4,)
+
+
+def test_min_piece_pixels_clears_speckle_from_samples() -> None:
+    model = build(tiny(min_piece_pixels=5, threshold=0.0))
+    keep = build(tiny(min_piece_pixels=0, threshold=0.0))
+    cleaned = model.sample(6, checks.seeded(1))
+    raw = keep.sample(6, checks.seeded(1))
+    from scipy import ndimage
+
+    sizes = [
+        int(s) for m in cleaned for s in np.bincount(ndimage.label(m[0].numpy() > 0.5, np.ones((3, 3)))[0].ravel())[1:]
+    ]
+    assert all(s >= 5 for s in sizes)
+    assert cleaned.sum() <= raw.sum() and torch.all(cleaned <= raw)
