@@ -249,32 +249,9 @@ class ToyPlugin:
     """A plugin object (not a module) with hook implementations, as a test would write one."""
 
     @segsynth.hookimpl
-    def segsynth_register_loggers(self):  # type: ignore[no-untyped-def]
-        return [ToyLogger]
-
-    @segsynth.hookimpl
-    def segsynth_register_datasets(self):  # type: ignore[no-untyped-def]
-        return [ToyData]
-
-    @segsynth.hookimpl
-    def segsynth_register_mask_generators(self):  # type: ignore[no-untyped-def]
-        return [ToyMasks]
-
-    @segsynth.hookimpl
-    def segsynth_register_translators(self):  # type: ignore[no-untyped-def]
-        return [ToyTranslator]
-
-    @segsynth.hookimpl
-    def segsynth_register_evaluators(self):  # type: ignore[no-untyped-def]
-        return [ToyEvaluator, ToyPrivacy]
-
-    @segsynth.hookimpl
-    def segsynth_register_segmenters(self):  # type: ignore[no-untyped-def]
-        return [ToySegmenter]
-
-    @segsynth.hookimpl
-    def segsynth_register_pair_generators(self):  # type: ignore[no-untyped-def]
-        return [ToyPairs]
+    def segsynth_register_components(self):  # type: ignore[no-untyped-def]
+        return [ToyLogger, ToyData, ToyMasks, ToyTranslator, ToyEvaluator, ToyPrivacy, ToySegmenter,
+                ToyPairs]
 
 
 TOY_RECIPE: dict[str, Any] = {

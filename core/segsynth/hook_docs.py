@@ -8,12 +8,16 @@ from __future__ import annotations
 import inspect
 
 from segsynth import hookspecs
+from segsynth.interfaces import KINDS
 
 
 def hook_names() -> list[str]:
+    """Every hook spec: the current ones first, then the deprecated per-kind hooks of API 1."""
+    legacy = {kind.legacy_hook for kind in KINDS.values()}
     return sorted(
-        name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-        if name.startswith("segsynth_")
+        (name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+         if name.startswith("segsynth_")),
+        key=lambda name: (name in legacy, name),
     )
 
 

@@ -15,15 +15,7 @@ from __future__ import annotations
 
 import pluggy
 
-from segsynth.interfaces import (
-    DatasetAdapter,
-    Evaluator,
-    Logger,
-    MaskGenerator,
-    PairGenerator,
-    Segmenter,
-    Translator,
-)
+from segsynth.interfaces import KINDS, Component, ComponentKind
 
 PROJECT = "segsynth"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -35,93 +27,54 @@ API_VERSION = 1
 
 
 @hookspec
-def segsynth_register_datasets() -> list[type[DatasetAdapter]]:
-    """Return dataset adapter classes (``DatasetAdapter`` subclasses).
+def segsynth_register_components() -> list[type[Component]]:
+    """Return component classes of any kind; each is routed by its ``kind`` (its base class).
 
     Called once when the plugin manager builds its registries. Results of all plugins are
-    concatenated; each class's ``name`` is what a recipe's ``data.name`` refers to.
+    concatenated and indexed by kind and ``name``:
 
-    An adapter is constructed with its validated ``Params``, reports a ``DatasetInfo``
-    (channels, size, field of view, splits) from ``info()`` without reading pixels, and returns
-    a split as an in-memory ``PairSet`` from ``load(split)``.
+    - ``DatasetAdapter`` (``data.name``): constructed with its validated ``Params``; reports a
+      ``DatasetInfo`` (channels, size, field of view, splits) from ``info()`` without reading
+      pixels and returns a split as an in-memory ``PairSet`` from ``load(split)``.
+    - ``MaskGenerator`` (Stage I, ``stage1.name``): ``(params, info)``; ``fit(masks, trainer)``
+      trains on real masks; ``sample(n, generator)`` returns ``n`` binary masks.
+    - ``Translator`` (Stage II, ``stage2.name``): ``(params, info)``; ``fit(pairs, trainer)``
+      trains on real (mask, image) pairs; ``translate(masks, generator)`` returns images in
+      ``[0, 1]``.
+    - ``Evaluator`` (entries of ``evaluation``): ``(params, info)``; ``evaluate(real_train,
+      real_test, synthetic, trainer)`` returns an ``EvaluationResult`` (metrics, tables,
+      figures, notes) whose metrics are merged into the run's ``metrics.json``.
+    - ``Segmenter`` (``stage2_data.derive_masks.segmenter.name``): ``(params, info)``;
+      ``fit(pairs, trainer)``; ``predict(images, trainer)`` returns foreground probabilities:
+      the derive-masks step predicts masks for an images-only data set (e.g. MESSIDOR).
+    - ``PairGenerator`` (single stage, ``stage1.name`` of a recipe without ``stage2``):
+      ``(params, info)``; ``fit(pairs, trainer)``; ``sample_pairs(n, generator)`` returns
+      ``(masks, images)``: the baseline against which the two-stage method is measured.
+    - ``Logger`` (entries of ``loggers``): ``(params, run_dir)`` once per run, on the process
+      that writes files; ``log_scalars(task, step, values)`` receives every row
+      ``Trainer.log`` records, ``log_image(task, step, tag, image)`` every picture, ``close()``
+      ends it. A class whose optional package is missing says so from its ``missing()``
+      classmethod: the recipe is then refused (exit 2) naming the extra.
+
+    A class that is a subclass of none of these is an error naming the plugin's package.
     """
 
 
-@hookspec
-def segsynth_register_mask_generators() -> list[type[MaskGenerator]]:
-    """Return Stage-I mask generator classes (``MaskGenerator`` subclasses).
+def _legacy_spec(kind: ComponentKind) -> object:
+    def spec() -> list[type[Component]]: ...
 
-    Called once when the registries are built; results are concatenated and indexed by
-    ``name`` for a recipe's ``stage1.name``.
-
-    Constructed with ``(params, info)``; ``fit(masks, trainer)`` trains on real masks;
-    ``sample(n, generator)`` returns ``n`` binary masks drawn with ``generator``.
-    """
-
-
-@hookspec
-def segsynth_register_translators() -> list[type[Translator]]:
-    """Return Stage-II translator classes (``Translator`` subclasses).
-
-    Called once when the registries are built; results are concatenated and indexed by
-    ``name`` for a recipe's ``stage2.name``.
-
-    Constructed with ``(params, info)``; ``fit(pairs, trainer)`` trains on real (mask, image)
-    pairs; ``translate(masks, generator)`` returns images in ``[0, 1]``.
-    """
+    spec.__name__ = spec.__qualname__ = kind.legacy_hook
+    spec.__annotations__ = {"return": f"list[type[{kind.base.__name__}]]"}
+    spec.__doc__ = (
+        f"Deprecated: return {kind.label} classes (``{kind.base.__name__}`` subclasses).\n\n"
+        f"Plugin API 1's hook for one kind, still called (with a ``DeprecationWarning``) until\n"
+        f"API {API_VERSION + 1}; return the same classes from ``segsynth_register_components``."
+    )
+    return hookspec(spec)
 
 
-@hookspec
-def segsynth_register_evaluators() -> list[type[Evaluator]]:
-    """Return evaluator classes (``Evaluator`` subclasses).
-
-    Called once when the registries are built; results are concatenated and indexed by
-    ``name`` for the entries of a recipe's ``evaluation`` list.
-
-    Constructed with ``(params, info)``; ``evaluate(real_train, real_test, synthetic, trainer)``
-    returns an ``EvaluationResult`` (metrics, tables, figures, notes) whose metrics are merged
-    into the run's ``metrics.json``.
-    """
-
-
-@hookspec
-def segsynth_register_segmenters() -> list[type[Segmenter]]:
-    """Return segmenter classes (``Segmenter`` subclasses).
-
-    Called once when the registries are built; results are concatenated and indexed by
-    ``name`` for a recipe's ``stage2_data.derive_masks.segmenter.name``.
-
-    Constructed with ``(params, info)``; ``fit(pairs, trainer)``; ``predict(images, trainer)``
-    returns foreground probabilities. The derive-masks step trains one on the recipe's labelled
-    data and predicts masks for an images-only data set (e.g. MESSIDOR) before Stage II.
-    """
-
-
-@hookspec
-def segsynth_register_pair_generators() -> list[type[PairGenerator]]:
-    """Return single-stage pair generator classes (``PairGenerator`` subclasses).
-
-    Called once when the registries are built; results are concatenated and indexed by
-    ``name``. A recipe's ``stage1.name`` may name one instead of a mask generator; the recipe
-    then has no ``stage2``.
-
-    Constructed with ``(params, info)``; ``fit(pairs, trainer)``; ``sample_pairs(n, generator)``
-    returns ``(masks, images)``: the baseline against which the two-stage method is measured.
-    """
-
-
-@hookspec
-def segsynth_register_loggers() -> list[type[Logger]]:
-    """Return logger classes (``Logger`` subclasses): where training numbers and pictures go.
-
-    Called once when the registries are built; results are concatenated and indexed by
-    ``name`` for a recipe's ``loggers`` list (``loggers: [tensorboard, {name: mlflow, params:
-    {experiment: retina}}]``). segsynth's own ``tensorboard`` and ``mlflow`` loggers come
-    through this hook too (package extras ``segsynth[tensorboard]``, ``segsynth[mlflow]``).
-
-    Constructed with ``(params, run_dir)`` once per run, on the process that writes files;
-    ``log_scalars(task, step, values)`` receives every row ``Trainer.log`` records,
-    ``log_image(task, step, tag, image)`` every picture ``Trainer.log_image`` sends, and
-    ``close()`` is called when the run ends. A class whose optional package is missing says
-    so from its ``missing()`` classmethod: the recipe is then refused (exit 2) naming the extra.
-    """
+# The per-kind hooks of API 1, one for each kind of ``KINDS`` (``segsynth_register_datasets``,
+# ``segsynth_register_translators``...): third-party plugins written for them keep working.
+for _kind in KINDS.values():
+    globals()[_kind.legacy_hook] = _legacy_spec(_kind)
+del _kind

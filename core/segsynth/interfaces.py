@@ -29,12 +29,15 @@ if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
 
 __all__ = [
     "Component",
+    "ComponentKind",
     "DatasetAdapter",
     "DatasetInfo",
     "EvaluationContext",
     "EvaluationResult",
     "Evaluator",
     "FeatureSpace",
+    "KINDS",
+    "Logger",
     "MaskGenerator",
     "PairGenerator",
     "PairSet",
@@ -207,7 +210,10 @@ class Component(ABC):
     restore a finished component from its checkpoint without fitting it again.
     """
 
+    #: the kind (one of ``KINDS``) and the words a person reads for it in messages; a base class
+    #: of ``KINDS`` sets both, a plugin's class inherits them
     kind: ClassVar[str] = "component"
+    kind_label: ClassVar[str] = "component"
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Params: ClassVar[type[Params]] = Params
@@ -240,6 +246,7 @@ class MaskGenerator(_Trainable):
     """Stage I: learns the distribution of segmentation masks and samples new ones."""
 
     kind: ClassVar[str] = "mask_generator"
+    kind_label: ClassVar[str] = "mask generator (stage1)"
 
     @abstractmethod
     def fit(self, masks: torch.Tensor, trainer: Trainer) -> None:
@@ -254,6 +261,7 @@ class Translator(_Trainable):
     """Stage II: learns to render an image from a mask (mask -> image translation)."""
 
     kind: ClassVar[str] = "translator"
+    kind_label: ClassVar[str] = "translator (stage2)"
 
     @abstractmethod
     def fit(self, pairs: PairSet, trainer: Trainer) -> None:
@@ -273,6 +281,7 @@ class PairGenerator(_Trainable):
     """
 
     kind: ClassVar[str] = "pair_generator"
+    kind_label: ClassVar[str] = "pair generator (single-stage stage1)"
 
     @abstractmethod
     def fit(self, pairs: PairSet, trainer: Trainer) -> None:
@@ -291,6 +300,7 @@ class Segmenter(_Trainable):
     """
 
     kind: ClassVar[str] = "segmenter"
+    kind_label: ClassVar[str] = "segmenter"
 
     @abstractmethod
     def fit(self, pairs: PairSet, trainer: Trainer) -> None:
@@ -342,6 +352,7 @@ class Evaluator(Component):
     """
 
     kind: ClassVar[str] = "evaluator"
+    kind_label: ClassVar[str] = "evaluator"
     _context: EvaluationContext | None = None
 
     @property
@@ -379,6 +390,7 @@ class DatasetAdapter(Component):
     """
 
     kind: ClassVar[str] = "dataset"
+    kind_label: ClassVar[str] = "dataset"
 
     def __init__(self, params: Params) -> None:  # datasets define the info, they do not get one
         self.params = params
@@ -407,6 +419,7 @@ class Logger(Component):
     """
 
     kind: ClassVar[str] = "logger"
+    kind_label: ClassVar[str] = "logger"
     #: the optional module this logger needs (``None``: none) and the extra that installs it
     requires: ClassVar[str | None] = None
     extra: ClassVar[str] = ""
@@ -451,12 +464,37 @@ class Logger(Component):
         """Flush and release what the logger holds; called once when the run ends."""
 
 
-COMPONENT_KINDS: dict[str, type[Component]] = {
-    "dataset": DatasetAdapter,
-    "mask_generator": MaskGenerator,
-    "translator": Translator,
-    "evaluator": Evaluator,
-    "segmenter": Segmenter,
-    "pair_generator": PairGenerator,
-    "logger": Logger,
-}
+@dataclass(frozen=True)
+class ComponentKind:
+    """One kind of component: its base class, the words messages use, its legacy hook."""
+
+    key: str
+    base: type[Component]
+    label: str
+
+    @property
+    def legacy_hook(self) -> str:
+        """The per-kind registration hook of plugin API 1 (deprecated; ``segsynth_register_components``
+        replaces all of them)."""
+        return f"segsynth_register_{self.key}s"
+
+
+def _kinds(*bases: type[Component]) -> dict[str, ComponentKind]:
+    return {b.kind: ComponentKind(key=b.kind, base=b, label=b.kind_label) for b in bases}
+
+
+#: THE registry of component kinds: everything else (the plugin manager's tables, the hook that
+#: routes ``segsynth_register_components`` results, messages, docs) is derived from it. A new kind
+#: is a base class above with its own ``kind`` and ``kind_label``, added here.
+KINDS: dict[str, ComponentKind] = _kinds(
+    DatasetAdapter, MaskGenerator, Translator, Evaluator, Segmenter, PairGenerator, Logger,
+)
+
+#: base class of each kind (kept for callers of plugin API 1)
+COMPONENT_KINDS: dict[str, type[Component]] = {key: k.base for key, k in KINDS.items()}
+
+
+def kind_of(cls: type[Component]) -> ComponentKind | None:
+    """The kind a component class belongs to (by its ``kind``), or ``None`` if it is none of them."""
+    kind = KINDS.get(getattr(cls, "kind", ""))
+    return kind if kind is not None and issubclass(cls, kind.base) else None

@@ -26,34 +26,21 @@ import pluggy
 
 from segsynth import hookspecs
 from segsynth.errors import PluginError, UserError
-from segsynth.interfaces import COMPONENT_KINDS, Component
+from segsynth.interfaces import KINDS, Component, kind_of
 
 ENTRY_POINT_GROUP = "segsynth"
 _NAME = re.compile(r"[a-z0-9][a-z0-9_+-]{0,63}")
 ENV_DISABLE = "SEGSYNTH_DISABLE_PLUGINS"
 ENV_NO_AUTOLOAD = "SEGSYNTH_DISABLE_PLUGIN_AUTOLOAD"
 
-#: registration hook name for each component kind
-HOOK_FOR_KIND = {
-    "dataset": "segsynth_register_datasets",
-    "mask_generator": "segsynth_register_mask_generators",
-    "translator": "segsynth_register_translators",
-    "evaluator": "segsynth_register_evaluators",
-    "segmenter": "segsynth_register_segmenters",
-    "pair_generator": "segsynth_register_pair_generators",
-    "logger": "segsynth_register_loggers",
-}
+#: the hook every plugin implements: component classes of any kind, routed by each class's ``kind``
+COMPONENTS_HOOK = "segsynth_register_components"
 
-#: words a person reads in messages, per kind
-KIND_LABEL = {
-    "dataset": "dataset",
-    "mask_generator": "mask generator (stage1)",
-    "translator": "translator (stage2)",
-    "evaluator": "evaluator",
-    "segmenter": "segmenter",
-    "pair_generator": "pair generator (single-stage stage1)",
-    "logger": "logger",
-}
+#: the per-kind hooks of plugin API 1 (deprecated, still honoured), derived from ``KINDS``
+HOOK_FOR_KIND = {key: kind.legacy_hook for key, kind in KINDS.items()}
+
+#: words a person reads in messages, per kind (derived from ``KINDS``)
+KIND_LABEL = {key: kind.label for key, kind in KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -83,7 +70,7 @@ class Registry:
     """Component classes by kind and name, plus plugins that failed to load."""
 
     entries: dict[str, dict[str, ComponentEntry]] = field(
-        default_factory=lambda: {kind: {} for kind in COMPONENT_KINDS}
+        default_factory=lambda: {kind: {} for kind in KINDS}
     )
     broken: list[str] = field(default_factory=list)
 
@@ -119,7 +106,7 @@ class Registry:
         )
 
     def all_entries(self) -> list[ComponentEntry]:
-        return [e for kind in COMPONENT_KINDS for e in self.entries[kind].values()]
+        return [e for kind in KINDS for e in self.entries[kind].values()]
 
 
 def _blocked_names() -> set[str]:
@@ -203,14 +190,28 @@ class PluginManager:
         """Call every registration hook once and index the classes (cached until a change)."""
         if self._registry is not None:
             return self._registry
+        found = self._collect()
         registry = Registry()
-        for kind, hook_name in HOOK_FOR_KIND.items():
-            base = COMPONENT_KINDS[kind]
-            caller = getattr(self.pm.hook, hook_name)
-            for impl in caller.get_hookimpls():
+        for kind in KINDS:  # kind by kind, plugin by plugin: the order `synth plugins` shows
+            for classes, source in found:
+                for cls in classes:
+                    if cls.kind == kind:
+                        registry.add(ComponentEntry(cls=cls, kind=kind, source=source))
+        registry.broken = list(self.broken)
+        self._registry = registry
+        return registry
+
+    def _collect(self) -> list[tuple[list[type[Component]], PluginSource]]:
+        """Each plugin's checked classes, plugins in registration order."""
+        found: dict[str, list[type[Component]]] = {}
+        sources: dict[str, PluginSource] = {}
+        for hook_name, legacy in [(COMPONENTS_HOOK, False), *((h, True) for h in HOOK_FOR_KIND.values())]:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 source = self.sources.get(
                     impl.plugin_name, PluginSource(impl.plugin_name, "local", "")
                 )
+                if legacy:
+                    _warn_legacy_hook(hook_name, source)
                 try:
                     classes: Any = impl.function()
                 except Exception as exc:
@@ -219,18 +220,23 @@ class PluginManager:
                     )
                     continue
                 for cls in classes or []:
-                    self._check_class(cls, base, kind, source, hook_name)
-                    registry.add(ComponentEntry(cls=cls, kind=kind, source=source))
-        registry.broken = list(self.broken)
-        self._registry = registry
-        return registry
+                    self._check_class(cls, hook_name, source)
+                    found.setdefault(impl.plugin_name, []).append(cls)
+                sources[impl.plugin_name] = source
+        order = [*self.sources, *found]  # registration order, as pluggy lists one hook's plugins
+        return [(found[name], sources[name]) for name in dict.fromkeys(order) if name in found]
 
     @staticmethod
-    def _check_class(cls: Any, base: type, kind: str, source: PluginSource, hook: str) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, base)):
+    def _check_class(cls: Any, hook: str, source: PluginSource) -> None:
+        expected = next((k for k in KINDS.values() if k.legacy_hook == hook), None)
+        kind = kind_of(cls) if isinstance(cls, type) else None
+        if kind is None or (expected is not None and kind is not expected):
+            wanted = (f"a subclass of segsynth.{expected.base.__name__}" if expected else
+                      "a subclass of one of " + ", ".join(f"segsynth.{k.base.__name__}"
+                                                          for k in KINDS.values()))
             raise PluginError(
-                f"{hook}() of package {source.package!r} returned {cls!r}, which is not a "
-                f"subclass of segsynth.{base.__name__}."
+                f"{hook}() of package {source.package!r} returned {cls!r}, which is not "
+                f"{wanted}."
             )
         if cls.name and not _NAME.fullmatch(cls.name):
             raise PluginError(
@@ -243,6 +249,16 @@ class PluginManager:
                 f"{cls.__module__}.{cls.__qualname__} from package {source.package!r} has no "
                 "`name`; set a class attribute `name = \"...\"` (the name recipes use)."
             )
+
+
+def _warn_legacy_hook(hook: str, source: PluginSource) -> None:
+    """Plugin API 1's per-kind hooks still work, for one more API version, with this warning."""
+    warnings.warn(
+        f"plugin {source.plugin!r} from package {source.package!r} implements {hook}(), which is "
+        f"deprecated and will be removed in segsynth plugin API {hookspecs.API_VERSION + 1}; "
+        f"return the same classes from {COMPONENTS_HOOK}() instead (each is routed by its kind).",
+        DeprecationWarning, stacklevel=4,
+    )
 
 
 _manager: PluginManager | None = None

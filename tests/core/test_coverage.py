@@ -136,7 +136,7 @@ class ToyCoverage(segsynth.Evaluator):
 
 class ToyCoveragePlugin:
     @segsynth.hookimpl
-    def segsynth_register_evaluators(self):  # type: ignore[no-untyped-def]
+    def segsynth_register_components(self):  # type: ignore[no-untyped-def]
         return [ToyCoverage]
 
 

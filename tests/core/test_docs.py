@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from segsynth import hookspecs
-from segsynth.plugins import HOOK_FOR_KIND
+from segsynth.plugins import COMPONENTS_HOOK, HOOK_FOR_KIND
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,14 +37,16 @@ def test_hook_reference_is_generated_from_the_specs():
 def test_every_hook_has_a_docstring_and_is_called_by_the_registry():
     for name in _spec_names():
         assert getattr(hookspecs, name).__doc__, name
-    assert set(HOOK_FOR_KIND.values()) == _spec_names()
+    assert set(HOOK_FOR_KIND.values()) | {COMPONENTS_HOOK} == _spec_names()
 
 
-def test_every_hook_is_implemented_by_the_test_toy_plugin():
+def test_the_test_toy_plugin_registers_every_kind_through_the_components_hook():
+    from segsynth.interfaces import KINDS
     from toys import ToyPlugin
 
     implemented = {n for n in dir(ToyPlugin) if n.startswith("segsynth_")}
-    assert implemented == _spec_names()
+    assert implemented == {COMPONENTS_HOOK}
+    assert {cls.kind for cls in ToyPlugin().segsynth_register_components()} == set(KINDS)
 
 
 def test_recipe_reference_is_up_to_date():

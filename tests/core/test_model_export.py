@@ -221,7 +221,7 @@ class DictStateMasks(ToyMasks):
 
 class DictStatePlugin:
     @segsynth.hookimpl
-    def segsynth_register_mask_generators(self):  # type: ignore[no-untyped-def]
+    def segsynth_register_components(self):  # type: ignore[no-untyped-def]
         return [DictStateMasks]
 
 

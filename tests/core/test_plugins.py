@@ -8,8 +8,11 @@ import pytest
 
 import segsynth
 from segsynth.errors import PluginError, UserError
-from segsynth.plugins import ENV_DISABLE, ENV_NO_AUTOLOAD, PluginManager, get_registry
-from toys import ToyMasks, ToyPlugin
+from segsynth.interfaces import KINDS, Component
+from segsynth.plugins import (
+    ENV_DISABLE, ENV_NO_AUTOLOAD, HOOK_FOR_KIND, KIND_LABEL, PluginManager, get_registry,
+)
+from toys import ToyData, ToyEvaluator, ToyMasks, ToyPlugin, ToyPrivacy, ToyTranslator
 
 
 def _module(name: str, **hooks) -> types.ModuleType:  # type: ignore[no-untyped-def]
@@ -44,7 +47,7 @@ def test_duplicate_names_name_both_packages():
     manager = PluginManager(autoload=False)
     manager.register(ToyPlugin(), name="first", package="pkg-one")
     clone = type("Clone", (ToyMasks,), {})
-    manager.register(_module("second", segsynth_register_mask_generators=lambda: [clone]),
+    manager.register(_module("second", segsynth_register_components=lambda: [clone]),
                      name="second", package="pkg-two")
     with pytest.raises(PluginError) as err:
         manager.registry()
@@ -59,7 +62,7 @@ def test_plugin_that_raises_does_not_take_others_down():
     def explode():  # type: ignore[no-untyped-def]
         raise RuntimeError("boom")
 
-    manager.register(_module("bad", segsynth_register_translators=explode), name="bad",
+    manager.register(_module("bad", segsynth_register_components=explode), name="bad",
                      package="bad-pkg")
     with pytest.warns(UserWarning, match="bad-pkg"):
         registry = manager.registry()
@@ -78,13 +81,22 @@ def test_non_component_class_is_rejected():
     manager = PluginManager(autoload=False)
     manager.register(_module("wrong", segsynth_register_translators=lambda: [int]), name="wrong",
                      package="wrong-pkg")
-    with pytest.raises(PluginError, match="not a subclass of segsynth.Translator"):
+    with pytest.raises(PluginError, match="not a subclass of segsynth.Translator"), \
+            pytest.warns(DeprecationWarning):
+        manager.registry()
+
+
+def test_non_component_class_from_the_components_hook_is_rejected():
+    manager = PluginManager(autoload=False)
+    manager.register(_module("wrong", segsynth_register_components=lambda: [int]), name="wrong",
+                     package="wrong-pkg")
+    with pytest.raises(PluginError, match="wrong-pkg.*not a subclass of one of segsynth.DatasetAdapter"):
         manager.registry()
 
 
 def test_api_version_mismatch_is_reported():
     manager = PluginManager(autoload=False)
-    future = _module("future", segsynth_register_translators=lambda: [])
+    future = _module("future", segsynth_register_components=lambda: [])
     future.SEGSYNTH_API = 99  # type: ignore[attr-defined]
     with pytest.warns(UserWarning, match="targets segsynth plugin API 99"):
         manager.register(future, name="future", package="future-pkg")
@@ -107,7 +119,7 @@ def test_no_autoload_env_loads_nothing(monkeypatch):
 def test_component_names_cannot_escape_run_folders():
     manager = PluginManager(autoload=False)
     evil = type("Evil", (ToyMasks,), {"name": "../../etc"})
-    manager.register(_module("evil", segsynth_register_mask_generators=lambda: [evil]), name="evil",
+    manager.register(_module("evil", segsynth_register_components=lambda: [evil]), name="evil",
                      package="evil-pkg")
     with pytest.raises(PluginError, match="lower-case letters"):
         manager.registry()
@@ -125,3 +137,32 @@ def test_registered_plugin_reuses_an_installed_registration():
     with registered_plugin(installed) as name:
         assert name == before
     assert manager.pm.get_name(installed) == before  # still registered afterwards
+
+
+def test_one_hook_routes_every_kind_by_the_class():
+    manager = PluginManager(autoload=False)
+    manager.register(ToyPlugin(), name="toy", package="toy-pkg")
+    registry = manager.registry()
+    assert {kind for kind in KINDS if registry.names(kind)} == set(KINDS)
+    assert registry.get("dataset", "toy_discs").cls is ToyData
+    assert registry.get("translator", "toy_translator").cls is ToyTranslator
+    assert [e.cls for e in registry.entries["evaluator"].values()] == [ToyEvaluator, ToyPrivacy]
+
+
+def test_the_per_kind_hooks_of_api_1_still_work_with_a_deprecation_warning():
+    manager = PluginManager(autoload=False)
+    old = _module("old", segsynth_register_mask_generators=lambda: [ToyMasks],
+                  segsynth_register_datasets=lambda: [ToyData])
+    manager.register(old, name="old", package="old-pkg")
+    with pytest.warns(DeprecationWarning, match="old-pkg.*segsynth_register_components"):
+        registry = manager.registry()
+    assert registry.get("mask_generator", "toy_masks").cls is ToyMasks
+    assert registry.get("dataset", "toy_discs").source.package == "old-pkg"
+
+
+def test_kinds_live_in_one_registry():
+    """The plugin manager's tables and each base class's ``kind`` all come from ``KINDS``."""
+    assert set(HOOK_FOR_KIND) == set(KIND_LABEL) == set(KINDS)
+    for key, kind in KINDS.items():
+        assert issubclass(kind.base, Component) and kind.base.kind == key
+        assert HOOK_FOR_KIND[key] == f"segsynth_register_{key}s" and KIND_LABEL[key] == kind.label

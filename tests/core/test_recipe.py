@@ -124,7 +124,7 @@ def test_relative_path_params_resolve_against_recipe_folder(segsynth_plugin, tmp
 
     class Plugin:
         @segsynth.hookimpl
-        def segsynth_register_datasets(self):  # type: ignore[no-untyped-def]
+        def segsynth_register_components(self):  # type: ignore[no-untyped-def]
             return [PathData]
 
     segsynth_plugin(Plugin(), name="pathdata")

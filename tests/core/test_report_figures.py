@@ -49,7 +49,7 @@ class FigureEvaluator(segsynth.Evaluator):
 
 class FigurePlugin:
     @segsynth.hookimpl
-    def segsynth_register_evaluators(self):  # type: ignore[no-untyped-def]
+    def segsynth_register_components(self):  # type: ignore[no-untyped-def]
         return [FigureEvaluator]
 
 
