@@ -8,6 +8,8 @@ and one D update per G update. Images and masks are scaled to ``[-1, 1]`` for th
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -15,9 +17,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-import segsynth
-from segsynth import DatasetInfo, PairSet, Trainer, UserError
-from segsynth.gan import check_pair_shapes, linear_decay, random_pairs, set_learning_rates, train_loop
+from segsynth import DatasetInfo, Trainer, UserError
+from segsynth.gan_base import PairedGANTranslator, Render
 from segsynth.params import (
     AugmentPolicies,
     BatchSize,
@@ -38,7 +39,7 @@ _GENERATOR_INIT_OFFSET = 101
 _DISCRIMINATOR_INIT_OFFSET = 102
 
 
-class Pix2PixTranslator(segsynth.Translator):
+class Pix2PixTranslator(PairedGANTranslator):
     """pix2pix: U-Net generator + PatchGAN discriminator, adversarial + L1 loss."""
 
     name: ClassVar[str] = "pix2pix"
@@ -95,6 +96,7 @@ class Pix2PixTranslator(segsynth.Translator):
         log_every: StepInterval = Field(10, description="Log d_loss, g_gan and g_l1 every this many steps.")
 
     params: Params
+    tanh_masks = True  # masks enter as -1/+1, like the images
 
     def __init__(self, params: Params, info: DatasetInfo) -> None:
         super().__init__(params, info)
@@ -117,9 +119,7 @@ class Pix2PixTranslator(segsynth.Translator):
         self._check_patch_grid(info.size[0])
         init_weights(self.generator)
         init_weights(self.discriminator)
-        betas = (p.beta1, p.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr, betas=betas, fused=True)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=p.lr, betas=betas, fused=True)
+        self._build_optimizers(p.lr, p.lr, (p.beta1, p.beta2))
         self.augment = PairAugment(p.augment)
 
     def _check_patch_grid(self, size: int) -> None:
@@ -132,53 +132,10 @@ class Pix2PixTranslator(segsynth.Translator):
             f"{size}x{size} images; {hint}."
         )
 
-    def state(self) -> dict[str, Any]:
-        """Both nets (with batch-norm statistics) and both optimizers: all a resume needs."""
-        return {
-            "generator": self.generator,
-            "discriminator": self.discriminator,
-            "opt_g": self.opt_g,
-            "opt_d": self.opt_d,
-        }
-
-    # ------------------------------------------------------------------ training
-    def fit(self, pairs: PairSet, trainer: Trainer) -> None:
-        """Train for ``steps`` iterations on random real pairs, resumable through ``trainer``."""
-        p = self.params
-        self._check_shapes(pairs.masks, pairs.images)
-        pairs = trainer.shard(pairs)  # under torchrun: this process's part of the training pairs
-        trainer.setup(self.generator)
-        trainer.setup(self.discriminator)
-        # The data sets are small: keep every pair on the device, already in [-1, 1].
-        masks = trainer.to_device(pairs.masks.float() * 2 - 1)
-        images = trainer.to_device(pairs.images.float() * 2 - 1)
-        self.generator.train()
-        self.discriminator.train()
-        train_loop(
-            trainer,
-            self.state(),
-            steps=p.steps,
-            desc=f"stage2 {self.name}",
-            log_every=p.log_every,
-            train_step=lambda step: self._train_step(*self._prepare(step, masks, images), trainer),
-            fresh_start=lambda: self._initialize(trainer),
-        )
-
     def _initialize(self, trainer: Trainer) -> None:
         """Weights that depend on the run seed only, not on what ran before ``fit()``."""
         init_weights(self.generator, trainer.generator(_GENERATOR_INIT_OFFSET))
         init_weights(self.discriminator, trainer.generator(_DISCRIMINATOR_INIT_OFFSET))
-
-    def _prepare(self, step: int, masks: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Set this step's learning rates, then draw its batch (CPU RNG, checkpointed)."""
-        p = self.params
-        set_learning_rates(self._base_rates(), linear_decay(step, p.steps, p.lr_decay_start))
-        return random_pairs(masks, images, p.batch_size, p.flip)
-
-    def _base_rates(self) -> tuple[tuple[torch.optim.Optimizer, float], ...]:
-        """Each optimizer with its undecayed learning rate (see ``lr_decay_start``)."""
-        p = self.params
-        return ((self.opt_g, p.lr), (self.opt_d, p.lr))
 
     def _train_step(self, mask: Tensor, image: Tensor, trainer: Trainer) -> dict[str, Tensor]:
         """One discriminator update, then one generator update, on the same generated batch."""
@@ -212,33 +169,16 @@ class Pix2PixTranslator(segsynth.Translator):
         return {"d_loss": d_loss.detach(), "g_gan": g_gan.detach(), "g_l1": g_l1.detach()}
 
     # ------------------------------------------------------------------ rendering
-    def translate(self, masks: Tensor, generator: torch.Generator) -> Tensor:
-        """Render images in ``[0, 1]`` for 0/1 ``masks``; all noise is drawn from ``generator``."""
-        p = self.params
-        self._check_shapes(masks, None)
-        if masks.shape[0] == 0:
-            return torch.empty(0, self.info.image_channels, *self.info.size)
-        g = self.generator
-        device = next(g.parameters()).device
-        # One draw from the caller's generator seeds all dropout noise of this call, in a
-        # forked RNG so the global stream (and any training that follows) is untouched.
+    @contextlib.contextmanager
+    def _rendering(self, n: int, generator: torch.Generator, device: torch.device) -> Iterator[Render]:
+        """Dropout noise (kept on at inference when ``dropout_at_inference``) seeded by one draw
+        from ``generator``, in a forked RNG so the global stream (and any training that follows)
+        is untouched."""
         seed = int(torch.randint(2**31, (1,), generator=generator))
-        was_training = g.training
-        outputs: list[Tensor] = []
-        try:
-            with _forked_rng(device), torch.inference_mode():
-                _seed_device(device, seed)
-                g.set_inference(dropout=p.dropout_at_inference)
-                for chunk in masks.split(p.translate_batch_size):
-                    out = g(chunk.to(device, torch.float32) * 2 - 1)
-                    outputs.append(((out.float() + 1) / 2).clamp_(0, 1).cpu())
-        finally:
-            g.train(was_training)
-        return torch.cat(outputs)
-
-    def _check_shapes(self, masks: Tensor, images: Tensor | None) -> None:
-        """Fail with a readable message when data do not match the ``DatasetInfo`` the nets were built for."""
-        check_pair_shapes("pix2pix", self.info, masks, images)
+        with _forked_rng(device):
+            _seed_device(device, seed)
+            self.generator.set_inference(dropout=self.params.dropout_at_inference)
+            yield lambda chunk, start: self.generator(chunk)
 
 
 def _forked_rng(device: torch.device) -> Any:

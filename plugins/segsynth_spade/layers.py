@@ -1,4 +1,4 @@
-"""Layer construction and seeded re-initialisation, shared by the SPADE generator and discriminator.
+"""Layer construction, shared by the SPADE generator and discriminator.
 
 Every convolution of both networks is made by ``conv`` so that it is initialised *before*
 spectral norm wraps it: the parametrisation then starts from (and estimates its power-iteration
@@ -8,10 +8,8 @@ tensor and leave the vectors describing the wrong weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TypeVar
 
-import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -25,7 +23,7 @@ def init_layer(layer: Layer) -> Layer:
 
     The small gain makes every modulation ``gamma``/``beta`` start near zero, so each SPADE layer
     begins as plain normalisation and the generator's first images are flat mid-grey. Draws
-    from torch's global RNG (see ``reinitialize`` for a seeded use).
+    from torch's global RNG (``segsynth.gan_base.reinitialize`` makes a seeded copy).
     """
     nn.init.xavier_normal_(layer.weight, gain=INIT_GAIN)
     if layer.bias is not None:
@@ -50,18 +48,3 @@ def conv(
 def linear(n_in: int, n_out: int) -> nn.Linear:
     """An initialised ``Linear`` layer (never spectrally normalised here)."""
     return init_layer(nn.Linear(n_in, n_out))
-
-
-def reinitialize(module: nn.Module, build: Callable[[], nn.Module], seed: int) -> None:
-    """Give ``module`` the weights a freshly built copy gets under ``seed``, in place.
-
-    Building a new copy (rather than re-drawing each tensor) also resets what is awkward to
-    re-draw by hand: spectral norm's power-iteration vectors, which must match the weights,
-    and batch-norm running statistics. The copy is built on the CPU inside a forked RNG, so
-    torch's global stream is untouched and the result depends on ``seed`` alone; loading it
-    keeps the module's parameter objects, so optimizers built over them stay valid.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh = build()
-    module.load_state_dict(fresh.state_dict())

@@ -11,17 +11,18 @@ as 0/1, like the paper's one-hot label maps.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import partial
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor
 
-import segsynth
-from segsynth import DatasetInfo, PairSet, Trainer, UserError
-from segsynth.gan import check_pair_shapes, linear_decay, random_pairs, set_learning_rates, train_loop
+from segsynth import DatasetInfo, Trainer, UserError
+from segsynth.gan_base import PairedGANTranslator, Render, reinitialize
 from segsynth.params import (
     MAX_WIDTH,
     AugmentPolicies,
@@ -35,7 +36,6 @@ from segsynth.params import (
 from segsynth_spade.augment import TripletAugment
 from segsynth_spade.discriminator import MultiscaleDiscriminator, split_batch
 from segsynth_spade.generator import SPADEGenerator
-from segsynth_spade.layers import reinitialize
 from segsynth_spade.losses import discriminator_hinge, feature_matching, generator_hinge
 from segsynth_spade.spade import NormKind
 
@@ -46,7 +46,7 @@ _DISCRIMINATOR_INIT_OFFSET = 202
 MIN_DISCRIMINATOR_SIDE = 16
 
 
-class SpadeTranslator(segsynth.Translator):
+class SpadeTranslator(PairedGANTranslator):
     """SPADE: mask-modulated residual generator + multi-scale PatchGAN, hinge + feature matching."""
 
     name: ClassVar[str] = "spade"
@@ -138,9 +138,7 @@ class SpadeTranslator(segsynth.Translator):
         self.generator = self._build_generator()  # checks the size first
         self._check_coarsest_scale(info.size[0])
         self.discriminator = self._build_discriminator()
-        betas = (p.beta1, p.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr_g, betas=betas, fused=True)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=p.lr_d, betas=betas, fused=True)
+        self._build_optimizers(p.lr_g, p.lr_d, (p.beta1, p.beta2))
         self.augment = TripletAugment(p.augment)
 
     def _check_coarsest_scale(self, size: int) -> None:
@@ -155,55 +153,12 @@ class SpadeTranslator(segsynth.Translator):
             f"{fits} or fewer."
         )
 
-    def state(self) -> dict[str, Any]:
-        """Both nets (with batch-norm and spectral-norm state) and both optimizers: all a resume needs."""
-        return {
-            "generator": self.generator,
-            "discriminator": self.discriminator,
-            "opt_g": self.opt_g,
-            "opt_d": self.opt_d,
-        }
-
-    # ------------------------------------------------------------------ training
-    def fit(self, pairs: PairSet, trainer: Trainer) -> None:
-        """Train for ``steps`` iterations on random real pairs, resumable through ``trainer``."""
-        p = self.params
-        self._check_shapes(pairs.masks, pairs.images)
-        pairs = trainer.shard(pairs)  # under torchrun: this process's part of the training pairs
-        trainer.setup(self.generator)
-        trainer.setup(self.discriminator)
-        # The data sets are small: keep every pair on the device; masks 0/1, images in [-1, 1].
-        masks = trainer.to_device(pairs.masks.float())
-        images = trainer.to_device(pairs.images.float() * 2 - 1)
-        self.generator.train()
-        self.discriminator.train()
-        train_loop(
-            trainer,
-            self.state(),
-            steps=p.steps,
-            desc=f"stage2 {self.name}",
-            log_every=p.log_every,
-            train_step=lambda step: self._train_step(*self._prepare(step, masks, images), trainer),
-            fresh_start=lambda: self._initialize(trainer),
-        )
-
     def _initialize(self, trainer: Trainer) -> None:
         """Weights that depend on the run seed only, not on what ran before ``fit()``."""
         reinitialize(self.generator, self._build_generator,
                      trainer.generator(_GENERATOR_INIT_OFFSET).initial_seed())
         reinitialize(self.discriminator, self._build_discriminator,
                      trainer.generator(_DISCRIMINATOR_INIT_OFFSET).initial_seed())
-
-    def _prepare(self, step: int, masks: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Set this step's learning rates, then draw its batch (CPU RNG, checkpointed)."""
-        p = self.params
-        set_learning_rates(self._base_rates(), linear_decay(step, p.steps, p.lr_decay_start))
-        return random_pairs(masks, images, p.batch_size, p.flip)
-
-    def _base_rates(self) -> tuple[tuple[torch.optim.Optimizer, float], ...]:
-        """Each optimizer with its undecayed learning rate (see ``lr_decay_start``)."""
-        p = self.params
-        return ((self.opt_g, p.lr_g), (self.opt_d, p.lr_d))
 
     def _noise(self, n: int, device: torch.device) -> Tensor | None:
         """Training codes from torch's CPU RNG (checkpointed), or ``None`` without a ``z`` path."""
@@ -247,33 +202,20 @@ class SpadeTranslator(segsynth.Translator):
         }
 
     # ------------------------------------------------------------------ rendering
-    def translate(self, masks: Tensor, generator: torch.Generator) -> Tensor:
-        """Render images in ``[0, 1]`` for 0/1 ``masks``; the only noise, ``z``, is drawn from ``generator``.
+    @contextlib.contextmanager
+    def _rendering(self, n: int, generator: torch.Generator, device: torch.device) -> Iterator[Render]:
+        """Eval mode, and the only noise, ``z``, drawn from ``generator`` for all ``n`` masks.
 
         Batch norm uses its running statistics, so an image does not depend on which other masks
         share its batch; with ``z_dim == 0`` rendering is deterministic and ``generator`` unused.
         """
         p = self.params
-        self._check_shapes(masks, None)
-        if masks.shape[0] == 0:
-            return torch.empty(0, self.info.image_channels, *self.info.size)
+        codes = torch.randn(n, p.z_dim, generator=generator) if p.z_dim else None
         g = self.generator
-        device = next(g.parameters()).device
-        codes = torch.randn(masks.shape[0], p.z_dim, generator=generator) if p.z_dim else None
-        was_training = g.training
-        outputs: list[Tensor] = []
-        try:
-            g.eval()
-            with torch.inference_mode():
-                for start in range(0, masks.shape[0], p.translate_batch_size):
-                    chunk = masks[start : start + p.translate_batch_size].to(device, torch.float32)
-                    z = None if codes is None else codes[start : start + chunk.shape[0]].to(device)
-                    out = g(chunk, z)
-                    outputs.append(((out.float() + 1) / 2).clamp_(0, 1).cpu())
-        finally:
-            g.train(was_training)
-        return torch.cat(outputs)
+        g.eval()
 
-    def _check_shapes(self, masks: Tensor, images: Tensor | None) -> None:
-        """Fail with a readable message when data do not match the ``DatasetInfo`` the nets were built for."""
-        check_pair_shapes("spade", self.info, masks, images)
+        def render(chunk: Tensor, start: int) -> Tensor:
+            z = None if codes is None else codes[start : start + chunk.shape[0]].to(device)
+            return g(chunk, z)
+
+        yield render
