@@ -137,12 +137,14 @@ def bar_pairs(n: int, size: int, seed: int = 0, channels: int = 1) -> PairSet:
 
 # ---------------------------------------------------------------------------- registration
 def check_registration(entry_name: str, hook: str, cls: type, kind: type, name: str, *models: type) -> None:
-    """The ``segsynth`` entry point ``entry_name`` is the package's ``plugin`` module, its ``hook``
-    registers exactly ``cls``, a ``kind`` called ``name`` with a one-line description, and every
+    """The ``segsynth`` entry point ``entry_name`` is the package's ``plugin`` module, whose
+    ``segsynth_register_components`` registers exactly ``cls`` among its classes of ``kind``
+    (``hook`` names the API-1 per-kind hook, no longer called), a ``kind`` called ``name`` with a
+    one-line description, and every
     field of ``cls.Params`` and of the nested ``models`` is documented (``synth plugins show``)."""
     (entry,) = [e for e in entry_points(group="segsynth") if e.name == entry_name]
     assert entry.value == f"{cls.__module__.split('.')[0]}.plugin"
-    assert getattr(entry.load(), hook)() == [cls]
+    assert [c for c in entry.load().segsynth_register_components() if c.kind == kind.kind] == [cls]
     assert issubclass(cls, kind)
     assert cls.name == name
     assert cls.description and "\n" not in cls.description

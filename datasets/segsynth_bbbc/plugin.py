@@ -11,6 +11,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_datasets() -> list[type[segsynth.DatasetAdapter]]:
+def segsynth_register_components() -> list[type[segsynth.Component]]:
     """BBBC039 and BBBC038 (user-supplied) and the built-in BBBC039 crops."""
     return [Bbbc039, Bbbc038, Bbbc039Crops]

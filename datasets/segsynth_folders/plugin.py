@@ -9,6 +9,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_datasets() -> list[type[segsynth.DatasetAdapter]]:
+def segsynth_register_components() -> list[type[segsynth.Component]]:
     """The generic folders-of-files adapter."""
     return [PairedFolders]

@@ -10,6 +10,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_datasets() -> list[type[segsynth.DatasetAdapter]]:
+def segsynth_register_components() -> list[type[segsynth.Component]]:
     """The procedural retina (default data of segsynth) and nuclei data sets."""
     return [RetinaPhantom, CellsPhantom]

@@ -10,5 +10,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_evaluators() -> list[type[segsynth.Evaluator]]:
+def segsynth_register_components() -> list[type[segsynth.Component]]:
+    """The mask statistics and privacy audit evaluators."""
     return [MaskStatisticsEvaluator, PrivacyAuditEvaluator]

@@ -10,10 +10,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_mask_generators() -> list[type[segsynth.MaskGenerator]]:
-    return [DCGANMaskGenerator]
-
-
-@segsynth.hookimpl
-def segsynth_register_pair_generators() -> list[type[segsynth.PairGenerator]]:
-    return [JointDCGAN]
+def segsynth_register_components() -> list[type[segsynth.Component]]:
+    """The Stage-I ``dcgan`` mask generator and the ``dcgan_joint`` single-stage baseline."""
+    return [DCGANMaskGenerator, JointDCGAN]

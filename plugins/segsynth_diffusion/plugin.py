@@ -10,12 +10,7 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_mask_generators() -> list[type[segsynth.MaskGenerator]]:
-    """Register the Stage-I diffusion mask generator (recipe name ``diffusion_masks``)."""
-    return [DiffusionMaskGenerator]
-
-
-@segsynth.hookimpl
-def segsynth_register_translators() -> list[type[segsynth.Translator]]:
-    """Register the Stage-II diffusion translator (recipe name ``diffusion_translator``)."""
-    return [DiffusionTranslator]
+def segsynth_register_components() -> list[type[segsynth.Component]]:
+    """The Stage-I diffusion mask generator (``diffusion_masks``) and the Stage-II diffusion
+    translator (``diffusion_translator``)."""
+    return [DiffusionMaskGenerator, DiffusionTranslator]

@@ -10,5 +10,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_loggers() -> list[type[segsynth.Logger]]:
+def segsynth_register_components() -> list[type[segsynth.Component]]:
+    """The TensorBoard and MLflow loggers."""
     return [TensorBoardLogger, MLflowLogger]

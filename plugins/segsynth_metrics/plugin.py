@@ -9,5 +9,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_evaluators() -> list[type[segsynth.Evaluator]]:
+def segsynth_register_components() -> list[type[segsynth.Component]]:
+    """The intensity-histogram KL evaluator."""
     return [IntensityKLEvaluator]

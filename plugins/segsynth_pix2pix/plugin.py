@@ -9,6 +9,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_translators() -> list[type[segsynth.Translator]]:
-    """Register the Stage-II pix2pix translator (recipe name ``pix2pix``)."""
+def segsynth_register_components() -> list[type[segsynth.Component]]:
+    """The Stage-II pix2pix translator (recipe name ``pix2pix``)."""
     return [Pix2PixTranslator]

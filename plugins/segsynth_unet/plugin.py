@@ -10,10 +10,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_evaluators() -> list[type[segsynth.Evaluator]]:
-    return [UNetSegmentationEvaluator]
-
-
-@segsynth.hookimpl
-def segsynth_register_segmenters() -> list[type[segsynth.Segmenter]]:
-    return [UNetSegmenter]
+def segsynth_register_components() -> list[type[segsynth.Component]]:
+    """The U-Net segmentation evaluator and the U-Net segmenter (for derived masks)."""
+    return [UNetSegmentationEvaluator, UNetSegmenter]

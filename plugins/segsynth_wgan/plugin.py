@@ -9,6 +9,6 @@ SEGSYNTH_API = 1
 
 
 @segsynth.hookimpl
-def segsynth_register_mask_generators() -> list[type[segsynth.MaskGenerator]]:
-    """Register the Stage-I WGAN-GP mask generator (recipe name ``wgan_gp``)."""
+def segsynth_register_components() -> list[type[segsynth.Component]]:
+    """The Stage-I WGAN-GP mask generator (recipe name ``wgan_gp``)."""
     return [WGANGPMaskGenerator]

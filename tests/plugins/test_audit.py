@@ -331,7 +331,7 @@ def test_published_feature_space_is_audited_and_a_missing_one_is_noted(tmp_path:
 
 # ---------------------------------------------------------------------- privacy_audit
 def test_plugin_registration_and_params() -> None:
-    assert plugin.segsynth_register_evaluators() == [MaskStatisticsEvaluator, PrivacyAuditEvaluator]
+    assert plugin.segsynth_register_components() == [MaskStatisticsEvaluator, PrivacyAuditEvaluator]
     assert (MaskStatisticsEvaluator.name, PrivacyAuditEvaluator.name) == ("mask_statistics", "privacy_audit")
     p = PrivacyAuditEvaluator.Params()
     assert (p.audit_size, p.features, p.quantile, p.gate, p.show) == (64, ["pixels", "segmenter"], 0.05, None, 6)

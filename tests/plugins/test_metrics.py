@@ -36,7 +36,7 @@ def skewed_images(n: int, seed: int) -> torch.Tensor:
 
 
 def test_plugin_registration_and_params() -> None:
-    assert plugin.segsynth_register_evaluators() == [IntensityKLEvaluator]
+    assert plugin.segsynth_register_components() == [IntensityKLEvaluator]
     assert IntensityKLEvaluator.name == "intensity_kl"
     p = IntensityKLEvaluator.Params()
     assert p.bins == 256 and p.eps == 1e-10

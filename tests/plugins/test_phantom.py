@@ -45,7 +45,7 @@ def cell_sets() -> dict[int, segsynth.PairSet]:
 
 
 def test_plugin_registers_both_datasets_through_the_entry_point() -> None:
-    classes = plugin.segsynth_register_datasets()
+    classes = plugin.segsynth_register_components()
     assert {c.name for c in classes} == {"retina_phantom", "cells_phantom"}
     for cls in classes:
         assert issubclass(cls, segsynth.DatasetAdapter)

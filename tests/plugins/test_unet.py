@@ -90,7 +90,7 @@ def test_params_defaults_and_every_field_described() -> None:
 
 
 def test_plugin_registers_the_evaluator() -> None:
-    classes = plugin.segsynth_register_evaluators()
+    classes = [c for c in plugin.segsynth_register_components() if issubclass(c, segsynth.Evaluator)]
     assert classes == [UNetSegmentationEvaluator]
     assert UNetSegmentationEvaluator.name == "unet_segmentation"
     assert issubclass(UNetSegmentationEvaluator, segsynth.Evaluator)
