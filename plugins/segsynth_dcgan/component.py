@@ -12,21 +12,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from pydantic import Field
-from torch import nn
 
 import segsynth
 from segsynth.coverage_sampling import balanced_weights
-from segsynth.gan import (
-    generate_in_batches,
-    make_ema,
-    masks_to_tanh_scale,
-    mode_seeking_ratio,
-    random_geometry,
-    recalibrate_batchnorm,
-    remove_small_pieces,
-    straight_through_binarize,
-    train_loop,
-)
+from segsynth.gan import mode_seeking_ratio, random_geometry, straight_through_binarize
+from segsynth.gan_base import MaskGAN
 from segsynth.params import (
     AdamBetas,
     BatchSize,
@@ -44,10 +34,6 @@ from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth import Trainer
 
-# offset of trainer.generator() used for the batch-norm recalibration codes, away from others
-_BN_CALIBRATION_SEED_OFFSET = 7919
-
-
 class MaskGeometry(segsynth.Params):
     """Recipe ``stage1.params.geometry``: plausible-shape augmentation of the real masks."""
 
@@ -57,7 +43,7 @@ class MaskGeometry(segsynth.Params):
     scale: float = Field(0.0, ge=0.0, lt=0.5, description="Zoom by a factor in [1 - scale, 1 + scale].")
 
 
-class DCGANMaskGenerator(segsynth.MaskGenerator):
+class DCGANMaskGenerator(MaskGAN):
     """DCGAN on masks in ``[-1, 1]``; samples are thresholded back to 0/1."""
 
     name: ClassVar[str] = "dcgan"
@@ -127,6 +113,7 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         balance_bins: int = Field(8, ge=3, le=50, description="Bins for balance_foreground.")
 
     params: Params
+    code_dims = 3  # z enters the transposed convolutions as (nz, 1, 1)
 
     def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
@@ -137,84 +124,32 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
             cm, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm,
             minibatch_std=p.minibatch_std,
         )
-        self.ema = make_ema(self.generator, p.ema_decay) if p.ema_decay > 0 else None
+        self._build_optimizers()
         self.augment = DiffAugment(p.augment)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr, betas=p.betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=p.lr, betas=p.betas)
         self._draw_weights: torch.Tensor | None = None  # balance_foreground's draw weights
 
-    # ------------------------------------------------------------------ state
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "generator": self.generator,
-            "discriminator": self.discriminator,
-            "opt_g": self.opt_g,
-            "opt_d": self.opt_d,
-            "augment": self.augment,
-        }
-        if self.ema is not None:
-            state["ema"] = self.ema
-        return state
-
-    def sampling_network(self) -> nn.Module:
-        """The network ``sample`` uses: the weight average when enabled, else the live generator."""
-        return self.ema.module if self.ema is not None else self.generator
+    def extra_state(self) -> dict[str, Any]:
+        """ADA's strength and overfitting statistics travel with the checkpoint."""
+        return {"augment": self.augment}
 
     # ------------------------------------------------------------------ training
-    def fit(self, masks: torch.Tensor, trainer: Trainer) -> None:
-        """Adversarial training on ``masks`` for ``steps`` steps, resumable through ``trainer``.
-
-        After the last step the sampling network's batch-norm statistics are re-estimated
-        (``segsynth.gan.recalibrate_batchnorm``) before the final checkpoint is written, so the
-        checkpoint that later commands load samples exactly like this object does.
-        """
-        self._fit_real(self._to_gan_scale(masks, trainer), trainer, "stage1 dcgan")
-
-    def _fit_real(self, real: torch.Tensor, trainer: Trainer, desc: str) -> None:
-        """The adversarial loop on ``real`` (already on the device, in [-1, 1])."""
+    def _before_training(self, real: torch.Tensor) -> None:
+        """``balance_foreground``'s draw weights over the (sharded) real masks."""
         p = self.params
-        real = trainer.shard(real)  # under torchrun: this process's part of the training set
         self._draw_weights = (
             balanced_weights((real > 0).float(), p.balance_bins, p.balance_foreground).to(real.device)
             if p.balance_foreground > 0 else None
         )
-        for module in self.state().values():
-            if isinstance(module, nn.Module):
-                trainer.setup(module)
-        train_loop(
-            trainer,
-            self.state(),
-            steps=p.steps,
-            desc=desc,
-            log_every=p.log_every,
-            train_step=lambda step: self._logged_step(step, real, trainer),
-            before_finish=lambda: recalibrate_batchnorm(
-                self.sampling_network(),
-                (p.nz, 1, 1),
-                p.bn_stat_samples,
-                p.sample_batch_size,
-                trainer.generator(_BN_CALIBRATION_SEED_OFFSET),
-            ),
-        )
 
-    def _logged_step(self, step: int, real: torch.Tensor, trainer: Trainer) -> dict[str, Any]:
+    def _train_step(self, step: int, real: torch.Tensor, trainer: Trainer) -> dict[str, Any]:
         """One training step and what it logs: the losses, plus ADA's ``p`` and ``r_t`` when adaptive."""
-        d_loss, g_loss = self._train_step(step, real, trainer)
+        d_loss, g_loss = self._update(step, real, trainer)
         logged: dict[str, Any] = {"d_loss": d_loss, "g_loss": g_loss}
         if self.params.augment.enabled and self.params.augment.adaptive:
             logged.update(p=self.augment.p, r_t=self.augment.r_t)
         return logged
 
-    def _to_gan_scale(self, masks: torch.Tensor, trainer: Trainer) -> torch.Tensor:
-        """Check the real masks against ``DatasetInfo`` and map 0/1 to -1/+1 on the device.
-
-        Values are thresholded at 0.5 (see ``segsynth.gan.masks_to_tanh_scale``).
-        """
-        expected = (self.info.mask_channels, *self.info.size)
-        # the whole training set lives on the device: at most a few thousand small masks
-        return trainer.to_device(masks_to_tanh_scale(masks, expected, "dcgan"))
-
-    def _train_step(
+    def _update(
         self, step: int, real_all: torch.Tensor, trainer: Trainer
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One discriminator update, then one generator update on the same fakes."""
@@ -259,8 +194,7 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         trainer.backward(g_total)
         trainer.step(self.opt_g)
         D.requires_grad_(True)
-        if self.ema is not None:
-            self.ema.update_parameters(self.generator)
+        self._update_average()
         return d_loss.detach(), g_loss.detach()
 
     def _for_discriminator(self, fake: torch.Tensor) -> torch.Tensor:
@@ -268,25 +202,3 @@ class DCGANMaskGenerator(segsynth.MaskGenerator):
         if not self.params.straight_through:
             return fake
         return straight_through_binarize(fake, self.params.threshold)
-
-    # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def sample_raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` generator outputs in tanh space, z ~ N(0, I) drawn from ``generator`` (CPU).
-
-        Batch norm runs in eval mode (running statistics, re-estimated at the end of ``fit``),
-        so a sample does not depend on which other samples share its batch.
-        """
-        p = self.params
-        codes = torch.randn(n, p.nz, 1, 1, generator=generator)
-        shape = (self.info.mask_channels, *self.info.size)
-        return generate_in_batches(self.sampling_network(), codes, p.sample_batch_size, shape)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` binary masks: the generator's tanh output cut at ``threshold``.
-
-        With ``min_piece_pixels`` the pieces smaller than that are cleared afterwards.
-        """
-        masks = (self.sample_raw(n, generator) > self.params.threshold).float()
-        return remove_small_pieces(masks, self.params.min_piece_pixels)

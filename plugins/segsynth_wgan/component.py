@@ -20,15 +20,8 @@ from pydantic import Field
 from torch import nn
 
 import segsynth
-from segsynth.gan import (
-    generate_in_batches,
-    make_ema,
-    masks_to_tanh_scale,
-    recalibrate_batchnorm,
-    remove_small_pieces,
-    straight_through_binarize,
-    train_loop,
-)
+from segsynth.gan import straight_through_binarize
+from segsynth.gan_base import MaskGAN, reinitialize
 from segsynth.params import (
     AdamBetas,
     BatchSize,
@@ -46,13 +39,12 @@ from segsynth_wgan.networks import Critic, CriticNorm, Generator
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth import Trainer
 
-# offsets of trainer.generator() for the initial weights and the batch-norm recalibration codes
+# offsets of trainer.generator() for the initial weights
 _GENERATOR_INIT_OFFSET = 301
 _CRITIC_INIT_OFFSET = 302
-_BN_CALIBRATION_SEED_OFFSET = 7919
 
 
-class WGANGPMaskGenerator(segsynth.MaskGenerator):
+class WGANGPMaskGenerator(MaskGAN):
     """WGAN-GP on masks in ``[-1, 1]``; samples are thresholded back to 0/1."""
 
     name: ClassVar[str] = "wgan_gp"
@@ -95,6 +87,7 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         log_every: StepInterval = Field(10, description="Log losses every this many steps.")
 
     params: Params
+    critic_keys = ("critic", "opt_c")
 
     def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
@@ -103,85 +96,34 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         self._build_generator = partial(Generator, p.nz, cm, info.size, p.base_filters, p.max_filters)
         self._build_critic = partial(Critic, cm, info.size, p.base_filters, p.max_filters, p.critic_norm)
         self.generator = self._build_generator()
-        self.critic = self._build_critic()
-        self.ema = make_ema(self.generator, p.ema_decay) if p.ema_decay > 0 else None
+        self.discriminator = self._build_critic()
+        self._build_optimizers(fused=True)
         self.augment = MaskAugment(p.augment)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=p.lr, betas=p.betas, fused=True)
-        self.opt_c = torch.optim.Adam(self.critic.parameters(), lr=p.lr, betas=p.betas, fused=True)
 
-    # ------------------------------------------------------------------ state
-    def state(self) -> dict[str, Any]:
-        """Both nets, the weight average (with its update count) and both optimizers."""
-        state: dict[str, Any] = {
-            "generator": self.generator,
-            "critic": self.critic,
-            "opt_g": self.opt_g,
-            "opt_c": self.opt_c,
-        }
-        if self.ema is not None:
-            state["ema"] = self.ema
-        return state
+    @property
+    def critic(self) -> nn.Module:
+        """The critic (a discriminator without a sigmoid): ``discriminator`` under its WGAN name."""
+        return self.discriminator
 
-    def sampling_network(self) -> nn.Module:
-        """The network ``sample`` uses: the weight average when enabled, else the live generator."""
-        return self.ema.module if self.ema is not None else self.generator
+    @property
+    def opt_c(self) -> torch.optim.Optimizer:
+        """The critic's optimizer (``opt_d``)."""
+        return self.opt_d
 
     # ------------------------------------------------------------------ training
-    def fit(self, masks: torch.Tensor, trainer: Trainer) -> None:
-        """Train on ``masks`` for ``steps`` generator updates, resumable through ``trainer``.
-
-        After the last step the sampling network's batch-norm statistics are re-estimated
-        (``segsynth.gan.recalibrate_batchnorm``) before the final checkpoint is written, so the
-        checkpoint that later commands load samples exactly like this object does.
-        """
-        p = self.params
-        real = trainer.shard(self._to_gan_scale(masks, trainer))  # this process's part under torchrun
-        for module in self.state().values():
-            if isinstance(module, nn.Module):
-                trainer.setup(module)
-        train_loop(
-            trainer,
-            self.state(),
-            steps=p.steps,
-            desc=f"stage1 {self.name}",
-            log_every=p.log_every,
-            train_step=lambda step: self._train_step(real, trainer),
-            fresh_start=lambda: self._reinitialize(trainer),
-            before_finish=lambda: recalibrate_batchnorm(
-                self.sampling_network(),
-                (p.nz,),
-                p.bn_stat_samples,
-                p.sample_batch_size,
-                trainer.generator(_BN_CALIBRATION_SEED_OFFSET),
-            ),
-        )
-
-    def _reinitialize(self, trainer: Trainer) -> None:
+    def _initialize(self, trainer: Trainer) -> None:
         """Start from weights that depend on the run seed only, not on what ran before ``fit``.
 
-        Fresh copies are built inside a forked, seeded RNG and loaded in place (the optimizers
-        keep their parameter objects); the weight average starts again from the live generator.
+        Fresh copies are built in a seeded RNG and loaded in place (``reinitialize``: the
+        optimizers keep their parameter objects); the weight average starts again from the
+        live generator.
         """
-        for module, build, offset in (
-            (self.generator, self._build_generator, _GENERATOR_INIT_OFFSET),
-            (self.critic, self._build_critic, _CRITIC_INIT_OFFSET),
-        ):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(trainer.generator(offset).initial_seed())
-                fresh = build()
-            module.load_state_dict(fresh.state_dict())
+        reinitialize(self.generator, self._build_generator,
+                     trainer.generator(_GENERATOR_INIT_OFFSET).initial_seed())
+        reinitialize(self.critic, self._build_critic, trainer.generator(_CRITIC_INIT_OFFSET).initial_seed())
         if self.ema is not None:
             self.ema.module.load_state_dict(self.generator.state_dict())
             self.ema.n_averaged.zero_()
-
-    def _to_gan_scale(self, masks: torch.Tensor, trainer: Trainer) -> torch.Tensor:
-        """Check the real masks against ``DatasetInfo`` and map 0/1 to -1/+1 on the device.
-
-        Values are thresholded at 0.5 (see ``segsynth.gan.masks_to_tanh_scale``).
-        """
-        expected = (self.info.mask_channels, *self.info.size)
-        # the whole training set lives on the device: at most a few thousand small masks
-        return trainer.to_device(masks_to_tanh_scale(masks, expected, "wgan_gp"))
 
     def _fakes(self, G: nn.Module, n: int, device: torch.device) -> torch.Tensor:
         """``n`` masks generated by ``G`` from fresh codes, binarised for the critic when asked."""
@@ -189,7 +131,7 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         fake = G(torch.randn(n, p.nz, device=device))
         return straight_through_binarize(fake, p.threshold) if p.straight_through else fake
 
-    def _train_step(self, real_all: torch.Tensor, trainer: Trainer) -> dict[str, torch.Tensor]:
+    def _train_step(self, step: int, real_all: torch.Tensor, trainer: Trainer) -> dict[str, torch.Tensor]:
         """``n_critic`` critic updates, then one generator update; returns the losses to log."""
         p = self.params
         G, C = trainer.wrapped(self.generator), trainer.wrapped(self.critic)
@@ -218,22 +160,5 @@ class WGANGPMaskGenerator(segsynth.MaskGenerator):
         trainer.backward(g_loss)
         trainer.step(self.opt_g)
         C.requires_grad_(True)
-        if self.ema is not None:
-            self.ema.update_parameters(self.generator)
+        self._update_average()
         return {"w_dist": -c_loss.detach(), "gp": gp.detach(), "g_loss": g_loss.detach()}
-
-    # ------------------------------------------------------------------ sampling
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` binary masks: z ~ N(0, I) from ``generator`` (CPU), tanh output > ``threshold``.
-
-        Batch norm runs in eval mode (running statistics, re-estimated at the end of ``fit``),
-        so a mask does not depend on which other masks share its batch.
-        """
-        p = self.params
-        codes = torch.randn(n, p.nz, generator=generator)
-        shape = (self.info.mask_channels, *self.info.size)
-        masks = generate_in_batches(
-            self.sampling_network(), codes, p.sample_batch_size, shape, lambda out: (out > p.threshold).float()
-        )
-        return remove_small_pieces(masks, p.min_piece_pixels)  # a no-op unless the recipe asks
