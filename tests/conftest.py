@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,21 @@ def write_recipe(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The plugin tests (tests/plugins) run on one intra-op thread.
+
+    Their tensors are tiny: a second intra-op thread only adds barrier waits, and on a shared
+    2-core machine a descheduled OpenMP worker makes each op wait for its time slice (a 3 s test
+    measured 125 s that way). Restored afterwards for whatever runs next in the session."""
+    if request.path.parent.name != "plugins":
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

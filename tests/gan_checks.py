@@ -57,9 +57,6 @@ TRANSLATOR_PARAM_ERRORS: list[tuple[dict[str, Any], str]] = [
 
 
 # ---------------------------------------------------------------------------- fixtures, data
-from square_data import one_thread  # noqa: E402, F401  (re-exported for the test modules)
-
-
 def params_maker(model: type, **base: Any) -> Callable[..., Any]:
     """``tiny(**changes)``: a ``model`` of a test file's small settings, ``changes`` applied on top."""
 

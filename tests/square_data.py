@@ -1,25 +1,10 @@
-"""Tiny synthetic segmentation data and thread settings shared by the U-Net and GAN tests."""
+"""Tiny synthetic segmentation data shared by the U-Net and GAN tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import torch
 
 from segsynth import PairSet
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: a second intra-op thread only adds barrier waits, and on a shared 2-core
-    machine a descheduled OpenMP worker makes each op wait for its time slice (a 3 s test
-    measured 125 s that way). Restored afterwards for whatever runs next in the session.
-    A test module switches it on with ``from square_data import one_thread``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def bright_squares(

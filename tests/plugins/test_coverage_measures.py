@@ -13,7 +13,7 @@ import torch
 import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings
 from segsynth.coverage import assess
-from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from square_data import bright_squares
 from segsynth_audit.diversity import dice_distances, mean_pairwise_distance, sample_pairs
 from segsynth_audit.mask_statistics import COVERAGE_FIGURE_TITLE, MaskStatisticsEvaluator
 from segsynth_unet import evaluator as evaluator_module

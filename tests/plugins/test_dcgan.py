@@ -17,7 +17,6 @@ from torch import nn
 
 import segsynth
 import gan_checks as checks
-from gan_checks import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for tiny tensors)
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
 from segsynth_dcgan.component import DCGANMaskGenerator
 from segsynth_dcgan.losses import discriminator_loss, generator_loss, r1_penalty

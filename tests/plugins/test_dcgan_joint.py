@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
 import segsynth
 from segsynth import Trainer, TrainerSettings
 from segsynth_dcgan.joint import JointDCGAN
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 INFO = segsynth.DatasetInfo(image_channels=3, mask_channels=1, size=(32, 32))

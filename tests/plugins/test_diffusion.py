@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 pytest.importorskip("diffusers")
 
 import gan_checks as checks  # noqa: E402
-from gan_checks import one_thread  # noqa: E402, F401  (autouse fixture: one intra-op thread)
 from segsynth import DatasetInfo, MaskGenerator, Translator, Trainer, TrainerSettings, UserError  # noqa: E402
 from segsynth.cli import app  # noqa: E402
 from segsynth_diffusion.denoiser import EXTRA  # noqa: E402

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 import gan_checks as checks
-from gan_checks import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for tiny convolutions)
 from segsynth import DatasetInfo, Translator, UserError
 from segsynth_pix2pix.augment import PairAugment
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size, receptive_field

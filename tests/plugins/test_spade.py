@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import gan_checks as checks
-from gan_checks import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for tiny convolutions)
 from segsynth import DatasetInfo, PairSet, Translator, UserError
 from segsynth_spade.augment import TripletAugment
 from segsynth_spade.discriminator import MultiscaleDiscriminator, PatchDiscriminator, split_batch

@@ -10,7 +10,7 @@ import torch
 
 import segsynth
 from segsynth import Trainer, TrainerSettings
-from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from square_data import bright_squares
 from segsynth_unet import plugin
 from segsynth_unet.augment import random_dihedral
 from segsynth_unet.evaluator import UNetSegmentationEvaluator

@@ -15,7 +15,7 @@ import torch
 
 import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings
-from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from square_data import bright_squares
 from segsynth.imageio import png_bytes, read_png
 from segsynth_unet.evaluator import FIDELITY_OFFSET, UNetSegmentationEvaluator
 from segsynth_unet.reference import NO_STAGE2_NOTE, ROW_HELDOUT, ROW_JOINT, ROW_STAGE1, ROW_TRAIN, ROW_YARDSTICK

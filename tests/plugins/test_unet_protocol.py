@@ -12,7 +12,7 @@ import torch
 
 import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings
-from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from square_data import bright_squares
 from segsynth_unet import evaluator as evaluator_module
 from segsynth_unet.distances import (
     TooFewSamples,

@@ -19,7 +19,7 @@ import yaml
 
 import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings
-from square_data import bright_squares, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from square_data import bright_squares
 from segsynth.checkpoint import CheckpointStore
 from segsynth.plugins import get_registry
 from segsynth.recipe import load_recipe

@@ -16,7 +16,6 @@ from torch import nn
 
 import segsynth
 import gan_checks as checks
-from gan_checks import one_thread  # noqa: F401  (autouse fixture: one intra-op thread for tiny tensors)
 from segsynth_wgan.augment import AugmentParams, MaskAugment
 from segsynth_wgan.component import WGANGPMaskGenerator
 from segsynth_wgan.losses import critic_loss, generator_loss, gradient_penalty, interpolate
