@@ -1,15 +1,14 @@
 """segsynth: synthetic (mask, image) data sets from small private ones, with proof of use and privacy.
 
-The public API for plugin authors is what this module exports: the component interfaces, the
-data containers, the hook marker, the trainer, and the helper modules ``segsynth.measures``
-(confusion counts, F1, AUC, histogram KL), ``segsynth.images`` (reading image files correctly or
-refusing them clearly), ``segsynth.preprocess`` (fitting samples to the training size),
-``segsynth.pairing`` (finding files by glob and pairing them by an id in their names),
-``segsynth.splits`` (train/test splits from id lists or a seeded draw), ``segsynth.gan``
-(reusable GAN pieces: straight-through binarisation, generator EMA, the resumable training
-loop), ``segsynth.params`` (parameter types several plugins share), ``segsynth.files`` (the one
-atomic writer every file goes through: bytes, CSV, figures) and ``segsynth.coverage_sampling``
-(balanced draws and histogram-matched synthesis of masks).
+segsynth is two things in one package:
+
+- the **plugin toolkit**: what this module exports (the component interfaces, the data
+  containers, the hook marker, the trainer) and the modules listed in ``TOOLKIT`` below. A
+  plugin imports only these (``import segsynth``, ``from segsynth.gan import ...``); they are
+  promised to stay put within a plugin API version (``API_VERSION``), and a test holds every
+  built-in plugin to them. docs/plugins.md lists them with what each offers.
+- the **runner**: every other module (recipe, pipeline, steps, trainer internals, run folder,
+  report, CLI). It builds and drives the components; plugins never import it.
 
 For notebooks and scripts: ``segsynth.load`` (a recipe, with overrides), ``segsynth.run`` (all
 of it, or ``until="stage1"``), ``segsynth.open_run`` (a finished run: metrics, paths, recipe;
@@ -25,9 +24,36 @@ from typing import TYPE_CHECKING, Any
 
 from segsynth.errors import PluginError, TrainingDiverged, UserError
 
+#: The one place the version is written: pyproject.toml reads it (hatch's dynamic version),
+#: CITATION.cff repeats it (a test compares them).
+__version__ = "0.1.0"
+
+#: The plugin toolkit: the modules a plugin may import besides ``segsynth`` itself, with what
+#: each offers. ``segsynth.<module>`` loads one on first use.
+TOOLKIT: dict[str, str] = {
+    "measures": "confusion counts, F1/Dice, AUC, histogram KL",
+    "images": "reading image files correctly (bit depth, palettes, EXIF) or refusing them clearly",
+    "preprocess": "fitting samples to the training size; the decoded-image cache; the shared "
+                  "preprocessing params and adapter helpers of file-based data sets",
+    "pairing": "finding files by glob and pairing them by an id in their names",
+    "splits": "train/test splits from id lists or a seeded draw",
+    "params": "parameter types several plugins share (steps, batch sizes, learning rates, "
+              "Adam betas, EMA decay, augmentation policies, tanh threshold)",
+    "gan": "reusable GAN pieces: straight-through binarisation, generator EMA and batch-norm "
+           "re-estimation, the resumable training loop, batched sampling",
+    "gan_base": "base classes of GAN components (a paired-GAN translator, a mask GAN)",
+    "files": "the one atomic writer every file goes through (bytes, CSV, figures)",
+    "checkpoint": "checksummed, weights_only checkpoint files (loading a trained network a "
+                  "plugin ships or is given)",
+    "coverage": "the coverage metric names evaluators report and the coverage gate reads",
+    "coverage_sampling": "balanced draws and histogram-matched synthesis of masks",
+    "testing": "registering a plugin for one test (``registered_plugin``, fixture)",
+}
+
 if TYPE_CHECKING:  # the names below are imported on first use (PEP 562): torch loads only then
     from segsynth import (
-        coverage_sampling, files, images, measures, pairing, preprocess, splits,
+        checkpoint, coverage, coverage_sampling, files, gan, gan_base, images, measures, pairing,
+        params, preprocess, splits, testing,
     )
     from segsynth.api import Run, load, open_run, run
     from segsynth.hookspecs import API_VERSION, hookimpl
@@ -61,13 +87,12 @@ _LAZY = {
     "Trainer": "segsynth.trainer", "TrainerSettings": "segsynth.trainer",
     "Run": "segsynth.api", "load": "segsynth.api", "open_run": "segsynth.api", "run": "segsynth.api",
 }
-_SUBMODULES = ("coverage_sampling", "files", "images", "measures", "pairing", "preprocess", "splits")
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
-    elif name in _SUBMODULES:
+    elif name in TOOLKIT:
         value = import_module(f"segsynth.{name}")
     else:
         raise AttributeError(f"module 'segsynth' has no attribute {name!r}")
@@ -79,40 +104,7 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
-__version__ = "0.1.0"
-
-__all__ = [
-    "API_VERSION",
-    "Run",
-    "Component",
-    "DatasetAdapter",
-    "DatasetInfo",
-    "EvaluationContext",
-    "EvaluationResult",
-    "Evaluator",
-    "FeatureSpace",
-    "Logger",
-    "MaskGenerator",
-    "PairGenerator",
-    "PairSet",
-    "Params",
-    "PluginError",
-    "Segmenter",
-    "Trainer",
-    "TrainerSettings",
-    "Translator",
-    "TrainingDiverged",
-    "UserError",
-    "__version__",
-    "coverage_sampling",
-    "files",
-    "hookimpl",
-    "images",
-    "load",
-    "measures",
-    "open_run",
-    "pairing",
-    "preprocess",
-    "run",
-    "splits",
-]
+__all__ = sorted([  # ``testing`` is left out: it needs pytest, which ``import *`` must not
+    "PluginError", "TrainingDiverged", "UserError", "TOOLKIT", "__version__", *_LAZY,
+    *(module for module in TOOLKIT if module != "testing"),
+])

@@ -21,6 +21,9 @@ from segsynth.errors import UserError
 from segsynth.folders import FINAL_CHECKPOINT
 from segsynth.files import atomic_write_bytes  # noqa: F401  (plugins imported it from here)
 
+#: what plugins may use (``segsynth.TOOLKIT``): reading and writing checkpoint files
+__all__ = ["FORMAT_VERSION", "CheckpointStore", "pack_state", "sha256_file", "unpack_state"]
+
 _STEP_FILE = re.compile(r"^step_(\d{8})\.pt$")
 FORMAT_VERSION = 1
 

@@ -2,10 +2,12 @@
 
 A plugin is a module (found through the ``segsynth`` entry-point group, or registered by a test
 with ``segsynth.testing.registered_plugin``) with functions decorated ``@segsynth.hookimpl``
-whose names match the specs below. Each registration hook returns component *classes*; core
-builds registries from them by each class's ``name``. All results from all plugins are
-collected (pluggy returns one list per plugin; core flattens them); two classes of one kind
-that claim the same ``name`` are an error naming both packages.
+whose names match the specs below. ``segsynth_register_components`` returns component
+*classes* of any kind; core routes each to the registry of its kind (its base class, one of
+``segsynth.interfaces.KINDS``) under its ``name``. All results from all plugins are collected
+(pluggy returns one list per plugin; core flattens them); two classes of one kind that claim
+the same ``name`` are an error naming both packages. The per-kind hooks of API 1 (below the
+first) still work, with a ``DeprecationWarning``, until API 2.
 
 A hook implementation may accept fewer arguments than its spec, so specs can grow new
 arguments without breaking existing plugins.

@@ -1,4 +1,4 @@
-"""The four kinds of component a recipe can name, and the data that flows between them.
+"""The kinds of component a recipe can name (``KINDS``), and the data that flows between them.
 
 Core knows only these classes. Every concrete model, dataset and evaluator is a subclass that
 arrives through a plugin hook (see ``segsynth.hookspecs``), first-party or third-party alike.
