@@ -34,7 +34,9 @@ TOOLKIT: dict[str, str] = {
     "measures": "confusion counts, F1/Dice, AUC, histogram KL",
     "images": "reading image files correctly (bit depth, palettes, EXIF) or refusing them clearly",
     "preprocess": "fitting samples to the training size; the decoded-image cache; the shared "
-                  "preprocessing params and adapter helpers of file-based data sets",
+                  "preprocessing params of file-based data sets",
+    "adapters": "bases of dataset adapters that read files: info from the params, the "
+                "train/test check, files found by glob, paired by id and split",
     "pairing": "finding files by glob and pairing them by an id in their names",
     "splits": "train/test splits from id lists or a seeded draw",
     "params": "parameter types several plugins share (steps, batch sizes, learning rates, "
@@ -52,8 +54,8 @@ TOOLKIT: dict[str, str] = {
 
 if TYPE_CHECKING:  # the names below are imported on first use (PEP 562): torch loads only then
     from segsynth import (
-        checkpoint, coverage, coverage_sampling, files, gan, gan_base, images, measures, pairing,
-        params, preprocess, splits, testing,
+        adapters, checkpoint, coverage, coverage_sampling, files, gan, gan_base, images, measures,
+        pairing, params, preprocess, splits, testing,
     )
     from segsynth.api import Run, load, open_run, run
     from segsynth.hookspecs import API_VERSION, hookimpl

@@ -134,12 +134,14 @@ class Preprocess(Params):
         """Whether fitted samples carry a fov: from files, from the threshold, or for padding."""
         return files_have_fov or self.fov_from_threshold is not None or self.policy == "pad"
 
-    def dataset_info(self, channels: str, has_fov: bool, description: str) -> DatasetInfo:
-        """The ``DatasetInfo`` of a file-reading adapter with one binary mask channel and a
-        train/test split, known from its params alone (no file is listed or read)."""
+    def dataset_info(
+        self, channels: str, has_fov: bool, description: str, mask_channels: int = 1,
+    ) -> DatasetInfo:
+        """The ``DatasetInfo`` of a file-reading adapter (binary masks, one channel unless
+        told) with a train/test split, known from its params alone (no file is listed or read)."""
         return DatasetInfo(
             image_channels=3 if channels == "rgb" else 1,
-            mask_channels=1,
+            mask_channels=mask_channels,
             size=self.hw,
             has_fov=has_fov,
             description=description,

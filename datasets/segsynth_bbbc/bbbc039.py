@@ -10,15 +10,16 @@ from typing import ClassVar
 import segsynth
 from segsynth.images import read_bytes
 from segsynth.preprocess import DecodeCache
-from segsynth_bbbc.assemble import Decoded, Layout, check_same_size, to_pairs
+from segsynth_bbbc.adapter import BbbcDataset
+from segsynth_bbbc.assemble import Decoded, check_same_size
 from segsynth_bbbc.intensity import normalise
 from segsynth_bbbc.labels import colour_labels
 from segsynth_bbbc.layout039 import Pair, find_pairs, list_files, shown
 from segsynth_bbbc.params import Bbbc039Params
-from segsynth_bbbc.splits import check_not_empty, limit, natural_key, random_split, read_list
+from segsynth_bbbc.splits import check_not_empty, natural_key, random_split, read_list
 
 
-class Bbbc039(segsynth.DatasetAdapter):
+class Bbbc039(BbbcDataset):
     """BBBC039 (200 fluorescence images of U2OS nuclei with instance labels), user-supplied."""
 
     name: ClassVar[str] = "bbbc039"
@@ -29,17 +30,8 @@ class Bbbc039(segsynth.DatasetAdapter):
     Params: ClassVar[type[segsynth.Params]] = Bbbc039Params
     params: Bbbc039Params
 
-    def info(self) -> segsynth.DatasetInfo:
-        """Known from the params alone: no folder is listed and no pixel is read."""
-        p = self.params
-        return segsynth.DatasetInfo(
-            image_channels=1,
-            mask_channels=2 if p.boundary_channel else 1,
-            size=p.preprocess.hw,
-            has_fov=p.preprocess.has_fov(False),
-            description=f"BBBC039 nuclei from {p.root}",
-            splits=("train", "test"),
-        )
+    def describe(self) -> str:
+        return f"BBBC039 nuclei from {self.params.root}"
 
     @cached_property
     def pairs(self) -> dict[str, Pair]:
@@ -86,17 +78,8 @@ class Bbbc039(segsynth.DatasetAdapter):
         })
         return splits
 
-    def load(self, split: str) -> segsynth.PairSet:
-        if split not in ("train", "test"):
-            raise segsynth.UserError(f"bbbc039 has the splits 'train' and 'test', not {split!r}.")
-        p = self.params
-        ids = limit(self.splits[split], p.n_train if split == "train" else p.n_test)
-        cache = DecodeCache(p.cache_dir)
-        layout = Layout(p.boundary_channel, p.tile_size, p.tile_cover, p.preprocess)
-        return to_pairs((self._decode(self.pairs[i], cache) for i in ids), layout)
-
-    def _decode(self, pair: Pair, cache: DecodeCache) -> Decoded:
-        p = self.params
+    def decode(self, split: str, sample_id: str, cache: DecodeCache) -> Decoded:
+        p, pair = self.params, self.pairs[sample_id]
         image = cache.decode(read_bytes(pair.image), str(pair.image), "grey", normalize="dtype")
         rgb = cache.decode(read_bytes(pair.mask), str(pair.mask), "rgb", normalize="dtype")
         check_same_size(image, str(pair.image), rgb, str(pair.mask))

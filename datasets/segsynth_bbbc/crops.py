@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 import segsynth
 from segsynth.preprocess import DecodeCache
-from segsynth_bbbc.assemble import Decoded, Layout, check_same_size, to_pairs
+from segsynth_bbbc.adapter import BbbcDataset
+from segsynth_bbbc.assemble import Decoded, check_same_size
 from segsynth_bbbc.intensity import stretch
 from segsynth_bbbc.labels import colour_labels
 from segsynth_bbbc.params import CropsParams
-from segsynth_bbbc.splits import limit, random_split
+from segsynth_bbbc.splits import random_split
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the module moved in Python 3.11
     from importlib.resources.abc import Traversable
@@ -62,7 +63,7 @@ def read_manifest(folder: Traversable | None = None) -> list[Crop]:
         ) from exc
 
 
-class Bbbc039Crops(segsynth.DatasetAdapter):
+class Bbbc039Crops(BbbcDataset):
     """24 real 128 x 128 BBBC039 nuclei crops (CC0) that ship with segsynth."""
 
     name: ClassVar[str] = "bbbc039_crops"
@@ -72,17 +73,8 @@ class Bbbc039Crops(segsynth.DatasetAdapter):
     Params: ClassVar[type[segsynth.Params]] = CropsParams
     params: CropsParams
 
-    def info(self) -> segsynth.DatasetInfo:
-        """Known from the params alone."""
-        p = self.params
-        return segsynth.DatasetInfo(
-            image_channels=1,
-            mask_channels=2 if p.boundary_channel else 1,
-            size=p.preprocess.hw,
-            has_fov=p.preprocess.has_fov(False),
-            description="built-in BBBC039 crops (Caicedo et al. 2019, CC0)",
-            splits=("train", "test"),
-        )
+    def describe(self) -> str:
+        return "built-in BBBC039 crops (Caicedo et al. 2019, CC0)"
 
     @cached_property
     def crops(self) -> dict[str, Crop]:
@@ -93,17 +85,8 @@ class Bbbc039Crops(segsynth.DatasetAdapter):
         return random_split(list(self.crops), self.params.test_fraction, self.params.seed,
                             "the built-in BBBC039 crops")
 
-    def load(self, split: str) -> segsynth.PairSet:
-        if split not in ("train", "test"):
-            raise segsynth.UserError(f"bbbc039_crops has the splits 'train' and 'test', not {split!r}.")
-        p = self.params
-        ids = limit(self.splits[split], p.n_train if split == "train" else p.n_test)
-        layout = Layout(p.boundary_channel, None, False, p.preprocess)
-        cache = DecodeCache()
-        return to_pairs((self._decode(self.crops[i], cache) for i in ids), layout)
-
-    @staticmethod
-    def _decode(crop: Crop, cache: DecodeCache) -> Decoded:
+    def decode(self, split: str, sample_id: str, cache: DecodeCache) -> Decoded:
+        crop = self.crops[sample_id]
         image_name = f"bbbc039_crops:images/{crop.image.name}"
         mask_name = f"bbbc039_crops:masks/{crop.mask.name}"
         image = cache.decode(crop.image.read_bytes(), image_name, "grey", normalize="dtype")

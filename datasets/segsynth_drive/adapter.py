@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import ClassVar
 
 import segsynth
+from segsynth.adapters import FileDataset
 from segsynth.preprocess import DecodeCache, PairFiles, load_pairs
 from segsynth_drive.layout import LAYOUT, DriveSample, find_samples
 from segsynth_drive.params import DriveParams
@@ -15,7 +16,7 @@ from segsynth_drive.source import ZIP_NAMES, Source, locate
 DRIVE_SITE = "https://drive.grand-challenge.org/"
 
 
-class Drive(segsynth.DatasetAdapter):
+class Drive(FileDataset):
     """DRIVE (40 fundus photographs with vessel masks), from the user's own download."""
 
     name: ClassVar[str] = "drive"
@@ -24,14 +25,10 @@ class Drive(segsynth.DatasetAdapter):
     )
     Params: ClassVar[type[segsynth.Params]] = DriveParams
     params: DriveParams
+    files_have_fov: ClassVar[bool] = True
 
-    def info(self) -> segsynth.DatasetInfo:
-        """Known from the params alone, so validating a recipe does not need the data."""
-        p = self.params
-        return p.preprocess.dataset_info(
-            p.channels, has_fov=True,
-            description=f"DRIVE (observer {p.annotator} test masks) from {p.root}",
-        )
+    def describe(self) -> str:
+        return f"DRIVE (observer {self.params.annotator} test masks) from {self.params.root}"
 
     @cached_property
     def source(self) -> Source:
@@ -40,9 +37,7 @@ class Drive(segsynth.DatasetAdapter):
             raise segsynth.UserError(missing_message(self.params.root))
         return source
 
-    def load(self, split: str) -> segsynth.PairSet:
-        if split not in ("train", "test"):
-            raise segsynth.UserError(f"drive has the splits 'train' and 'test', not {split!r}.")
+    def read(self, split: str) -> segsynth.PairSet:
         samples = self.samples(split)
         p = self.params
         files = [

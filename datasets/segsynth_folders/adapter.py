@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import ClassVar
 
 import segsynth
-from segsynth.pairing import NamePattern, Role, Sample, find_roles, pair
+from segsynth.adapters import PairedFilesDataset
+from segsynth.pairing import Sample
 from segsynth.preprocess import DecodeCache, FileRef, PairFiles, load_pairs
-from segsynth.splits import split_ids
 from segsynth_folders.params import PairedFoldersParams
 
 
-class PairedFolders(segsynth.DatasetAdapter):
+class PairedFolders(PairedFilesDataset):
     """Images and masks of any domain, found by glob patterns and paired by a name pattern."""
 
     name: ClassVar[str] = "paired_folders"
@@ -22,43 +21,13 @@ class PairedFolders(segsynth.DatasetAdapter):
     Params: ClassVar[type[segsynth.Params]] = PairedFoldersParams
     params: PairedFoldersParams
 
-    def info(self) -> segsynth.DatasetInfo:
-        """Known from the params alone: no folder is listed and no pixel is read."""
-        p = self.params
-        return p.preprocess.dataset_info(
-            p.channels, has_fov=p.preprocess.has_fov(p.fovs is not None),
-            description=f"paired folders under {p.root}",
-        )
+    def describe(self) -> str:
+        return f"paired folders under {self.params.root}"
 
-    @cached_property
-    def roles(self) -> dict[str, Role]:
-        p = self.params
-        roles = {
-            "image": Role("image", p.images, NamePattern.parse(p.image_name)),
-            "mask": Role("mask", p.masks, NamePattern.parse(p.mask_name)),
-        }
-        if p.fovs is not None:
-            roles["fov"] = Role("fov", p.fovs, NamePattern.parse(p.fov_name))
-        return roles
+    def fov_files(self) -> bool:
+        return self.params.fovs is not None
 
-    @cached_property
-    def samples(self) -> dict[str, Sample]:
-        """Every paired sample by id (the folders are listed once per adapter)."""
-        root = self.params.root
-        if not root.is_dir():
-            raise segsynth.UserError(self._layout_help(f"folder {root} does not exist"))
-        found = find_roles(root, list(self.roles.values()))
-        return {sample.id: sample for sample in pair(found, self.roles, root)}
-
-    @cached_property
-    def splits(self) -> dict[str, list[str]]:
-        p = self.params
-        return split_ids(list(self.samples), p.train_list, p.test_list, p.test_fraction, p.seed,
-                         where=str(p.root))
-
-    def load(self, split: str) -> segsynth.PairSet:
-        if split not in ("train", "test"):
-            raise segsynth.UserError(f"paired_folders has the splits 'train' and 'test', not {split!r}.")
+    def read(self, split: str) -> segsynth.PairSet:
         p = self.params
         files = [self._files(self.samples[sample_id]) for sample_id in self.splits[split]]
         return load_pairs(
@@ -79,7 +48,7 @@ class PairedFolders(segsynth.DatasetAdapter):
             fov=None if sample.fov is None else FileRef.path(sample.fov),
         )
 
-    def _layout_help(self, problem: str) -> str:
+    def layout_help(self, problem: str) -> str:
         width = max(len(role.glob) for role in self.roles.values()) + 4
         lines = [f"  {role.glob.ljust(width)}{role.label} files named {role.pattern.text}"
                  for role in self.roles.values()]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 import segsynth
+from segsynth.adapters import FileDataset
 from segsynth.images import read_bytes
 from segsynth.preprocess import DecodeCache, fit_to_size
 from segsynth_messidor.annotations import Grading, csv_path, read_grading
@@ -28,7 +29,7 @@ from segsynth_messidor.splits import subset_and_split
 NO_MASKS = "no vessel masks: every mask is all zero"
 
 
-class Messidor(segsynth.DatasetAdapter):
+class Messidor(FileDataset):
     """MESSIDOR (1200 fundus photographs in 12 bases), images only, user-supplied."""
 
     name: ClassVar[str] = "messidor"
@@ -38,14 +39,11 @@ class Messidor(segsynth.DatasetAdapter):
     )
     Params: ClassVar[type[segsynth.Params]] = MessidorParams
     params: MessidorParams
+    files_have_fov: ClassVar[bool] = True  # derived from the pixels, always
 
-    def info(self) -> segsynth.DatasetInfo:
-        """Known from the params alone; the description says the masks are absent."""
-        p = self.params
-        return p.preprocess.dataset_info(
-            p.channels, has_fov=True,
-            description=f"MESSIDOR fundus photographs from {p.root} ({NO_MASKS})",
-        )
+    def describe(self) -> str:
+        """Says that the masks are absent."""
+        return f"MESSIDOR fundus photographs from {self.params.root} ({NO_MASKS})"
 
     @cached_property
     def photos(self) -> dict[str, Photo]:
@@ -92,9 +90,7 @@ class Messidor(segsynth.DatasetAdapter):
         p = self.params
         return subset_and_split(list(self.photos), p.n_images, p.test_fraction, p.seed, str(p.root))
 
-    def load(self, split: str) -> segsynth.PairSet:
-        if split not in ("train", "test"):
-            raise segsynth.UserError(f"messidor has the splits 'train' and 'test', not {split!r}.")
+    def read(self, split: str) -> segsynth.PairSet:
         cache = DecodeCache(self.params.cache_dir)
         images, masks, fovs = [], [], []
         ids = self.splits[split]

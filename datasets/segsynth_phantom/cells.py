@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 import segsynth
 from segsynth_phantom.nuclei import draw_nuclei, render_nuclei
@@ -43,27 +43,21 @@ class CellsPhantomParams(PhantomParams):
         description="Std of the camera read noise (0..0.2); shot noise is always added.",
     )
 
-    @field_validator("nuclei_per_image")
+    @field_validator("nuclei_per_image", "nucleus_radius")
     @classmethod
-    def _count_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+    def _ordered_range(cls, value: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+        least, most, unit = _RANGES[info.field_name]
         low, high = value
-        if not 1 <= low <= high <= 500:
+        if not least <= low <= high <= most:
             raise ValueError(
-                "nuclei_per_image must be [min, max] with 1 <= min <= max <= 500, "
+                f"{info.field_name} must be [min, max]{unit} with {least} <= min <= max <= {most}, "
                 f"got [{low}, {high}]"
             )
         return value
 
-    @field_validator("nucleus_radius")
-    @classmethod
-    def _radius_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if not 0.005 <= low <= high <= 0.3:
-            raise ValueError(
-                "nucleus_radius must be [min, max] fractions of the image side with "
-                f"0.005 <= min <= max <= 0.3, got [{low}, {high}]"
-            )
-        return value
+
+#: the bounds of each [min, max] param, and what its numbers are
+_RANGES = {"nuclei_per_image": (1, 500, ""), "nucleus_radius": (0.005, 0.3, " fractions of the image side")}
 
 
 class CellsPhantom(ProceduralDataset):
@@ -75,20 +69,8 @@ class CellsPhantom(ProceduralDataset):
         "unevenly lit background."
     )
     Params: ClassVar[type[segsynth.Params]] = CellsPhantomParams
-    dataset_code: ClassVar[int] = 2
+    dataset_code: ClassVar[int] = 2  # one-channel images, no fov: the defaults
     params: CellsPhantomParams
-
-    def info(self) -> segsynth.DatasetInfo:
-        """One-channel images and masks, no fov; nothing is rendered."""
-        size = self.params.size
-        return segsynth.DatasetInfo(
-            image_channels=1,
-            mask_channels=1,
-            size=(size, size),
-            has_fov=False,
-            description=self.description,
-            splits=("train", "test"),
-        )
 
     def render(self, rng: np.random.Generator) -> Sample:
         """Place the nuclei, then image them."""

@@ -55,11 +55,22 @@ class ProceduralDataset(segsynth.DatasetAdapter):
     """A dataset adapter whose samples are rendered on demand from derived seeds.
 
     Subclasses set ``dataset_code`` (a constant that keeps two phantoms with the same seed from
-    drawing the same random numbers), implement ``info()`` and ``render(rng)``.
+    drawing the same random numbers), ``image_channels`` and ``has_fov``, and implement
+    ``render(rng)``.
     """
 
     dataset_code: ClassVar[int] = 0
+    image_channels: ClassVar[int] = 1
+    has_fov: ClassVar[bool] = False
     params: PhantomParams
+
+    def info(self) -> segsynth.DatasetInfo:
+        """Square samples of ``size``, one mask channel; nothing is rendered."""
+        size = self.params.size
+        return segsynth.DatasetInfo(
+            image_channels=self.image_channels, mask_channels=1, size=(size, size),
+            has_fov=self.has_fov, description=self.description, splits=tuple(SPLIT_CODES),
+        )
 
     @abstractmethod
     def render(self, rng: np.random.Generator) -> Sample:

@@ -53,19 +53,9 @@ class RetinaPhantom(ProceduralDataset):
     )
     Params: ClassVar[type[segsynth.Params]] = RetinaPhantomParams
     dataset_code: ClassVar[int] = 1
+    image_channels: ClassVar[int] = 3
+    has_fov: ClassVar[bool] = True
     params: RetinaPhantomParams
-
-    def info(self) -> segsynth.DatasetInfo:
-        """Three-channel images, one-channel masks, a fov; nothing is rendered."""
-        size = self.params.size
-        return segsynth.DatasetInfo(
-            image_channels=3,
-            mask_channels=1,
-            size=(size, size),
-            has_fov=True,
-            description=self.description,
-            splits=("train", "test"),
-        )
 
     def render(self, rng: np.random.Generator) -> Sample:
         """Lay out the landmarks, grow the tree, render the photo."""

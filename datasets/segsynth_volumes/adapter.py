@@ -5,23 +5,26 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Iterator
-from functools import cached_property
 from typing import ClassVar
 
 import numpy as np
 
 import segsynth
-from segsynth.pairing import NamePattern, Role, Sample, find_roles, pair
+from segsynth.adapters import PairedFilesDataset
+from segsynth.pairing import Sample
 from segsynth.preprocess import DecodedPair, fit_pairs
-from segsynth.splits import split_ids
 from segsynth_volumes import labels, slicing, window
 from segsynth_volumes.formats import read_volume
 from segsynth_volumes.params import VolumeSlicesParams
 from segsynth_volumes.volume import Volume
 
 
-class VolumeSlices(segsynth.DatasetAdapter):
-    """2-D slices of image volumes and their label volumes, paired by file name."""
+class VolumeSlices(PairedFilesDataset):
+    """2-D slices of image volumes and their label volumes, paired by file name.
+
+    Samples are volumes and the splits hold volume ids: the slices of one volume (one patient)
+    never sit on both sides.
+    """
 
     name: ClassVar[str] = "volume_slices"
     description: ClassVar[str] = (
@@ -29,49 +32,20 @@ class VolumeSlices(segsynth.DatasetAdapter):
     )
     Params: ClassVar[type[segsynth.Params]] = VolumeSlicesParams
     params: VolumeSlicesParams
+    role_folders: ClassVar[bool] = True  # a DICOM series is a folder
 
-    def info(self) -> segsynth.DatasetInfo:
-        """Known from the params alone: no folder is listed and no voxel is read."""
-        p = self.params
-        return p.preprocess.dataset_info(
-            p.channels, has_fov=p.preprocess.has_fov(False),
-            description=f"slices (axis {p.slices.axis}) of volumes under {p.root}",
+    def describe(self) -> str:
+        return f"slices (axis {self.params.slices.axis}) of volumes under {self.params.root}"
+
+    def layout_help(self, problem: str) -> str:
+        return (
+            f"{problem}. volume_slices expects, under root, image "
+            f"volumes matching {self.params.images!r} and label volumes matching "
+            f"{self.params.masks!r} (NIfTI, DICOM or TIFF files, or DICOM series folders). "
+            "Set 'root' (relative to the recipe's folder) and the patterns."
         )
 
-    @cached_property
-    def roles(self) -> dict[str, Role]:
-        p = self.params
-        return {
-            "image": Role("image", p.images, NamePattern.parse(p.image_name), folders=True),
-            "mask": Role("mask", p.masks, NamePattern.parse(p.mask_name), folders=True),
-        }
-
-    @cached_property
-    def samples(self) -> dict[str, Sample]:
-        """Every paired volume by id (the folders are listed once per adapter)."""
-        root = self.params.root
-        if not root.is_dir():
-            raise segsynth.UserError(
-                f"folder {root} does not exist. volume_slices expects, under root, image "
-                f"volumes matching {self.params.images!r} and label volumes matching "
-                f"{self.params.masks!r} (NIfTI, DICOM or TIFF files, or DICOM series folders). "
-                "Set 'root' (relative to the recipe's folder) and the patterns."
-            )
-        found = find_roles(root, list(self.roles.values()))
-        return {sample.id: sample for sample in pair(found, self.roles, root)}
-
-    @cached_property
-    def splits(self) -> dict[str, list[str]]:
-        """Volume ids per split: slices of one volume (one patient) never sit on both sides."""
-        p = self.params
-        return split_ids(list(self.samples), p.train_list, p.test_list, p.test_fraction, p.seed,
-                         where=str(p.root))
-
-    def load(self, split: str) -> segsynth.PairSet:
-        if split not in ("train", "test"):
-            raise segsynth.UserError(
-                f"volume_slices has the splits 'train' and 'test', not {split!r}."
-            )
+    def read(self, split: str) -> segsynth.PairSet:
         ids = self.splits[split]
         slices = self._slices([self.samples[i] for i in ids])
         first = next(slices, None)

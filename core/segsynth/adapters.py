@@ -1,0 +1,116 @@
+"""Bases for dataset adapters that read the user's files: what each of them used to spell out.
+
+- ``FileDataset``: an adapter whose params embed the shared ``Preprocess`` (``preprocess``) and
+  name the image ``channels``. Its ``info()`` is known from the params alone (validating a
+  recipe lists no folder and reads no pixel), and its ``load(split)`` refuses a split other
+  than ``train`` and ``test`` with a message naming the adapter before ``read(split)`` reads it.
+- ``PairedFilesDataset``: a ``FileDataset`` whose samples are files found by glob patterns and
+  paired by the id in their names (``segsynth.pairing``), split by id lists or a seeded draw
+  (``segsynth.splits``): the params name ``root``, ``images``/``masks`` (+ ``image_name``,
+  ``mask_name``), ``train_list``, ``test_list``, ``test_fraction`` and ``seed``.
+
+Both are part of the plugin toolkit (``segsynth.TOOLKIT``); the adapters of ``datasets/`` use
+them, and so may anyone's.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from functools import cached_property
+from typing import Any, ClassVar
+
+from segsynth.errors import UserError
+from segsynth.interfaces import DatasetAdapter, DatasetInfo, PairSet
+from segsynth.pairing import NamePattern, Role, Sample, find_roles, pair
+from segsynth.splits import split_ids
+
+__all__ = ["SPLITS", "FileDataset", "PairedFilesDataset"]
+
+#: the splits every file-reading adapter offers
+SPLITS = ("train", "test")
+
+
+class FileDataset(DatasetAdapter):
+    """A data set read from files with the shared preprocessing; ``train`` and ``test`` splits.
+
+    A subclass says what its ``info()`` cannot know from the shared params: ``describe()`` (one
+    line, shown in reports), and where they differ ``files_have_fov`` (its files give a field
+    of view), ``image_mode()`` (the params' ``channels`` by default) and ``mask_channels()``.
+    It reads a split in ``read(split)``.
+    """
+
+    #: whether the data set's own files give a field of view (a padded or thresholded fit
+    #: gives one anyway: ``Preprocess.has_fov``)
+    files_have_fov: ClassVar[bool] = False
+    params: Any
+
+    def info(self) -> DatasetInfo:
+        """Known from the params alone: no folder is listed and no pixel is read."""
+        preprocess = self.params.preprocess
+        return preprocess.dataset_info(
+            self.image_mode(), has_fov=preprocess.has_fov(self.fov_files()),
+            description=self.describe(), mask_channels=self.mask_channels(),
+        )
+
+    def image_mode(self) -> str:
+        """``rgb`` (3 channels) or ``grey`` (1)."""
+        return str(self.params.channels)
+
+    def mask_channels(self) -> int:
+        return 1
+
+    def fov_files(self) -> bool:
+        """Whether these params' files give a field of view (``files_have_fov`` by default)."""
+        return self.files_have_fov
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line on what the samples are and where they come from."""
+
+    def load(self, split: str) -> PairSet:
+        if split not in SPLITS:
+            raise UserError(f"{self.name} has the splits 'train' and 'test', not {split!r}.")
+        return self.read(split)
+
+    @abstractmethod
+    def read(self, split: str) -> PairSet:
+        """Every sample of ``split`` (``train`` or ``test``)."""
+
+
+class PairedFilesDataset(FileDataset):
+    """Files found by glob and paired by id, split by id lists or a seeded draw."""
+
+    #: a folder a glob finds is one candidate (a DICOM series) rather than a place to look in
+    role_folders: ClassVar[bool] = False
+
+    @cached_property
+    def roles(self) -> dict[str, Role]:
+        """The kinds of file of a sample: image, mask and (where the params name one) fov."""
+        p = self.params
+        globs = {"image": (p.images, p.image_name), "mask": (p.masks, p.mask_name)}
+        if getattr(p, "fovs", None) is not None:
+            globs["fov"] = (p.fovs, p.fov_name)
+        return {
+            label: Role(label, glob, NamePattern.parse(name), folders=self.role_folders)
+            for label, (glob, name) in globs.items()
+        }
+
+    @cached_property
+    def samples(self) -> dict[str, Sample]:
+        """Every paired sample by id (the folders are listed once per adapter)."""
+        root = self.params.root
+        if not root.is_dir():
+            raise UserError(self.layout_help(f"folder {root} does not exist"))
+        found = find_roles(root, list(self.roles.values()))
+        return {sample.id: sample for sample in pair(found, self.roles, root)}
+
+    @cached_property
+    def splits(self) -> dict[str, list[str]]:
+        """Sample ids per split: the lists' ids, or a seeded draw of ``test_fraction``."""
+        p = self.params
+        return split_ids(list(self.samples), p.train_list, p.test_list, p.test_fraction, p.seed,
+                         where=str(p.root))
+
+    @abstractmethod
+    def layout_help(self, problem: str) -> str:
+        """``problem`` and what the adapter expects under ``root``."""
