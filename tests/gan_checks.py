@@ -48,8 +48,11 @@ TRANSLATOR_PARAM_ERRORS: list[tuple[dict[str, Any], str]] = [
     ({"lambda_l1": -0.5}, "lambda_l1"),
     ({"norm": "group"}, "norm"),
     ({"disc_layers": 0}, "disc_layers"),
-    ({"beta1": 1.0}, "beta1"),
-    ({"beta2": 1.0}, "beta2"),
+    ({"betas": (1.0, 0.999)}, "betas"),
+    ({"betas": (0.5, 1.0)}, "betas"),
+    ({"augment": {"translation": 0.5}}, "translation"),
+    ({"augment": {"enabled": True, "translation": 0, "cutout": 0, "flip": False}}, "augment.enabled"),
+    # the old list spelling of augment is still checked
     ({"augment": ["rotate"]}, "augment"),
     ({"augment": ["cutout", "cutout"]}, "repeated: cutout"),
     ({"augment": ["flip", "flip"]}, "repeated: flip"),
@@ -359,3 +362,20 @@ def check_translator_variant_trains(t: Any, steps: int, tmp_path: Path) -> None:
     finite_losses(tmp_path, steps)
     assert trainer.is_finished()
     assert t.translate(bar_pairs(2, 32).masks, seeded(0)).shape == (2, 3, 32, 32)
+
+
+def check_old_translator_spellings(params: type, betas: tuple[float, float]) -> None:
+    """``beta1``/``beta2`` and the list spelling of ``augment`` still validate, to the new
+    spelling, with a ``DeprecationWarning`` that names it; writing both spellings is an error."""
+    with pytest.warns(DeprecationWarning, match=r"beta1 -> betas: \[0.3, " + str(betas[1])):
+        assert params(beta1=0.3).betas == (0.3, betas[1])
+    with pytest.warns(DeprecationWarning, match=r"beta1/beta2 -> betas: \[0.1, 0.2\]"):
+        assert params(beta1=0.1, beta2=0.2).betas == (0.1, 0.2)
+    check_rejected(params, {"beta1": 0.1, "betas": (0.1, 0.2)}, "write only betas")
+    with pytest.warns(DeprecationWarning, match=r"augment: true -> augment: \{enabled: true"):
+        assert params(augment=True).augment == params(augment={"enabled": True}).augment
+    with pytest.warns(DeprecationWarning, match="augment: false"):
+        assert params(augment=False).augment == params().augment
+    with pytest.warns(DeprecationWarning, match="order translation, cutout, flip"):
+        cut = params(augment="flip, cutout").augment
+    assert (cut.enabled, cut.translation, cut.cutout, cut.flip) == (True, 0.0, 0.5, True)

@@ -46,9 +46,10 @@ from segsynth.interfaces import MaskGenerator, Translator
 
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth.interfaces import PairSet
+    from segsynth.params import DiscriminatorAugment
     from segsynth.trainer import Trainer
 
-__all__ = ["MaskGAN", "PairedGANTranslator", "reinitialize"]
+__all__ = ["MaskGAN", "PairedGANTranslator", "augment_ops", "reinitialize"]
 
 #: A function that renders one chunk of masks: ``render(chunk, start)`` with ``chunk`` already on
 #: the device in the network's mask scale and ``start`` the chunk's index in the call's masks.
@@ -71,6 +72,34 @@ def reinitialize(module: nn.Module, build: Callable[[], nn.Module], seed: int) -
         torch.manual_seed(seed)
         fresh = build()
     module.load_state_dict(fresh.state_dict())
+
+
+def augment_ops(
+    settings: DiscriminatorAugment,
+    fill: float = 0.0,
+    order: tuple[str, ...] = ("translation", "cutout", "flip"),
+) -> nn.Sequential:
+    """The ``kornia`` transforms of an ``augment`` block (``segsynth.params.DiscriminatorAugment``).
+
+    Translation by up to ``translation`` of the side with nearest resampling (whole-pixel
+    shifts: binary masks stay binary, the uncovered border is 0), a square cutout of side
+    ``cutout`` filled with ``fill``, a horizontal flip half the time; each only when on, in
+    ``order``. kornia draws from torch's global generator, which the trainer seeds and
+    checkpoints, so an augmented run still resumes exactly. Empty when ``enabled`` is false.
+    """
+    import kornia.augmentation as K
+
+    ops: list[nn.Module] = []
+    for name in order if settings.enabled else ():
+        if name == "translation" and settings.translation > 0:
+            t = settings.translation
+            ops.append(K.RandomTranslate((-t, t), (-t, t), resample="nearest", p=1.0))
+        elif name == "cutout" and settings.cutout > 0:
+            area = settings.cutout**2
+            ops.append(K.RandomErasing(scale=(area, area), ratio=(1.0, 1.0), value=fill, p=1.0))
+        elif name == "flip" and settings.flip:
+            ops.append(K.RandomHorizontalFlip(p=0.5))
+    return nn.Sequential(*ops)
 
 
 def _adam(module: nn.Module, lr: float, betas: tuple[float, float], fused: bool) -> torch.optim.Adam:

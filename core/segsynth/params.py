@@ -8,7 +8,11 @@ adds its own fields, which come after the shared ones in ``synth plugins show`` 
 
 from __future__ import annotations
 
+import inspect
 import re
+import sys
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -53,6 +57,171 @@ def _augment_unique(value: list[AugmentPolicy]) -> list[AugmentPolicy]:
 AugmentPolicies = Annotated[
     list[AugmentPolicy], BeforeValidator(_augment_shorthand), AfterValidator(_augment_unique)
 ]
+
+
+# --------------------------------------------------------------------------- old spellings
+class DeprecatedSpelling(DeprecationWarning):
+    """A recipe used an old spelling of a parameter: it still works, the message names the new one.
+
+    Python hides ``DeprecationWarning`` outside ``__main__``; this one is shown (on the console as
+    a ``warning:`` line, and in ``run.log``), because the person who can act on it is the one
+    who wrote the recipe, not a developer running the tests.
+    """
+
+
+warnings.filterwarnings("always", category=DeprecatedSpelling)
+
+
+def warn_spelling(message: str, where: type | None = None) -> None:
+    """Warn ``message`` as a ``DeprecatedSpelling``, located at class ``where`` when given.
+
+    The location is the class of the component's ``Params``, so that the console's repeated-
+    warning count (one line per place) keeps one line per component rather than one in all.
+    """
+    try:
+        if where is None:
+            raise TypeError
+        filename = sys.modules[where.__module__].__file__ or where.__module__
+        lineno = inspect.getsourcelines(where)[1]
+    except (TypeError, OSError, KeyError, AttributeError):
+        warnings.warn(message, DeprecatedSpelling, stacklevel=3)
+        return
+    warnings.warn_explicit(message, DeprecatedSpelling, filename, lineno, module=where.__module__)
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """An old spelling of a parameter: ``old`` keys (several for the parts of a tuple) -> ``new``.
+
+    ``Spelling("lr_g", "lr")`` renames a key; ``Spelling(("beta1", "beta2"), "betas")`` folds two
+    keys into one tuple field, taking a missing part from the field's default.
+    """
+
+    old: str | tuple[str, ...]
+    new: str
+
+
+def deprecated_spellings(*spellings: Spelling) -> Any:
+    """A ``Params`` class attribute that accepts ``spellings`` and warns with the new spelling.
+
+    ``_old = deprecated_spellings(Spelling("lr_g", "lr"))`` in a ``Params`` class body: a recipe
+    that writes ``lr_g`` validates as if it wrote ``lr`` and gets a ``DeprecatedSpelling``
+    warning naming ``lr``; the resolved recipe (``recipe.resolved.yaml``) has the new spelling.
+    Both spellings at once are an error (which one was meant is not clear).
+    """
+
+    def rename(cls: type, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        said: list[str] = []
+        for spelling in spellings:
+            olds = (spelling.old,) if isinstance(spelling.old, str) else spelling.old
+            given = [old for old in olds if old in data]
+            if not given:
+                continue
+            if spelling.new in data:
+                raise ValueError(
+                    f"{' and '.join(given)} (old spelling) and {spelling.new} are the same "
+                    f"setting; write only {spelling.new}"
+                )
+            data = dict(data)
+            if len(olds) == 1:
+                data[spelling.new] = data.pop(olds[0])
+            else:
+                default = cls.model_fields[spelling.new].get_default(call_default_factory=True)  # type: ignore[attr-defined]
+                data[spelling.new] = tuple(
+                    data.pop(old) if old in data else part for old, part in zip(olds, default, strict=True)
+                )
+            said.append(f"{'/'.join(given)} -> {spelling.new}: {_shown(data[spelling.new])}")
+        if said:
+            warn_spelling(
+                f"old parameter spelling ({'; '.join(said)}): it still works, but write the new "
+                f"one; the old will be removed",
+                cls,
+            )
+        return data
+
+    return model_validator(mode="before")(classmethod(rename))  # type: ignore[arg-type]
+
+
+def _shown(value: Any) -> str:
+    """A value as a recipe would write it: tuples as YAML flow lists."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) + "}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# --------------------------------------------------------------------------- augmentation
+class DiscriminatorAugment(Params):
+    """Differentiable augmentation of a discriminator's inputs (DiffAugment, Zhao et al. 2020).
+
+    One block for every GAN: a recipe writes ``augment: {enabled: true, translation: 0.125,
+    cutout: 0.5, flip: true}`` (any subset) whichever model it configures. A model may add
+    fields (``dcgan``'s adaptive strength).
+    """
+
+    enabled: bool = Field(
+        True, description="Augment the discriminator's real and fake inputs; turn off only for big data sets."
+    )
+    translation: float = Field(
+        0.125, ge=0.0, lt=0.5,
+        description="Largest random shift as a fraction of the side (whole pixels, background "
+        "fills the gap); 0 disables.",
+    )
+    cutout: float = Field(
+        0.5, ge=0.0, lt=1.0,
+        description="Side of the random square blanked out (to a value no real input has), as a "
+        "fraction of the image side; 0 disables.",
+    )
+    flip: bool = Field(
+        True, description="Random horizontal flips (masks of left and right eyes/organs mirror each other)."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> DiscriminatorAugment:
+        if self.enabled and self.translation == 0 and self.cutout == 0 and not self.flip:
+            raise ValueError(
+                "augment.enabled is true but translation, cutout and flip are all off; "
+                "turn one on or set augment.enabled: false"
+            )
+        return self
+
+
+def _augment_from_policies(value: Any) -> Any:
+    """The old list spelling of a translator's ``augment`` (``[translation, cutout, flip]``,
+    ``true``, ``false`` or ``"translation, cutout"``) as the ``DiscriminatorAugment`` block."""
+    if isinstance(value, Mapping) or isinstance(value, DiscriminatorAugment):
+        return value
+    policies = _augment_shorthand(value)
+    if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+        return value  # not the old spelling either: the block's own validation says what is wrong
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise ValueError(
+            f"unknown augmentation policy {unknown[0]!r}; write augment as a block: "
+            "{enabled: true, translation: 0.125, cutout: 0.5, flip: true}"
+        )
+    _augment_unique(policies)
+    block: dict[str, Any] = {"enabled": False}
+    if policies:
+        block = {
+            "enabled": True,
+            "translation": 0.125 if "translation" in policies else 0.0,
+            "cutout": 0.5 if "cutout" in policies else 0.0,
+            "flip": "flip" in policies,
+        }
+    order = "" if [p for p in POLICIES if p in policies] == policies else (
+        "; the transforms now always run in the order translation, cutout, flip"
+    )
+    warn_spelling(f"old parameter spelling (augment: {_shown(value)} -> augment: {_shown(block)}): "
+                  f"it still works, but write the new one; the old will be removed{order}")
+    return block
+
+
+#: A translator's ``augment`` block: ``DiscriminatorAugment``, still accepting the old list.
+TranslatorAugment = Annotated[DiscriminatorAugment, BeforeValidator(_augment_from_policies)]
 
 
 # --------------------------------------------------------------------------- devices
@@ -285,8 +454,17 @@ class GanGeneratorParams(Params):
 
 
 class TranslatorTrainingParams(Params):
-    """Fields the paired translators (``pix2pix``, ``spade``) take alike: length, flips, rendering."""
+    """Fields the paired translators (``pix2pix``, ``spade``) take alike: length, flips, rendering,
+    the discriminator's augmentation; and the old spellings ``beta1``/``beta2`` of ``betas``."""
 
     steps: Steps = Field(2000, description="Training iterations (one D and one G update each).")
     flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
     translate_batch_size: BatchSize = Field(16, description="Masks rendered per forward pass.")
+    augment: TranslatorAugment = Field(
+        default_factory=lambda: DiscriminatorAugment(enabled=False),
+        description="Differentiable augmentation of the discriminator's inputs, the same transform "
+        "for a pair's mask, its real image and its generated image: {enabled, translation, "
+        "cutout, flip} (off by default).",
+    )
+
+    _old_spellings = deprecated_spellings(Spelling(("beta1", "beta2"), "betas"))

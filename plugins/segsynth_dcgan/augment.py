@@ -18,36 +18,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
-import segsynth
-from segsynth.params import StepInterval
+from segsynth.params import DiscriminatorAugment, StepInterval
 
 
-class AugmentParams(segsynth.Params):
-    """The recipe's ``augment`` block of the dcgan mask generator."""
+class AugmentParams(DiscriminatorAugment):
+    """The recipe's ``augment`` block of the dcgan mask generator: the shared block plus ADA."""
 
-    enabled: bool = Field(
-        True, description="Augment D's real and fake inputs (DiffAugment); turn off only for big data sets."
-    )
-    translation: float = Field(
-        0.125,
-        ge=0.0,
-        lt=0.5,
-        description="Largest random shift as a fraction of the side (integer pixels, background "
-        "fills the gap); 0 disables.",
-    )
-    cutout: float = Field(
-        0.5,
-        ge=0.0,
-        lt=1.0,
-        description="Side of the random square blanked out, as a fraction of the image side; the "
-        "square is filled with 0 (mid-grey in [-1, 1]) so it never looks like real background; 0 disables.",
-    )
-    flip: bool = Field(
-        True, description="Random horizontal flips (masks of left and right eyes/organs mirror each other)."
-    )
     adaptive: bool = Field(
         False,
         description="ADA: start with probability p = 0 and tune p from r_t = E[sign(D(real))]; "
@@ -65,15 +44,6 @@ class AugmentParams(segsynth.Params):
     interval: StepInterval = Field(
         4, description="ADA: steps per window over which r_t is averaged before p is updated."
     )
-
-    @model_validator(mode="after")
-    def _something_to_do(self) -> AugmentParams:
-        if self.enabled and self.translation == 0 and self.cutout == 0 and not self.flip:
-            raise ValueError(
-                "augment.enabled is true but translation, cutout and flip are all off; "
-                "turn one on or set augment.enabled: false"
-            )
-        return self
 
 
 class DiffAugment(nn.Module):

@@ -20,7 +20,7 @@ from torch import Tensor
 from segsynth import DatasetInfo, Trainer, UserError
 from segsynth.gan_base import PairedGANTranslator, Render
 from segsynth.params import (
-    AugmentPolicies,
+    AdamBetas,
     BatchSize,
     LearningRate,
     LossWeight,
@@ -71,8 +71,7 @@ class Pix2PixTranslator(PairedGANTranslator):
         )
         lambda_l1: LossWeight = Field(100.0, description="Weight of the L1 term against the GAN term.")
         lr: LearningRate = Field(2e-4, description="Adam learning rate of both networks.")
-        beta1: float = Field(0.5, ge=0.0, lt=1.0, description="Adam beta1 of both networks.")
-        beta2: float = Field(0.999, ge=0.0, lt=1.0, description="Adam beta2 of both networks.")
+        betas: AdamBetas = Field((0.5, 0.999), description="Adam betas (beta1, beta2) of both networks.")
         lr_decay_start: float = Field(
             1.0, ge=0.0, le=1.0,
             description="Fraction of steps after which the learning rate falls linearly towards 0 "
@@ -86,12 +85,6 @@ class Pix2PixTranslator(PairedGANTranslator):
         )
         dropout_at_inference: bool = Field(
             True, description="Keep dropout on when rendering, so one mask gives varied images (paper)."
-        )
-        augment: AugmentPolicies = Field(
-            default_factory=list,
-            description="Differentiable augmentation of the discriminator's inputs, applied identically "
-            "to mask and image: any of 'translation', 'cutout', 'flip' (a list or a comma-separated "
-            "string); true means all three, false none.",
         )
         log_every: StepInterval = Field(10, description="Log d_loss, g_gan and g_l1 every this many steps.")
 
@@ -119,7 +112,7 @@ class Pix2PixTranslator(PairedGANTranslator):
         self._check_patch_grid(info.size[0])
         init_weights(self.generator)
         init_weights(self.discriminator)
-        self._build_optimizers(p.lr, p.lr, (p.beta1, p.beta2))
+        self._build_optimizers(p.lr, p.lr, p.betas)
         self.augment = PairAugment(p.augment)
 
     def _check_patch_grid(self, size: int) -> None:

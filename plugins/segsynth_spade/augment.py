@@ -14,33 +14,19 @@ seeds and checkpoints, so an augmented run still resumes exactly.
 
 from __future__ import annotations
 
-
-import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
-from segsynth.params import POLICIES, AugmentPolicy  # noqa: F401  (re-exported)
-
-
-def _policy(name: AugmentPolicy) -> nn.Module:
-    if name == "translation":
-        # up to 1/8 of the side; nearest resampling makes it a whole-pixel shift, so masks stay
-        # binary; the uncovered border is 0: background in the mask, mid-grey in the image
-        return K.RandomTranslate((-0.125, 0.125), (-0.125, 0.125), resample="nearest", p=1.0)
-    if name == "cutout":
-        # one square of a quarter of the area set to 0, as DiffAugment
-        return K.RandomErasing(scale=(0.25, 0.25), ratio=(1.0, 1.0), value=0.0, p=1.0)
-    if name == "flip":
-        return K.RandomHorizontalFlip(p=0.5)
-    raise ValueError(f"unknown augmentation policy {name!r}; choose from {', '.join(POLICIES)}")
+from segsynth.gan_base import augment_ops
+from segsynth.params import DiscriminatorAugment
 
 
 class TripletAugment(nn.Module):
-    """Apply the chosen policies, in the order given, to real and fake pairs with shared draws."""
+    """Apply the ``augment`` block's transforms to real and fake pairs with shared draws."""
 
-    def __init__(self, policies: list[AugmentPolicy]) -> None:
+    def __init__(self, settings: DiscriminatorAugment) -> None:
         super().__init__()
-        self.ops = nn.Sequential(*(_policy(p) for p in policies))
+        self.ops = augment_ops(settings)
 
     def forward(self, real_pair: Tensor, fake_pair: Tensor) -> tuple[Tensor, Tensor]:
         """Augment ``(N, Cm + C, H, W)`` real and fake pairs that share their mask channels."""

@@ -25,13 +25,15 @@ from segsynth import DatasetInfo, Trainer, UserError
 from segsynth.gan_base import PairedGANTranslator, Render, reinitialize
 from segsynth.params import (
     MAX_WIDTH,
-    AugmentPolicies,
+    AdamBetas,
     BatchSize,
     LearningRate,
     LossWeight,
     StepInterval,
     TranslatorTrainingParams,
+    Spelling,
     Width,
+    deprecated_spellings,
 )
 from segsynth_spade.augment import TripletAugment
 from segsynth_spade.discriminator import MultiscaleDiscriminator, split_batch
@@ -94,22 +96,21 @@ class SpadeTranslator(PairedGANTranslator):
         lambda_l1: LossWeight = Field(
             0.0, description="Weight of an extra L1 loss to the real image (0 in the paper)."
         )
-        lr_g: LearningRate = Field(1e-4, description="Adam learning rate of the generator (TTUR: 1e-4).")
+        lr: LearningRate = Field(
+            1e-4, description="Adam learning rate of the generator (TTUR: 1e-4); the discriminator's is lr_d."
+        )
         lr_d: LearningRate = Field(4e-4, description="Adam learning rate of the discriminator (TTUR: 4e-4).")
-        beta1: float = Field(0.0, ge=0.0, lt=1.0, description="Adam beta1 of both networks (0 in the paper).")
-        beta2: float = Field(0.9, ge=0.0, lt=1.0, description="Adam beta2 of both networks (0.9 in the paper).")
+        betas: AdamBetas = Field(
+            (0.0, 0.9), description="Adam betas (beta1, beta2) of both networks ((0, 0.9) in the paper)."
+        )
         lr_decay_start: float = Field(
             1.0, ge=0.0, le=1.0,
             description="Fraction of steps after which both learning rates fall linearly towards 0 "
             "(1.0: constant; 0.5: the paper's second half of training).",
         )
-        augment: AugmentPolicies = Field(
-            default_factory=list,
-            description="Differentiable augmentation of the discriminator's inputs, shared by the real "
-            "and generated pair of a mask: any of 'translation', 'cutout', 'flip' (a list or a "
-            "comma-separated string); true means all three, false none.",
-        )
         log_every: StepInterval = Field(10, description="Log d_loss, g_gan, g_fm and g_l1 every this many steps.")
+
+        _old_spade_spellings = deprecated_spellings(Spelling("lr_g", "lr"))
 
     params: Params
 
@@ -138,7 +139,7 @@ class SpadeTranslator(PairedGANTranslator):
         self.generator = self._build_generator()  # checks the size first
         self._check_coarsest_scale(info.size[0])
         self.discriminator = self._build_discriminator()
-        self._build_optimizers(p.lr_g, p.lr_d, (p.beta1, p.beta2))
+        self._build_optimizers(p.lr, p.lr_d, p.betas)
         self.augment = TripletAugment(p.augment)
 
     def _check_coarsest_scale(self, size: int) -> None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 import gan_checks as checks
 from segsynth import DatasetInfo, Translator, UserError
+from segsynth.params import DiscriminatorAugment
 from segsynth_pix2pix.augment import PairAugment
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size, receptive_field
 from segsynth_pix2pix.generator import UNetGenerator
@@ -81,7 +82,7 @@ def test_pair_augment_moves_mask_and_image_together_and_passes_gradients() -> No
     torch.manual_seed(3)
     image = torch.rand(4, 1, 32, 32, requires_grad=True)
     mask = image.detach().clone()
-    out = PairAugment(["translation", "cutout", "flip"])(torch.cat([mask, image], dim=1))
+    out = PairAugment(DiscriminatorAugment())(torch.cat([mask, image], dim=1))
     assert out.shape == (4, 2, 32, 32)
     assert torch.equal(out[:, 0], out[:, 1])
     assert not torch.equal(out[:, 1], image.detach()[:, 0])
@@ -103,14 +104,13 @@ def test_params_validation_errors(params: dict[str, object], message: str) -> No
     checks.check_rejected(P, params, message)
 
 
-def test_params_defaults_and_augment_shorthand() -> None:
+def test_params_defaults_and_old_spellings() -> None:
     p = P()
     assert (p.steps, p.batch_size, p.base_filters, p.lambda_l1, p.lr) == (2000, 1, 64, 100.0, 2e-4)
-    assert (p.beta1, p.beta2, p.disc_layers, p.norm, p.gan_loss) == (0.5, 0.999, 3, "batch", "bce")
-    assert p.dropout_at_inference is True and p.augment == [] and p.log_every == 10
-    assert P(augment=True).augment == ["translation", "cutout", "flip"]
-    assert P(augment=False).augment == []
-    assert P(augment="translation, cutout").augment == ["translation", "cutout"]
+    assert (p.betas, p.disc_layers, p.norm, p.gan_loss) == ((0.5, 0.999), 3, "batch", "bce")
+    assert p.dropout_at_inference is True and not p.augment.enabled and p.log_every == 10
+    assert P(augment={"enabled": True}).augment == DiscriminatorAugment()
+    checks.check_old_translator_spellings(P, (0.5, 0.999))
 
 
 # ----------------------------------------------------------------------------- learning
@@ -140,7 +140,7 @@ def test_discriminator_gradients_do_not_leak_from_the_generator_step(tmp_path: P
 @pytest.mark.parametrize("gan_loss", ["bce", "lsgan"])
 def test_norm_and_loss_variants_train(tmp_path: Path, norm: str, gan_loss: str) -> None:
     t = _translator(32, image_channels=3, steps=4, batch_size=2, norm=norm, gan_loss=gan_loss,
-                    augment=True)
+                    augment={"enabled": True})
     expected = torch.nn.BatchNorm2d if norm == "batch" else torch.nn.InstanceNorm2d
     assert any(isinstance(m, expected) for m in t.generator.modules())
     assert any(isinstance(m, expected) for m in t.discriminator.modules())
@@ -179,7 +179,7 @@ def test_final_checkpoint_reloads_to_identical_outputs(tmp_path: Path) -> None:
 
 def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     n = 3
-    settings = {"batch_size": 2, "augment": True, "flip": True}
+    settings = {"batch_size": 2, "augment": {"enabled": True}, "flip": True}
     straight, second = checks.fit_straight_and_resumed(
         lambda steps: _translator(32, steps=steps, **settings),
         checks.bar_pairs(4, 32), tmp_path, steps=2 * n, every=n, resumed_seed=1234,

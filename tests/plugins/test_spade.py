@@ -11,6 +11,7 @@ from torch import nn
 
 import gan_checks as checks
 from segsynth import DatasetInfo, PairSet, Translator, UserError
+from segsynth.params import DiscriminatorAugment
 from segsynth_spade.augment import TripletAugment
 from segsynth_spade.discriminator import MultiscaleDiscriminator, PatchDiscriminator, split_batch
 from segsynth_spade.generator import SPADEGenerator, spade_resolutions
@@ -191,7 +192,7 @@ def test_triplet_augment_gives_real_and_fake_the_same_transform() -> None:
     mask = (torch.rand(6, 1, 32, 32) > 0.5).float()
     image = torch.rand(6, 2, 32, 32) * 2 - 1
     fake = image.clone().requires_grad_(True)
-    aug = TripletAugment(["translation", "cutout", "flip"])
+    aug = TripletAugment(DiscriminatorAugment())
     real_out, fake_out = aug(torch.cat([mask, image], 1), torch.cat([mask, fake], 1))
     assert real_out.shape == fake_out.shape == (6, 3, 32, 32)
     assert torch.equal(real_out, fake_out.detach())  # identical inputs: identical outputs
@@ -200,7 +201,7 @@ def test_triplet_augment_gives_real_and_fake_the_same_transform() -> None:
     assert not real_out.requires_grad  # D's loss on reals must not reach the generator
     fake_out[:, 1:].sum().backward()
     assert fake.grad is not None and fake.grad.abs().sum() > 0
-    assert TripletAugment([])(mask, image) == (mask, image)
+    assert TripletAugment(DiscriminatorAugment(enabled=False))(mask, image) == (mask, image)
 
 
 # ----------------------------------------------------------------------------- params
@@ -222,15 +223,21 @@ def test_params_validation_errors(params: dict[str, object], message: str) -> No
 
 def test_params_defaults_follow_the_paper() -> None:
     p = P()
-    assert (p.lr_g, p.lr_d, p.beta1, p.beta2) == (1e-4, 4e-4, 0.0, 0.9)  # TTUR
+    assert (p.lr, p.lr_d, p.betas) == (1e-4, 4e-4, (0.0, 0.9))  # TTUR
     assert (p.lambda_fm, p.lambda_l1, p.num_discriminators, p.disc_layers) == (10.0, 0.0, 2, 4)
     assert (p.norm, p.spectral_norm, p.spade_hidden, p.z_dim) == ("batch", True, 128, 0)
     assert (p.steps, p.batch_size, p.base_filters, p.log_every, p.translate_batch_size) == (2000, 4, 64, 10, 16)
-    assert P(augment=True).augment == ["translation", "cutout", "flip"]
-    assert P(augment="cutout, flip").augment == ["cutout", "flip"]
+    assert not p.augment.enabled and P(augment={"enabled": True}).augment == DiscriminatorAugment()
     t = _translator(32)
     assert t.opt_g.param_groups[0]["betas"] == (0.0, 0.9)
     assert (t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"]) == (1e-4, 4e-4)
+
+
+def test_old_spellings_still_work_with_a_warning() -> None:
+    checks.check_old_translator_spellings(P, (0.0, 0.9))
+    with pytest.warns(DeprecationWarning, match=r"lr_g -> lr: 0.001"):
+        assert P(lr_g=1e-3).lr == 1e-3
+    checks.check_rejected(P, {"lr_g": 1e-3, "lr": 1e-3}, "write only lr")
 
 
 # ----------------------------------------------------------------------------- learning
@@ -271,7 +278,7 @@ def test_initial_weights_depend_on_the_run_seed_only(tmp_path: Path) -> None:
     [
         {"norm": "instance", "batch_size": 1},
         {"spectral_norm": False, "lambda_l1": 5.0},
-        {"z_dim": 8, "augment": True, "num_discriminators": 1, "disc_layers": 2},
+        {"z_dim": 8, "augment": {"enabled": True}, "num_discriminators": 1, "disc_layers": 2},
     ],
     ids=["instance", "no_sn+l1", "z+augment"],
 )
@@ -280,7 +287,7 @@ def test_variants_train(tmp_path: Path, changes: dict[str, object]) -> None:
 
 
 def test_learning_rates_decay_linearly_after_their_start(tmp_path: Path) -> None:
-    t = _translator(32, steps=6, lr_g=1e-3, lr_d=2e-3, lr_decay_start=0.5)
+    t = _translator(32, steps=6, lr=1e-3, lr_d=2e-3, lr_decay_start=0.5)
     checks.check_learning_rates_decay(t, tmp_path, 1e-3, 2e-3)
 
 
@@ -321,7 +328,7 @@ def test_final_checkpoint_reloads_to_identical_outputs(tmp_path: Path) -> None:
 
 def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     n = 3
-    settings: dict[str, object] = {"augment": True, "flip": True, "z_dim": 4}
+    settings: dict[str, object] = {"augment": {"enabled": True}, "flip": True, "z_dim": 4}
     straight, second = checks.fit_straight_and_resumed(
         lambda steps: _translator(32, steps=steps, **settings),
         checks.bar_pairs(4, 32), tmp_path, steps=2 * n, every=n, resumed_seed=1234,
