@@ -35,6 +35,7 @@ __all__ = [
     "find_roles",
     "natural_key",
     "pair",
+    "shown",
 ]
 
 ID_FIELD = "{id}"
@@ -138,9 +139,10 @@ def natural_key(text: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
-def _shown(paths: list[str]) -> str:
-    head = ", ".join(paths[:_SHOWN])
-    return head + (f" and {len(paths) - _SHOWN} more" if len(paths) > _SHOWN else "")
+def shown(names: list[str], limit: int = _SHOWN) -> str:
+    """The first ``limit`` names for a message, then how many more there are."""
+    head = ", ".join(names[:limit])
+    return head + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def _is_junk(path: Path) -> bool:
@@ -192,7 +194,7 @@ def find_roles(root: Path, roles: list[Role]) -> dict[str, dict[str, Path]]:
         if not found[role.label]:
             raise UserError(
                 f"none of the files matching {role.glob!r} under {root} fits the {role.label} name "
-                f"pattern {role.pattern.text!r} (e.g. {_shown(unmatched.get(role.label, []))}). "
+                f"pattern {role.pattern.text!r} (e.g. {shown(unmatched.get(role.label, []))}). "
                 f"Fix '{role.label}_name'."
             )
     _warn_unclaimed(root, unmatched, claims)
@@ -221,7 +223,7 @@ def _warn_unclaimed(
     if ignored:
         warnings.warn(
             f"{len(ignored)} file(s) under {root} match a glob but no name pattern and are "
-            f"ignored: {_shown(ignored)}.",
+            f"ignored: {shown(ignored)}.",
             UserWarning,
             stacklevel=3,
         )
@@ -263,6 +265,6 @@ def _require(
     first = missing[0]
     raise UserError(
         f"{len(missing)} {have_role.label} file(s) under {root} have no {need_role.label}: "
-        f"{_shown(files)}. Looked for {need_role.describe()} (for id {first!r}: "
+        f"{shown(files)}. Looked for {need_role.describe()} (for id {first!r}: "
         f"{need_role.pattern.example(first)!r}). Add the missing files or fix the patterns."
     )

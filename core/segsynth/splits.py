@@ -9,6 +9,7 @@ every machine (NumPy's PCG64 stream is stable across versions and platforms).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from segsynth.errors import UserError
 from segsynth.pairing import natural_key
 
-__all__ = ["read_id_list", "split_ids"]
+__all__ = ["draw_test", "listed_ids", "read_id_list", "split_ids"]
 
 
 def read_id_list(path: Path, known: set[str]) -> list[str]:
@@ -30,24 +31,37 @@ def read_id_list(path: Path, known: set[str]) -> list[str]:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read split list {path} as UTF-8 text: {exc}") from exc
+
+    def unknown(number: int, entry: str, _: str) -> str:
+        examples = ", ".join(sorted(known, key=natural_key)[:5])
+        return (f"split list {path}, line {number}: id {entry!r} is not among the paired files "
+                f"(ids look like: {examples}). Fix the list or add the files.")
+
+    return listed_ids(path, lines, known, unknown, noun="id ")
+
+
+def listed_ids(
+    path: Path, lines: list[str], known: set[str], unknown: Callable[[int, str, str], str],
+    id_of: Callable[[str], str] = str, noun: str = "",
+) -> list[str]:
+    """The ids the ``lines`` of list file ``path`` name, in order (``#`` comments, blank lines
+    skipped); ``id_of(entry)`` maps an entry to its id. An id not in ``known`` is a
+    ``UserError`` with the message ``unknown(line number, entry, id)``; one named twice too."""
     ids: list[str] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
-        if entry not in known:
-            examples = ", ".join(sorted(known, key=natural_key)[:5])
+        sample_id = id_of(entry)
+        if sample_id not in known:
+            raise UserError(unknown(number, entry, sample_id))
+        if sample_id in seen:
             raise UserError(
-                f"split list {path}, line {number}: id {entry!r} is not among the paired files "
-                f"(ids look like: {examples}). Fix the list or add the files."
+                f"split list {path} names {noun}{entry!r} twice (lines {seen[sample_id]} and {number})."
             )
-        if entry in seen:
-            raise UserError(
-                f"split list {path} names id {entry!r} twice (lines {seen[entry]} and {number})."
-            )
-        seen[entry] = number
-        ids.append(entry)
+        seen[sample_id] = number
+        ids.append(sample_id)
     return ids
 
 
@@ -101,6 +115,12 @@ def _random_split(
             "train/test split needs at least 2 (one to train on, one to test on). Add pairs "
             "there, or point root and the name patterns at the folder that holds the data set."
         )
+    return draw_test(ids, test_fraction, seed)
+
+
+def draw_test(ids: list[str], test_fraction: float, seed: int) -> dict[str, list[str]]:
+    """A seeded draw of ``test_fraction`` of ``ids`` (at least 2) for test, at least one on each
+    side; both splits keep the order of ``ids``."""
     n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
     order = np.random.default_rng(seed).permutation(len(ids))
     test = {ids[i] for i in order[:n_test]}

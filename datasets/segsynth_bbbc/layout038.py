@@ -12,8 +12,8 @@ from pathlib import Path
 
 import segsynth
 from segsynth.images import warn_broken_links
+from segsynth.pairing import natural_key
 from segsynth_bbbc.layout039 import shown
-from segsynth_bbbc.splits import natural_key
 
 LAYOUT = """\
   <id>/images/<id>.png     the image (8-bit RGB, RGBA or greyscale; sizes vary)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import segsynth
+from segsynth import pairing
 from segsynth.images import warn_broken_links
-from segsynth_bbbc.splits import natural_key
+from segsynth.pairing import natural_key
 
 LAYOUT = """\
   images/<name>.tif        16-bit greyscale fields of view (696 x 520, 12-bit values)
@@ -41,8 +42,7 @@ class Pair:
 
 
 def shown(names: list[str]) -> str:
-    head = ", ".join(names[:_SHOWN])
-    return head + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+    return pairing.shown(names, _SHOWN)
 
 
 def _expected(root: Path, problem: str) -> str:

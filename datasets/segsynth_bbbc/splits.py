@@ -7,20 +7,14 @@ NumPy's PCG64 stream, which is stable across versions and platforms.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import numpy as np
-
 import segsynth
+from segsynth.pairing import natural_key
+from segsynth.splits import draw_test, listed_ids
 
 #: Suffixes a list entry may carry; the BBBC039 lists name the mask PNGs.
 _SUFFIXES = (".png", ".tif", ".tiff")
-
-
-def natural_key(text: str) -> list[int | str]:
-    """Sort key that puts ``2`` before ``10``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
 
 
 def random_split(
@@ -37,10 +31,7 @@ def random_split(
             f"only {len(ids)} image(s) found in {where}; a train/test split needs at least 2. "
             "Add images there or point 'root' to the folder that holds the data set."
         )
-    n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
-    order = np.random.default_rng(seed).permutation(len(ids))
-    test = {ids[i] for i in order[:n_test]}
-    return {"train": [i for i in ids if i not in test], "test": [i for i in ids if i in test]}
+    return draw_test(ids, test_fraction, seed)
 
 
 def entry_id(entry: str) -> str:
@@ -59,26 +50,13 @@ def read_list(path: Path, known: set[str]) -> list[str]:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise segsynth.UserError(f"cannot read split list {path} as text: {exc}") from exc
-    ids: list[str] = []
-    seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        entry = line.split("#", 1)[0].strip()
-        if not entry:
-            continue
-        sample_id = entry_id(entry)
-        if sample_id not in known:
-            raise segsynth.UserError(
-                f"split list {path}, line {number}: {entry!r} names no image of the data set "
+
+    def unknown(number: int, entry: str, sample_id: str) -> str:
+        return (f"split list {path}, line {number}: {entry!r} names no image of the data set "
                 f"(no images/{sample_id}.tif with masks/{sample_id}.png). Add the file, remove "
-                "the line, or, for a subset of the data, set 'split: random'."
-            )
-        if sample_id in seen:
-            raise segsynth.UserError(
-                f"split list {path} names {entry!r} twice (lines {seen[sample_id]} and {number})."
-            )
-        seen[sample_id] = number
-        ids.append(sample_id)
-    return ids
+                "the line, or, for a subset of the data, set 'split: random'.")
+
+    return listed_ids(path, lines, known, unknown, id_of=entry_id)
 
 
 def check_not_empty(splits: dict[str, list[str]], why: dict[str, str]) -> None:

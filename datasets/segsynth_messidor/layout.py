@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import segsynth
+from segsynth import pairing
 from segsynth.images import warn_broken_links
 
 LAYOUT = """\
@@ -38,8 +39,7 @@ class Photo:
 
 
 def shown(names: list[str]) -> str:
-    head = ", ".join(names[:_SHOWN])
-    return head + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+    return pairing.shown(names, _SHOWN)
 
 
 def expected(root: Path, problem: str) -> str:
