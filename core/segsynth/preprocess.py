@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
@@ -53,6 +53,7 @@ from segsynth.images import (
 from segsynth.interfaces import DatasetInfo, PairSet, Params
 
 __all__ = [
+    "CacheDir",
     "DecodeCache",
     "DecodedPair",
     "FileRef",
@@ -67,6 +68,11 @@ __all__ = [
 ]
 
 Policy = Literal["pad", "crop", "resize"]
+
+#: The ``cache_dir`` param of a file-reading adapter (``DecodeCache(params.cache_dir)``).
+CacheDir = Annotated[Path | None, Field(
+    description="Folder for decoded images (.npy) reused by later runs; None: memory only.",
+)]
 
 #: Smallest side, in pixels, of a training size and of a picture that is read. A picture below
 #: it holds too little to become a sample: a 1x1 file scaled to 32x32 is a constant square,
@@ -123,6 +129,11 @@ class Preprocess(Params):
                 f"fov_from_threshold is an intensity in [0, 1) (e.g. 0.05), got {value}"
             )
         return value
+
+    @classmethod
+    def factory(cls, size: int, policy: Policy) -> Callable[[], Preprocess]:
+        """The ``default_factory`` of an adapter whose data want another default fitting."""
+        return lambda: cls(size=size, policy=policy)
 
     @property
     def hw(self) -> tuple[int, int]:

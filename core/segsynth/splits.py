@@ -11,13 +11,38 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from segsynth.errors import UserError
 from segsynth.pairing import natural_key
+from segsynth.params import Seed
 
-__all__ = ["draw_test", "listed_ids", "read_id_list", "split_ids"]
+__all__ = [
+    "SplitSeed", "TestFraction", "TestList", "TrainList", "check_distinct_lists", "draw_test",
+    "listed_ids", "read_id_list", "split_ids",
+]
+
+# The params of an adapter that splits by ``split_ids`` (``train_list: TrainList = None``, ...).
+TrainList = Annotated[Path | None, Field(
+    description="Text file of training ids, one per line (# comments); None: see test_list.",
+)]
+TestList = Annotated[Path | None, Field(description=(
+    "Text file of test ids, one per line. With one list the other split is the rest; with "
+    "none the split is random (test_fraction, seed)."
+))]
+TestFraction = Annotated[float, Field(
+    gt=0.0, lt=1.0, description="Share of ids drawn for test when no list is given.",
+)]
+SplitSeed = Annotated[Seed, Field(description="Seed of the random train/test split (no lists given).")]
+
+
+def check_distinct_lists(train_list: Path | None, test_list: Path | None) -> None:
+    """The params' validator: two lists of one file would put every id on both sides."""
+    if train_list is not None and train_list == test_list:
+        raise ValueError("train_list and test_list are the same file")
 
 
 def read_id_list(path: Path, known: set[str]) -> list[str]:

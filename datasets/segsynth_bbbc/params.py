@@ -15,18 +15,7 @@ from pydantic import Field, field_validator
 
 import segsynth
 from segsynth.params import Seed
-from segsynth.preprocess import Preprocess
-
-
-def _cells_default() -> Preprocess:
-    """256 x 256, centre-cropped: microscopy has no field of view, so padding would only add
-    black borders that look like empty background to every model and metric."""
-    return Preprocess(size=256, policy="crop")
-
-
-def _crops_default() -> Preprocess:
-    """128 x 128: the size the built-in crops are stored at (no resampling)."""
-    return Preprocess(size=128, policy="crop")
+from segsynth.preprocess import CacheDir, Preprocess
 
 
 class SplitParams(segsynth.Params):
@@ -88,13 +77,13 @@ class FileParams(SplitParams):
             "overlapping where they must."
         ),
     )
+    # centre-cropped: microscopy has no field of view, so padding would only add black borders
+    # that look like empty background to every model and metric
     preprocess: Preprocess = Field(
-        default_factory=_cells_default,
+        default_factory=Preprocess.factory(256, "crop"),
         description="Training size and fitting; default 256 x 256 centre-cropped (no padding).",
     )
-    cache_dir: Path | None = Field(
-        None, description="Folder for decoded images (.npy) reused by later runs; None: memory only."
-    )
+    cache_dir: CacheDir = None
 
     @field_validator("percentiles")
     @classmethod
@@ -152,7 +141,7 @@ class Bbbc038Params(FileParams):
 class CropsParams(SplitParams):
     """The built-in crops: no path; only mask channels, split and size."""
 
-    preprocess: Preprocess = Field(
-        default_factory=_crops_default,
+    preprocess: Preprocess = Field(  # the size the crops are stored at: no resampling
+        default_factory=Preprocess.factory(128, "crop"),
         description="Training size and fitting; default 128 x 128, the crops' own size.",
     )

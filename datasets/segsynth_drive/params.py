@@ -8,12 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 import segsynth
-from segsynth.preprocess import Preprocess
-
-
-def _paper_size() -> Preprocess:
-    """512 x 512 as in Guibas et al., padded: all of the 565 x 584 picture stays, undistorted."""
-    return Preprocess(size=512, policy="pad")
+from segsynth.preprocess import CacheDir, Preprocess
 
 
 class DriveParams(segsynth.Params):
@@ -45,13 +40,11 @@ class DriveParams(segsynth.Params):
     )
     n_train: int | None = Field(None, ge=1, description="Use only the first N training images.")
     n_test: int | None = Field(None, ge=1, description="Use only the first N test images.")
-    preprocess: Preprocess = Field(
-        default_factory=_paper_size,
+    preprocess: Preprocess = Field(  # as in Guibas et al.; padded, the 565 x 584 picture stays whole
+        default_factory=Preprocess.factory(512, "pad"),
         description="Training size and fitting; default 512x512 padded (DRIVE's fov excludes the border).",
     )
-    cache_dir: Path | None = Field(
-        None, description="Folder for decoded images (.npy) reused by later runs; None: memory only."
-    )
+    cache_dir: CacheDir = None
 
     @model_validator(mode="after")
     def _holdout_leaves_training(self) -> DriveParams:

@@ -9,8 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.pairing import check_name_pattern, check_relative_glob
-from segsynth.params import Seed
-from segsynth.preprocess import Preprocess
+from segsynth.preprocess import CacheDir, Preprocess
+from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
 
 
 class PairedFoldersParams(segsynth.Params):
@@ -61,26 +61,14 @@ class PairedFoldersParams(segsynth.Params):
             "as they are, others at half their maximum (with a warning)."
         ),
     )
-    train_list: Path | None = Field(
-        None, description="Text file of training ids, one per line (# comments); None: see below."
-    )
-    test_list: Path | None = Field(
-        None,
-        description=(
-            "Text file of test ids, one per line. With one list the other split is the rest; "
-            "with none the split is random (test_fraction, seed)."
-        ),
-    )
-    test_fraction: float = Field(
-        0.2, gt=0.0, lt=1.0, description="Share of ids drawn for test when no list is given."
-    )
-    seed: Seed = Field(0, description="Seed of the random train/test split (no lists given).")
+    train_list: TrainList = None
+    test_list: TestList = None
+    test_fraction: TestFraction = 0.2
+    seed: SplitSeed = 0
     preprocess: Preprocess = Field(
         default_factory=Preprocess, description="Training size and how other shapes are fitted."
     )
-    cache_dir: Path | None = Field(
-        None, description="Folder for decoded images (.npy) reused by later runs; None: memory only."
-    )
+    cache_dir: CacheDir = None
 
     @field_validator("images", "masks", "fovs")
     @classmethod
@@ -94,6 +82,5 @@ class PairedFoldersParams(segsynth.Params):
 
     @model_validator(mode="after")
     def _distinct_lists(self) -> PairedFoldersParams:
-        if self.train_list is not None and self.train_list == self.test_list:
-            raise ValueError("train_list and test_list are the same file")
+        check_distinct_lists(self.train_list, self.test_list)
         return self

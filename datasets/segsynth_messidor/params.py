@@ -10,14 +10,9 @@ from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.params import Seed
-from segsynth.preprocess import Preprocess
+from segsynth.preprocess import CacheDir, Preprocess
 
 BASE_PATTERN = r"^Base\d{2}$"
-
-
-def _paper_size() -> Preprocess:
-    """512 x 512 padded, as for DRIVE: the whole fundus, undistorted, whatever the camera."""
-    return Preprocess(size=512, policy="pad")
 
 
 class MessidorParams(segsynth.Params):
@@ -63,13 +58,11 @@ class MessidorParams(segsynth.Params):
         0.25, gt=0.0, lt=1.0, description="Share of the images drawn for test (0 < f < 1)."
     )
     seed: Seed = Field(0, description="Seed of the subset and of the train/test split.")
-    preprocess: Preprocess = Field(
-        default_factory=_paper_size,
+    preprocess: Preprocess = Field(  # as for DRIVE: the whole fundus, undistorted, any camera
+        default_factory=Preprocess.factory(512, "pad"),
         description="Training size and fitting; default 512 x 512 padded (pad border has fov 0).",
     )
-    cache_dir: Path | None = Field(
-        None, description="Folder for decoded images (.npy) reused by later runs; None: memory only."
-    )
+    cache_dir: CacheDir = None
 
     @field_validator("bases")
     @classmethod

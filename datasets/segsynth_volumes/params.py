@@ -9,8 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.pairing import check_name_pattern, check_relative_glob
-from segsynth.params import Seed
 from segsynth.preprocess import Preprocess
+from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
 
 #: Default name pattern: the file or folder name without a volume suffix, so ``case7.nii.gz``,
 #: ``case7.tif`` and a DICOM series folder ``case7`` all have the id ``case7``. (No "/" in it: a
@@ -135,20 +135,11 @@ class VolumeSlicesParams(segsynth.Params):
     channels: Literal["grey", "rgb"] = Field(
         "grey", description="Image channels: grey (1) or rgb (the slice repeated 3 times)."
     )
-    train_list: Path | None = Field(
-        None, description="Text file of training volume ids, one per line (# comments)."
-    )
-    test_list: Path | None = Field(
-        None,
-        description=(
-            "Text file of test volume ids. With one list the other split is the rest; with "
-            "none the split is random (test_fraction, seed). Slices of a volume stay together."
-        ),
-    )
-    test_fraction: float = Field(
-        0.2, gt=0.0, lt=1.0, description="Share of volumes drawn for test when no list is given."
-    )
-    seed: Seed = Field(0, description="Seed of the random train/test split (no lists given).")
+    # the ids are volume ids: the slices of a volume (a patient) stay on one side
+    train_list: TrainList = None
+    test_list: TestList = None
+    test_fraction: TestFraction = 0.2
+    seed: SplitSeed = 0
     preprocess: Preprocess = Field(
         default_factory=Preprocess, description="Training size and how other shapes are fitted."
     )
@@ -167,6 +158,5 @@ class VolumeSlicesParams(segsynth.Params):
     def _consistent(self) -> VolumeSlicesParams:
         if self.foreground_labels is not None and self.mask_threshold is not None:
             raise ValueError("give foreground_labels or mask_threshold, not both")
-        if self.train_list is not None and self.train_list == self.test_list:
-            raise ValueError("train_list and test_list are the same file")
+        check_distinct_lists(self.train_list, self.test_list)
         return self
