@@ -30,18 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from segsynth.gan import (
-    check_pair_shapes,
-    generate_in_batches,
-    linear_decay,
-    make_ema,
-    masks_to_tanh_scale,
-    random_pairs,
-    recalibrate_batchnorm,
-    remove_small_pieces,
-    set_learning_rates,
-    train_loop,
-)
+from segsynth import gan
 from segsynth.interfaces import MaskGenerator, Translator
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,7 +146,7 @@ class PairedGANTranslator(Translator):
         images = trainer.to_device(pairs.images.float() * 2 - 1)
         self.generator.train()
         self.discriminator.train()
-        train_loop(
+        gan.train_loop(
             trainer,
             self.state(),
             steps=p.steps,
@@ -175,8 +164,8 @@ class PairedGANTranslator(Translator):
     def _prepare(self, step: int, masks: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
         """Set this step's learning rates, then draw its batch (CPU RNG, checkpointed)."""
         p = self.params
-        set_learning_rates(self._base_rates(), linear_decay(step, p.steps, p.lr_decay_start))
-        return random_pairs(masks, images, p.batch_size, p.flip)
+        gan.set_learning_rates(self._base_rates(), gan.linear_decay(step, p.steps, p.lr_decay_start))
+        return gan.random_pairs(masks, images, p.batch_size, p.flip)
 
     def _base_rates(self) -> tuple[tuple[torch.optim.Optimizer, float], ...]:
         """Each optimizer with its undecayed learning rate (see ``lr_decay_start``)."""
@@ -221,7 +210,7 @@ class PairedGANTranslator(Translator):
 
     def _check_shapes(self, masks: Tensor, images: Tensor | None) -> None:
         """Fail with a readable message when data do not match the ``DatasetInfo`` the nets were built for."""
-        check_pair_shapes(self.name, self.info, masks, images)
+        gan.check_pair_shapes(self.name, self.info, masks, images)
 
 
 # ---------------------------------------------------------------------------- Stage I
@@ -246,7 +235,7 @@ class MaskGAN(MaskGenerator):
     def _build_optimizers(self, fused: bool = False) -> None:
         """The generator's weight average (when ``ema_decay > 0``) and Adam for both nets."""
         p = self.params
-        self.ema = make_ema(self.generator, p.ema_decay) if p.ema_decay > 0 else None
+        self.ema = gan.make_ema(self.generator, p.ema_decay) if p.ema_decay > 0 else None
         self.opt_g = _adam(self.generator, p.lr, p.betas, fused)
         self.opt_d = _adam(self.discriminator, p.lr, p.betas, fused)
 
@@ -296,7 +285,7 @@ class MaskGAN(MaskGenerator):
         for module in self.state().values():
             if isinstance(module, nn.Module):
                 trainer.setup(module)
-        train_loop(
+        gan.train_loop(
             trainer,
             self.state(),
             steps=p.steps,
@@ -304,7 +293,7 @@ class MaskGAN(MaskGenerator):
             log_every=p.log_every,
             train_step=lambda step: self._train_step(step, real, trainer),
             fresh_start=lambda: self._initialize(trainer),
-            before_finish=lambda: recalibrate_batchnorm(
+            before_finish=lambda: gan.recalibrate_batchnorm(
                 self.sampling_network(),
                 self.code_shape,
                 p.bn_stat_samples,
@@ -330,7 +319,7 @@ class MaskGAN(MaskGenerator):
         """
         expected = (self.info.mask_channels, *self.info.size)
         # the whole training set lives on the device: at most a few thousand small masks
-        return trainer.to_device(masks_to_tanh_scale(masks, expected, self.name))
+        return trainer.to_device(gan.masks_to_tanh_scale(masks, expected, self.name))
 
     def _update_average(self) -> None:
         """Move the weight average (if any) towards the live generator: after each G update."""
@@ -347,7 +336,7 @@ class MaskGAN(MaskGenerator):
         """
         codes = torch.randn(n, *self.code_shape, generator=generator)
         shape = (self.info.mask_channels, *self.info.size)
-        return generate_in_batches(self.sampling_network(), codes, self.params.sample_batch_size, shape)
+        return gan.generate_in_batches(self.sampling_network(), codes, self.params.sample_batch_size, shape)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
@@ -356,4 +345,4 @@ class MaskGAN(MaskGenerator):
         With ``min_piece_pixels`` the pieces smaller than that are cleared afterwards.
         """
         masks = (self.sample_raw(n, generator) > self.params.threshold).float()
-        return remove_small_pieces(masks, self.params.min_piece_pixels)
+        return gan.remove_small_pieces(masks, self.params.min_piece_pixels)

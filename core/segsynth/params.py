@@ -409,9 +409,9 @@ TanhThreshold = Annotated[float, AfterValidator(_tanh_threshold)]
 class GanGeneratorParams(Params):
     """Fields every first-party unconditional mask GAN (``dcgan``, ``wgan_gp``) takes alike.
 
-    Network width, the sampling weight average, the binarising cut and the batch-norm
-    re-estimation of ``segsynth.gan``; the loss, optimiser and schedule fields differ per model
-    and stay in the plugin's own ``Params``.
+    Network width, the sampling weight average, the binarising cut, the batch-norm
+    re-estimation of ``segsynth.gan`` and the length of training; the loss and optimiser fields
+    (whose defaults follow each model's paper) stay in the plugin's own ``Params``.
     """
 
     base_filters: Width = Field(
@@ -441,6 +441,13 @@ class GanGeneratorParams(Params):
         description="Latent codes used after training to re-estimate the sampling generator's "
         "batch-norm statistics; 0 keeps those gathered during training.",
     )
+    steps: Steps = Field(
+        2000, description="Training steps: generator updates, each after the model's discriminator (critic) updates."
+    )
+    batch_size: BatchSize = Field(
+        32, description="Real masks per discriminator update, drawn with replacement from the training set."
+    )
+    log_every: StepInterval = Field(10, description="Log the losses (and a model's own statistics) every this many steps.")
 
     @model_validator(mode="after")
     def _filters(self) -> GanGeneratorParams:
@@ -455,11 +462,21 @@ class GanGeneratorParams(Params):
 
 class TranslatorTrainingParams(Params):
     """Fields the paired translators (``pix2pix``, ``spade``) take alike: length, flips, rendering,
-    the discriminator's augmentation; and the old spellings ``beta1``/``beta2`` of ``betas``."""
+    the discriminator's width and augmentation, the learning-rate decay, logging; and the old
+    spellings ``beta1``/``beta2`` of ``betas``."""
 
     steps: Steps = Field(2000, description="Training iterations (one D and one G update each).")
     flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
     translate_batch_size: BatchSize = Field(16, description="Masks rendered per forward pass.")
+    disc_filters: Width | None = Field(
+        None, description="Width of the (each) discriminator's first layer; null means base_filters."
+    )
+    lr_decay_start: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="Fraction of steps after which the learning rates fall linearly towards 0 "
+        "(1.0: constant; 0.5: the second half of training, as pix2pix's reference code and the SPADE paper).",
+    )
+    log_every: StepInterval = Field(10, description="Log the losses every this many steps.")
     augment: TranslatorAugment = Field(
         default_factory=lambda: DiscriminatorAugment(enabled=False),
         description="Differentiable augmentation of the discriminator's inputs, the same transform "

@@ -19,12 +19,10 @@ from segsynth.gan import mode_seeking_ratio, random_geometry, straight_through_b
 from segsynth.gan_base import MaskGAN
 from segsynth.params import (
     AdamBetas,
-    BatchSize,
     GanGeneratorParams,
     LearningRate,
     LossWeight,
     StepInterval,
-    Steps,
     Width,
 )
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
@@ -95,15 +93,10 @@ class DCGANMaskGenerator(MaskGAN):
             default_factory=AugmentParams,
             description="Differentiable augmentation of D's inputs (translation, cutout, flip, ADA).",
         )
-        steps: Steps = Field(2000, description="Training steps (one D and one G update each).")
-        batch_size: BatchSize = Field(
-            32, description="Real masks per step, drawn with replacement from the training set."
-        )
         lr: LearningRate = Field(2e-4, description="Adam learning rate for both networks.")
         betas: AdamBetas = Field(
             (0.5, 0.999), description="Adam betas for both networks (DCGAN uses beta1 = 0.5)."
         )
-        log_every: StepInterval = Field(10, description="Log losses (and ADA p, r_t) every this many steps.")
         balance_foreground: float = Field(
             0.0, ge=0.0, le=1.0,
             description="Draw real masks balanced over foreground-fraction bins (empty, sparse, then "

@@ -24,7 +24,6 @@ from segsynth.params import (
     BatchSize,
     LearningRate,
     LossWeight,
-    StepInterval,
     TranslatorTrainingParams,
     Width,
 )
@@ -56,9 +55,6 @@ class Pix2PixTranslator(PairedGANTranslator):
         base_filters: Width = Field(
             64, description="Width of the generator's first layer; doubles per level up to 8x."
         )
-        disc_filters: Width | None = Field(
-            None, description="Width of the discriminator's first layer; null means base_filters."
-        )
         disc_layers: int = Field(
             3, ge=1, le=8,
             description="Stride-2 layers of the PatchGAN: 3 gives 70x70 patches, 2 gives 34x34, 1 gives 16x16.",
@@ -72,11 +68,6 @@ class Pix2PixTranslator(PairedGANTranslator):
         lambda_l1: LossWeight = Field(100.0, description="Weight of the L1 term against the GAN term.")
         lr: LearningRate = Field(2e-4, description="Adam learning rate of both networks.")
         betas: AdamBetas = Field((0.5, 0.999), description="Adam betas (beta1, beta2) of both networks.")
-        lr_decay_start: float = Field(
-            1.0, ge=0.0, le=1.0,
-            description="Fraction of steps after which the learning rate falls linearly towards 0 "
-            "(1.0: constant, as the task's Adam setting; 0.5: the reference code's schedule).",
-        )
         dropout: float = Field(
             0.5, ge=0.0, lt=1.0, description="Dropout probability in the innermost decoder blocks (the noise)."
         )
@@ -86,7 +77,6 @@ class Pix2PixTranslator(PairedGANTranslator):
         dropout_at_inference: bool = Field(
             True, description="Keep dropout on when rendering, so one mask gives varied images (paper)."
         )
-        log_every: StepInterval = Field(10, description="Log d_loss, g_gan and g_l1 every this many steps.")
 
     params: Params
     tanh_masks = True  # masks enter as -1/+1, like the images

@@ -29,7 +29,6 @@ from segsynth.params import (
     BatchSize,
     LearningRate,
     LossWeight,
-    StepInterval,
     TranslatorTrainingParams,
     Spelling,
     Width,
@@ -82,9 +81,6 @@ class SpadeTranslator(PairedGANTranslator):
         spectral_norm: bool = Field(
             True, description="Spectral norm on the generator's residual convs and on every discriminator conv (paper)."
         )
-        disc_filters: Width | None = Field(
-            None, description="Width of each discriminator's first layer; null means base_filters."
-        )
         disc_layers: int = Field(
             4, ge=1, le=6, description="Conv blocks per PatchGAN before its logit conv (4 in the paper)."
         )
@@ -103,13 +99,6 @@ class SpadeTranslator(PairedGANTranslator):
         betas: AdamBetas = Field(
             (0.0, 0.9), description="Adam betas (beta1, beta2) of both networks ((0, 0.9) in the paper)."
         )
-        lr_decay_start: float = Field(
-            1.0, ge=0.0, le=1.0,
-            description="Fraction of steps after which both learning rates fall linearly towards 0 "
-            "(1.0: constant; 0.5: the paper's second half of training).",
-        )
-        log_every: StepInterval = Field(10, description="Log d_loss, g_gan, g_fm and g_l1 every this many steps.")
-
         _old_spade_spellings = deprecated_spellings(Spelling("lr_g", "lr"))
 
     params: Params

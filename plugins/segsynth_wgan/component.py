@@ -24,12 +24,9 @@ from segsynth.gan import straight_through_binarize
 from segsynth.gan_base import MaskGAN, reinitialize
 from segsynth.params import (
     AdamBetas,
-    BatchSize,
     GanGeneratorParams,
     LearningRate,
     LossWeight,
-    StepInterval,
-    Steps,
     Width,
 )
 from segsynth_wgan.augment import AugmentParams, MaskAugment
@@ -74,17 +71,10 @@ class WGANGPMaskGenerator(MaskGAN):
             default_factory=AugmentParams,
             description="Differentiable augmentation of the critic's inputs (translation, cutout, flip).",
         )
-        steps: Steps = Field(
-            2000, description="Generator updates, each after n_critic critic updates."
-        )
-        batch_size: BatchSize = Field(
-            32, description="Real masks per critic update, drawn with replacement from the training set."
-        )
         lr: LearningRate = Field(1e-4, description="Adam learning rate for both networks (1e-4 in the paper).")
         betas: AdamBetas = Field(
             (0.0, 0.9), description="Adam betas for both networks ((0, 0.9) in the paper)."
         )
-        log_every: StepInterval = Field(10, description="Log losses every this many steps.")
 
     params: Params
     critic_keys = ("critic", "opt_c")
