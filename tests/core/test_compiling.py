@@ -125,13 +125,17 @@ def _run(trainer: Trainer, net: nn.Module, steps: int) -> list[float]:
     return losses
 
 
-def test_no_working_compiler_falls_back_to_eager_with_one_warning(tmp_path, monkeypatch, fresh_probe):
-    def broken_compile(fn: Any, **_: Any) -> Any:
+def _compile_that_raises(message: str) -> Any:
+    """A stand-in for ``torch.compile`` whose compiled functions raise ``message`` when run."""
+    def compile_(fn: Any, **_: Any) -> Any:
         def run(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+            raise RuntimeError(message)
         return run
+    return compile_
 
-    monkeypatch.setattr(torch, "compile", broken_compile)
+
+def test_no_working_compiler_falls_back_to_eager_with_one_warning(tmp_path, monkeypatch, fresh_probe):
+    monkeypatch.setattr(torch, "compile", _compile_that_raises("InvalidCxxCompiler: no working C++ compiler found"))
     eager_losses, _ = _fit(tmp_path / "eager", "off")
     with pytest.warns(compiling.CompileFallbackWarning) as caught:
         losses, net = _fit(tmp_path / "fallback", "on")
@@ -145,13 +149,8 @@ def test_no_working_compiler_falls_back_to_eager_with_one_warning(tmp_path, monk
 
 def test_a_compiled_forward_that_fails_on_first_use_trains_eagerly(tmp_path, monkeypatch, fresh_probe):
     monkeypatch.setattr(compiling, "_probe_results", {"cpu": ""})  # the probe passed
-
-    def failing_compile(fn: Any, **_: Any) -> Any:
-        def run(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError("BackendCompilerFailed: inductor could not lower an operator")
-        return run
-
-    monkeypatch.setattr(torch, "compile", failing_compile)
+    failing = _compile_that_raises("BackendCompilerFailed: inductor could not lower an operator")
+    monkeypatch.setattr(torch, "compile", failing)
     eager_losses, _ = _fit(tmp_path / "eager", "off")
     with pytest.warns(compiling.CompileFallbackWarning, match="Sequential") as caught:
         losses, net = _fit(tmp_path / "fallback", "on")

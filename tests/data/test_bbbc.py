@@ -18,10 +18,9 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 
-import segsynth_bbbc.plugin
 from segsynth import UserError
 from segsynth.pipeline import Pipeline, RunOptions
-from segsynth.plugins import PluginManager, get_registry
+from segsynth.plugins import get_registry
 from segsynth.recipe import load_recipe
 from segsynth_bbbc.bbbc038 import Bbbc038
 from segsynth_bbbc.bbbc039 import Bbbc039
@@ -175,13 +174,19 @@ def test_percentile_normalisation_maps_1st_to_99th_percentile(tmp_path):
     np.testing.assert_allclose(raw_scale.images[0, 0].numpy(), raw / 65535.0, atol=1e-6)
 
 
-def test_official_split_lists_honoured(tmp_path):
+def _with_lists(tmp_path: Path, **lists: str) -> tuple[Path, Path]:
+    """A BBBC039 folder whose metadata/ holds the split lists ``name=text``; (root, metadata)."""
     root = make_bbbc039(tmp_path)
     meta = root / "metadata"
     meta.mkdir()
-    (meta / "training.txt").write_text(f"{NAMES[0]}.png\n{NAMES[1]}.png\n\n")
-    (meta / "validation.txt").write_text(f"{NAMES[2]}.png\n")
-    (meta / "test.txt").write_text(f"{NAMES[3]}.tif\n")
+    for name, text in lists.items():
+        (meta / f"{name}.txt").write_text(text)
+    return root, meta
+
+
+def test_official_split_lists_honoured(tmp_path):
+    root, meta = _with_lists(tmp_path, training=f"{NAMES[0]}.png\n{NAMES[1]}.png\n\n",
+                             validation=f"{NAMES[2]}.png\n", test=f"{NAMES[3]}.tif\n")
     assert bbbc039(root).splits == {"train": NAMES[:3], "test": [NAMES[3]]}
     assert bbbc039(root, validation="test").splits == {"train": NAMES[:2], "test": NAMES[2:]}
     assert bbbc039(root, validation="ignore").splits == {"train": NAMES[:2], "test": [NAMES[3]]}
@@ -197,11 +202,8 @@ def test_official_split_lists_honoured(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:.*in no split list")
 def test_split_list_errors(tmp_path):
-    root = make_bbbc039(tmp_path)
-    meta = root / "metadata"
-    meta.mkdir()
-    (meta / "training.txt").write_text(f"{NAMES[0]}.png\nIXMtest_Z99_s1_w1GONE.png\n")
-    (meta / "test.txt").write_text(f"{NAMES[3]}.png\n")
+    root, meta = _with_lists(tmp_path, training=f"{NAMES[0]}.png\nIXMtest_Z99_s1_w1GONE.png\n",
+                             test=f"{NAMES[3]}.png\n")
     with pytest.raises(UserError, match=r"training\.txt, line 2: 'IXMtest_Z99_s1_w1GONE\.png' names no image.*split: random"):
         bbbc039(root).splits
     (meta / "training.txt").write_text(f"{NAMES[0]}.png\n")
@@ -267,14 +269,6 @@ def test_params_validation(tmp_path, field, value, message):
     with pytest.raises(ValidationError, match=message):
         Bbbc039.Params(root=tmp_path, **{field: value})
 
-
-def test_registered_through_the_plugin_module():
-    manager = PluginManager(autoload=False)
-    manager.register(segsynth_bbbc.plugin, name="bbbc")
-    registry = manager.registry()
-    assert registry.get("dataset", "bbbc039").cls is Bbbc039
-    assert registry.get("dataset", "bbbc038").cls is Bbbc038
-    assert registry.get("dataset", "bbbc039_crops").cls is Bbbc039Crops
 
 
 # ----------------------------------------------------------------------------- bbbc038

@@ -15,11 +15,10 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-import segsynth_drive.plugin
 from datafixtures import DRIVE_H, DRIVE_W, disc, make_drive, vessels, zip_folder
 from segsynth import UserError
 from segsynth.pipeline import Pipeline, RunOptions
-from segsynth.plugins import PluginManager, get_registry
+from segsynth.plugins import get_registry
 from segsynth.recipe import load_recipe
 from segsynth_drive.adapter import Drive
 from toys import TOY_RECIPE
@@ -180,11 +179,6 @@ def test_params_validation(tmp_path):
         Drive.Params()
     assert Drive.Params(root=tmp_path).preprocess.hw == (512, 512)
 
-
-def test_registered_through_the_plugin_module():
-    manager = PluginManager(autoload=False)
-    manager.register(segsynth_drive.plugin, name="drive")
-    assert manager.registry().get("dataset", "drive").cls is Drive
 
 
 @pytest.mark.slow

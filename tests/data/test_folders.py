@@ -273,11 +273,6 @@ def test_params_validation(tmp_path, field, value, message):
         PairedFolders.Params(root=tmp_path, **{field: value})
 
 
-def test_registered_through_the_plugin_module():
-    manager = PluginManager(autoload=False)
-    manager.register(segsynth_folders.plugin, name="folders")
-    assert manager.registry().get("dataset", "paired_folders").cls is PairedFolders
-
 
 def test_default_pad_policy_gives_fov_with_padding(tmp_path):
     make_pairs(tmp_path, ["a", "b"], size=(12, 24))

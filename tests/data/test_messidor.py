@@ -15,10 +15,9 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 
-import segsynth_messidor.plugin
 from segsynth import UserError
 from segsynth.pipeline import Pipeline, RunOptions
-from segsynth.plugins import PluginManager, get_registry
+from segsynth.plugins import get_registry
 from segsynth.recipe import load_recipe
 from segsynth_messidor.adapter import Messidor
 from segsynth_messidor.fov import fundus_fov
@@ -167,11 +166,6 @@ def test_params_validation(tmp_path, field, value, message):
     with pytest.raises(ValidationError, match=message):
         Messidor.Params(root=tmp_path, **{field: value})
 
-
-def test_registered_through_the_plugin_module():
-    manager = PluginManager(autoload=False)
-    manager.register(segsynth_messidor.plugin, name="messidor")
-    assert manager.registry().get("dataset", "messidor").cls is Messidor
 
 
 @pytest.mark.slow

@@ -14,10 +14,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-import segsynth_volumes.plugin
 from segsynth import UserError
 from segsynth.images import MaskThresholdWarning
-from segsynth.plugins import PluginManager
 from segsynth_volumes import window
 from segsynth_volumes.adapter import VolumeSlices
 from segsynth_volumes.extras import ALL_EXTRA, LIBRARIES
@@ -201,19 +199,19 @@ def test_dicom_one_file_per_slice_with_png_masks(tmp_path):
 
 def test_dicom_folder_with_two_series_or_duplicate_positions_is_refused(tmp_path):
     needs("pydicom")
-    stored = np.zeros((2, 4, 4), np.uint16)
-    write_dicom_series(tmp_path / "mixed", stored, series_uid="1.2.3")
-    write_dicom_series(tmp_path / "other", stored, series_uid="1.2.4")
-    for i, path in enumerate(sorted((tmp_path / "other").iterdir())):
-        path.rename(tmp_path / "mixed" / f"X{i}.dcm")
+
+    def two_series_in_one_folder(name: str, uids: tuple[str, str]) -> Path:
+        stored = np.zeros((2, 4, 4), np.uint16)
+        write_dicom_series(tmp_path / name, stored, series_uid=uids[0])
+        write_dicom_series(tmp_path / f"{name}-2", stored, series_uid=uids[1])
+        for i, path in enumerate(sorted((tmp_path / f"{name}-2").iterdir())):
+            path.rename(tmp_path / name / f"X{i}.dcm")
+        return tmp_path / name
+
     with pytest.raises(UserError, match="mixes 2 DICOM series"):
-        read_volume(tmp_path / "mixed")
-    write_dicom_series(tmp_path / "twice", stored, series_uid="1.2.5")
-    write_dicom_series(tmp_path / "again", stored, series_uid="1.2.5")
-    for i, path in enumerate(sorted((tmp_path / "again").iterdir())):
-        path.rename(tmp_path / "twice" / f"Y{i}.dcm")
+        read_volume(two_series_in_one_folder("mixed", ("1.2.3", "1.2.4")))
     with pytest.raises(UserError, match="same position"):
-        read_volume(tmp_path / "twice")
+        read_volume(two_series_in_one_folder("twice", ("1.2.5", "1.2.5")))
 
 
 def test_dicom_monochrome1_is_inverted_and_broken_pixels_are_reported(tmp_path):
@@ -346,8 +344,3 @@ def test_params_validation(tmp_path, params, message):
     with pytest.raises(ValidationError, match=message):
         VolumeSlices.Params(root=tmp_path, **params)
 
-
-def test_registered_through_the_plugin_module():
-    manager = PluginManager(autoload=False)
-    manager.register(segsynth_volumes.plugin, name="volumes")
-    assert manager.registry().get("dataset", "volume_slices").cls is VolumeSlices
