@@ -58,6 +58,7 @@ __all__ = [
     "decode_image",
     "read_bytes",
     "read_image",
+    "stretch",
     "warn_broken_links",
 ]
 
@@ -456,15 +457,29 @@ def _intensities(
 def _stretch(values: np.ndarray, percentiles: tuple[float, float], name: str) -> np.ndarray:
     low_q, high_q = percentiles
     low, high = np.percentile(values, [low_q, high_q])
-    if high <= low:  # a constant image: no contrast to stretch
+    flat = (f"image file {name} has no contrast between its {low_q}th and {high_q}th "
+            "percentiles; it is read as black.")
+    return stretch(values, low, high, name, flat=flat, category=ImageFormatWarning, stacklevel=6)
+
+
+def stretch(
+    values: np.ndarray, low: float, high: float, name: str, *, work: type = np.float64,
+    flat: str | None = None, category: type[Warning] = UserWarning, stacklevel: int = 2,
+) -> np.ndarray:
+    """``values`` with ``low`` mapped to 0 and ``high`` to 1, clipped, as float32 (computed in
+    ``work``: float32 halves the memory of a large volume). Without contrast (``high <= low``)
+    the image is black, with a warning (``flat``, or one naming ``name`` and the bounds)."""
+    if high <= low:
         warnings.warn(
-            f"image file {name} has no contrast between its {low_q}th and {high_q}th "
-            "percentiles; it is read as black.",
-            ImageFormatWarning,
-            stacklevel=5,
+            flat or f"image {name} has no contrast between its intensity bounds ({low:g}, "
+            f"{high:g}); it is read as black.",
+            category,
+            stacklevel=stacklevel,
         )
-        return np.zeros_like(values, dtype=np.float32)
-    return np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
+        return np.zeros(values.shape, dtype=np.float32)
+    scaled = (values.astype(work) - work(low)) / work(high - low)
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    return scaled.astype(np.float32, copy=False)
 
 
 def _to_channels(array: np.ndarray, mode: ReadMode) -> np.ndarray:

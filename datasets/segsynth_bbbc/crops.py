@@ -16,10 +16,10 @@ from importlib import resources
 from typing import TYPE_CHECKING, ClassVar
 
 import segsynth
+from segsynth.images import stretch
 from segsynth.preprocess import DecodeCache
 from segsynth_bbbc.adapter import BbbcDataset
 from segsynth_bbbc.assemble import Decoded, check_same_size
-from segsynth_bbbc.intensity import stretch
 from segsynth_bbbc.labels import colour_labels
 from segsynth_bbbc.params import CropsParams
 from segsynth_bbbc.splits import random_split

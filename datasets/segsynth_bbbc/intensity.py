@@ -9,29 +9,15 @@ tiled, so the tiles of one image share one scale.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
+
+from segsynth.images import stretch
 
 
 def percentile_bounds(values: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
     """The values at the ``(low, high)`` percentiles, over all pixels and channels."""
     low, high = np.percentile(values, percentiles)
     return float(low), float(high)
-
-
-def stretch(values: np.ndarray, low: float, high: float, name: str) -> np.ndarray:
-    """Map ``low`` to 0 and ``high`` to 1, clipped; a flat image becomes black with a warning."""
-    if high <= low:
-        warnings.warn(
-            f"image {name} has no contrast between its intensity bounds ({low:g}, {high:g}); "
-            "it is read as black.",
-            UserWarning,
-            stacklevel=2,
-        )
-        return np.zeros_like(values, dtype=np.float32)
-    scaled = (values.astype(np.float64) - low) / (high - low)
-    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
 
 
 def normalise(

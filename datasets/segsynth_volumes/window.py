@@ -13,11 +13,10 @@ A DICOM ``MONOCHROME1`` image (high values displayed dark) is inverted afterward
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 import segsynth
+from segsynth.images import stretch
 from segsynth_volumes.params import Intensity
 
 
@@ -51,14 +50,5 @@ def to_unit(
             "background value) and save it again."
         )
     low, high = bounds(voxels, settings, name)
-    if high <= low:
-        warnings.warn(
-            f"image {name} has no contrast between its intensity bounds ({low:g}, {high:g}); "
-            "it is read as black.",
-            UserWarning,
-            stacklevel=2,
-        )
-        return np.zeros(voxels.shape, dtype=np.float32)
-    scaled = (voxels.astype(np.float32) - np.float32(low)) / np.float32(high - low)
-    np.clip(scaled, 0.0, 1.0, out=scaled)
-    return 1.0 - scaled if inverted else scaled
+    scaled = stretch(voxels, low, high, name, work=np.float32, stacklevel=3)
+    return 1.0 - scaled if inverted and high > low else scaled
