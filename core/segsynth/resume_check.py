@@ -142,4 +142,35 @@ def check_run_folder(folder: Any, resolved: dict[str, Any]) -> list[Change]:
             return any(k.startswith(folder.evaluation_task("")) and v.get("finished") for k, v in steps.items())
         return bool(steps.get(step, {}).get("finished"))
 
-    return check_resume(old if isinstance(old, dict) else {}, resolved, finished, folder.root)
+    old = old if isinstance(old, dict) else {}
+    try:
+        return check_resume(old, resolved, finished, folder.root)
+    except UserError as refused:
+        respelled = _in_current_spelling(old)
+        if respelled is None:
+            raise
+        # a parameter renamed since the run started (old spellings still validate) is no change
+        try:
+            return check_resume(respelled, resolved, finished, folder.root)
+        except UserError:
+            raise refused from None
+
+
+def _in_current_spelling(old: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored recipe as this version resolves it, or ``None`` when it no longer validates.
+
+    ``segsynth.params.deprecated_spellings`` renames old parameter spellings (``beta1``/``beta2``
+    -> ``betas``), so a run started before a rename resolves to the new spelling here; its
+    warnings are not shown (the user did not write this file).
+    """
+    import warnings
+
+    from segsynth.plugins import get_registry
+    from segsynth.recipe import validate
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return validate(old, get_registry()).resolved()
+    except (UserError, ValueError, TypeError, KeyError):
+        return None

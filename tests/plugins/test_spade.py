@@ -340,3 +340,29 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         straight.opt_d.state_dict()["state"][0]["exp_avg_sq"], second.opt_d.state_dict()["state"][0]["exp_avg_sq"]
     )
     checks.assert_same_losses(tmp_path)
+
+
+def test_a_run_started_with_old_spellings_resumes(tmp_path: Path) -> None:
+    """A run folder whose recipe.resolved.yaml has the old spellings (written before the rename)
+    resumes with today's recipe: the renamed keys are not changes the checkpoints cannot follow."""
+    import yaml
+
+    from segsynth.folders import RunFolder
+    from segsynth.plugins import get_registry
+    from segsynth.recipe import load_recipe
+    from segsynth.resume_check import check_run_folder
+
+    root = Path(__file__).resolve().parents[2]
+    resolved = load_recipe(root / "recipes" / "quickstart-spade.yaml", get_registry()).resolved()
+    old = yaml.safe_load(yaml.safe_dump(resolved))
+    params = old["stage2"]["params"]
+    params["beta1"], params["beta2"] = params.pop("betas")
+    params["lr_g"] = params.pop("lr")
+    params["augment"] = []
+    folder = RunFolder(tmp_path)
+    folder.resolved_recipe.write_text(yaml.safe_dump(old))
+    assert check_run_folder(folder, resolved) == []
+    params["lr_g"] = 1.0e-3  # a real change is still refused
+    folder.resolved_recipe.write_text(yaml.safe_dump(old))
+    with pytest.raises(UserError, match="stage2 -> params -> lr_g: 0.001"):
+        check_run_folder(folder, resolved)
