@@ -35,22 +35,9 @@ def _net() -> nn.Module:
 def _fit(path: Path, compile: str, steps: int = 6, precision: str = "fp32") -> tuple[list[float], nn.Module]:
     """Train ``_net`` through a real Trainer; return the losses and the trained module."""
     net = _net()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     trainer = Trainer(path, TrainerSettings(device="cpu", progress=False, checkpoint_every=0,
                                             precision=precision, compile=compile))
-    trainer.setup(net)
-    state = {"net": net, "opt": opt}
-    start = trainer.resume(state)
-    losses = []
-    for step in trainer.steps(start, steps, "t"):
-        x = torch.randn(4, 2, 8, 8)
-        with trainer.autocast():
-            loss = (net(x).float() - x[:, :1].flatten(1)).pow(2).mean()
-        trainer.backward(loss)
-        trainer.step(opt)
-        losses.append(trainer.log(step, loss=loss)["loss"])
-    trainer.finish(state, steps)
-    return losses, net
+    return _run(trainer, net, steps, finish=True), net
 
 
 @pytest.fixture
@@ -109,7 +96,8 @@ def test_an_uncompiled_checkpoint_resumes_in_a_compiled_run(tmp_path, counting_c
     assert losses == pytest.approx(straight[3:], rel=1e-5)
 
 
-def _run(trainer: Trainer, net: nn.Module, steps: int) -> list[float]:
+def _run(trainer: Trainer, net: nn.Module, steps: int, finish: bool = False) -> list[float]:
+    """Train (or resume) ``net`` up to ``steps`` through ``trainer``; the losses of the steps run."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     trainer.setup(net)
     state = {"net": net, "opt": opt}
@@ -117,11 +105,14 @@ def _run(trainer: Trainer, net: nn.Module, steps: int) -> list[float]:
     losses = []
     for step in trainer.steps(start, steps, "t"):
         x = torch.randn(4, 2, 8, 8)
-        loss = (net(x) - x[:, :1].flatten(1)).pow(2).mean()
+        with trainer.autocast():
+            loss = (net(x).float() - x[:, :1].flatten(1)).pow(2).mean()
         trainer.backward(loss)
         trainer.step(opt)
         losses.append(trainer.log(step, loss=loss)["loss"])
         trainer.checkpoint(step, state)
+    if finish:
+        trainer.finish(state, steps)
     return losses
 
 
