@@ -6,6 +6,7 @@ trainer folder, so the loop lives here once instead of in the evaluator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,18 +82,9 @@ class Segmenter:
     @torch.no_grad()
     def predict(self, images: torch.Tensor, trainer: segsynth.Trainer, batch_size: int = 8) -> torch.Tensor:
         """Foreground probabilities ``(N, Cm, H, W)`` on the CPU (BatchNorm in inference mode)."""
-        trainer.setup(self.net)
-        self.net.eval()
-        parts = []
-        for start in range(0, images.shape[0], batch_size):
-            x = trainer.to_device(images[start : start + batch_size])
-            with trainer.autocast():
-                logits = self.net(x)
-            parts.append(torch.sigmoid(logits.float()).cpu())
-        self.net.train()
-        if not parts:
-            return torch.zeros((0, self.net.head.out_channels, *images.shape[-2:]))
-        return torch.cat(parts)
+        empty = (0, self.net.head.out_channels, *images.shape[-2:])
+        return self._in_batches(images, trainer, batch_size, empty,
+                                lambda x: torch.sigmoid(self.net(x).float()))
 
     @torch.no_grad()
     def features(
@@ -111,19 +103,35 @@ class Segmenter:
         unknown = [name for name in layers if name not in FEATURE_LAYERS]
         if unknown or not layers:
             raise ValueError(f"feature layers must be some of {FEATURE_LAYERS}; got {layers}")
+
+        def pooled(x: torch.Tensor) -> torch.Tensor:
+            _, maps = self.net.forward_with_features(x)
+            return torch.cat([maps[name].float().mean(dim=(-2, -1)) for name in layers], dim=1).double()
+
+        width = sum(self._layer_width(name) for name in layers)
+        return self._in_batches(images, trainer, batch_size, (0, width), pooled, torch.float64)
+
+    def _in_batches(
+        self,
+        images: torch.Tensor,
+        trainer: segsynth.Trainer,
+        batch_size: int,
+        empty: tuple[int, ...],
+        forward: Callable[[torch.Tensor], torch.Tensor],
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """``forward`` (under the trainer's autocast) over ``batch_size`` images at a time, in
+        inference mode, on the CPU; an ``empty``-shaped tensor of ``dtype`` when there are none."""
         trainer.setup(self.net)
         self.net.eval()
         parts = []
         for start in range(0, images.shape[0], batch_size):
             x = trainer.to_device(images[start : start + batch_size])
             with trainer.autocast():
-                _, maps = self.net.forward_with_features(x)
-            pooled = [maps[name].float().mean(dim=(-2, -1)) for name in layers]
-            parts.append(torch.cat(pooled, dim=1).double().cpu())
+                parts.append(forward(x).cpu())
         self.net.train()
         if not parts:
-            width = sum(self._layer_width(name) for name in layers)
-            return torch.zeros((0, width), dtype=torch.float64)
+            return torch.zeros(empty, dtype=dtype)
         return torch.cat(parts)
 
     def _layer_width(self, layer: str) -> int:
