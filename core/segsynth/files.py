@@ -109,6 +109,26 @@ def save_figure(fig: Any, path: Path, **savefig_kwargs: Any) -> Path:
     return path
 
 
+def pyplot() -> Any:
+    """matplotlib's pyplot on the non-interactive Agg backend: figures drawn headless, in any thread."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def finish_figure(fig: Any, path: Path, **savefig_kwargs: Any) -> Path:
+    """Lay ``fig`` out tightly, save it as PNG at ``path`` (``save_figure``, folders made) and
+    close it, so that many figures do not pile up in pyplot's memory; returns ``path``."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, path, **savefig_kwargs)
+    pyplot().close(fig)
+    return path
+
+
 def save_image(image: Any, path: Path) -> Path:
     """Save a PIL image as PNG through the atomic writer; returns ``path``."""
     buffer = io.BytesIO()

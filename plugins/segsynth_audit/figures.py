@@ -8,31 +8,11 @@ visibly the same picture (memorisation) or merely similar anatomy.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from segsynth.files import save_figure
-
-
-def _pyplot() -> Any:
-    """matplotlib's pyplot on the non-interactive Agg backend (runs headless, in any thread)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    plt = _pyplot()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
-    return path
+from segsynth.files import finish_figure, pyplot
 
 
 def statistics_figure(
@@ -43,7 +23,7 @@ def statistics_figure(
     bins: int,
 ) -> Path:
     """One panel per statistic: density histograms of real and synthetic values on shared bins."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(units)
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
@@ -63,7 +43,7 @@ def statistics_figure(
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     axes[0][0].legend(fontsize=8)
-    return _save(fig, path)
+    return finish_figure(fig, path, dpi=100)
 
 
 def coverage_figure(
@@ -82,7 +62,7 @@ def coverage_figure(
     which a mask is ``empty`` / ``sparse`` (drawn as lines on the foreground-fraction panel).
     Histograms are densities on shared bins, so sets of different sizes compare.
     """
-    plt = _pyplot()
+    plt = pyplot()
     names = list(statistics)
     fig, axes = plt.subplots(1, len(names) + 1, figsize=(4.0 * (len(names) + 1), 3.2), squeeze=False)
     for ax, name in zip(axes[0], names, strict=False):
@@ -115,7 +95,7 @@ def coverage_figure(
     ax.set_ylabel("% of masks", fontsize=8)
     ax.set_title("empty and sparse masks", fontsize=9)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return finish_figure(fig, path, dpi=100)
 
 
 def dcr_figure(
@@ -127,7 +107,7 @@ def dcr_figure(
 
     ``spaces`` maps a space name to ``(synthetic DCR, held-out DCR or None, threshold or None)``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(spaces), figsize=(4.5 * len(spaces), 3.2), squeeze=False)
     for ax, (space, (synthetic, holdout, threshold)) in zip(axes[0], spaces.items(), strict=True):
         pooled = synthetic if holdout is None else np.concatenate([synthetic, holdout])
@@ -141,7 +121,7 @@ def dcr_figure(
         ax.set_title(f"{space}: distance to closest training record", fontsize=9)
         ax.set_xlabel("distance", fontsize=8)
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    return finish_figure(fig, path, dpi=100)
 
 
 def _picture(tensor: torch.Tensor, is_mask: bool) -> tuple[np.ndarray, str | None]:
@@ -162,7 +142,7 @@ def nearest_pairs_figure(
     ``rows`` hold ``(synthetic mask, synthetic image, train image, train mask, caption)``; masks
     with several channels show their union, images other than RGB their first channel.
     """
-    plt = _pyplot()
+    plt = pyplot()
     titles = ("synthetic mask", "synthetic image", "nearest train image", "nearest train mask")
     fig, axes = plt.subplots(len(rows), 4, figsize=(9.0, 2.4 * len(rows)), squeeze=False)
     for r, (s_mask, s_image, t_image, t_mask, caption) in enumerate(rows):
@@ -175,4 +155,4 @@ def nearest_pairs_figure(
             if r == 0:
                 ax.set_title(titles[c], fontsize=8)
         axes[r][0].set_ylabel(caption, fontsize=7)
-    return _save(fig, path)
+    return finish_figure(fig, path, dpi=100)

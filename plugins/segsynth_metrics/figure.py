@@ -10,15 +10,12 @@ from pathlib import Path
 
 import torch
 
-from segsynth.files import save_figure
+from segsynth.files import finish_figure, pyplot
 
 
 def histogram_figure(path: Path, histograms: dict[str, torch.Tensor], region: str) -> Path:
     """Write one panel per channel, one step curve per image set; ``histograms`` are ``(C, bins)``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     channels = next(iter(histograms.values())).shape[0]
     fig, axes = plt.subplots(1, channels, figsize=(4.0 * channels, 3.0), squeeze=False)
@@ -33,8 +30,4 @@ def histogram_figure(path: Path, histograms: dict[str, torch.Tensor], region: st
         ax.set_ylabel("fraction of pixels")
         ax.set_yscale("log")
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
-    return path
+    return finish_figure(fig, path, dpi=100)

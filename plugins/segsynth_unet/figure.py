@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from segsynth.files import save_figure
+from segsynth.files import finish_figure, pyplot
 
 
 def _as_picture(image: torch.Tensor) -> tuple[torch.Tensor, str | None]:
@@ -28,10 +28,7 @@ def prediction_grid(
     ids: list[str],
 ) -> Path:
     """Write a PNG grid with one row per image; masks with several channels show their union."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     columns = {"image": images, "truth": truth} | {f"trained on {k}": v for k, v in predictions.items()}
     rows = images.shape[0]
@@ -52,8 +49,4 @@ def prediction_grid(
                 ax.set_title(title, fontsize=9)
             if col == 0:
                 ax.set_ylabel(ids[row], fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_figure(fig, path, dpi=100)
-    plt.close(fig)
-    return path
+    return finish_figure(fig, path, dpi=100)
