@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from segsynth.params import DiscriminatorAugment
     from segsynth.trainer import Trainer
 
-__all__ = ["MaskGAN", "PairedGANTranslator", "augment_ops", "reinitialize"]
+__all__ = ["MaskGAN", "PairedGANTranslator", "SeededNets", "augment_ops", "reinitialize"]
 
 #: A function that renders one chunk of masks: ``render(chunk, start)`` with ``chunk`` already on
 #: the device in the network's mask scale and ``start`` the chunk's index in the call's masks.
@@ -97,8 +97,36 @@ def _adam(module: nn.Module, lr: float, betas: tuple[float, float], fused: bool)
     return torch.optim.Adam(module.parameters(), lr=lr, betas=betas)
 
 
+class SeededNets:
+    """A generator and a discriminator whose initial weights depend on the run seed alone.
+
+    ``init_offsets`` (one per net, distinct per model) pick the ``trainer.generator(offset)``
+    streams; ``_initialize`` (called when training starts from scratch) draws from them, so the
+    weights do not depend on what consumed torch's global RNG before ``fit()``.
+    """
+
+    #: Offsets from the run seed of the generator's and the discriminator's initial weights.
+    init_offsets: ClassVar[tuple[int, int]] = (0, 0)
+
+    generator: nn.Module
+    discriminator: nn.Module
+
+    def _init_streams(self, trainer: Trainer) -> tuple[torch.Generator, torch.Generator]:
+        """The generator's and the discriminator's seeded CPU streams."""
+        g, d = self.init_offsets
+        return trainer.generator(g), trainer.generator(d)
+
+    def _rebuild(
+        self, trainer: Trainer, build_generator: Callable[[], nn.Module], build_discriminator: Callable[[], nn.Module]
+    ) -> None:
+        """Both nets in place as freshly built copies seeded from their streams (``reinitialize``)."""
+        g, d = self._init_streams(trainer)
+        reinitialize(self.generator, build_generator, g.initial_seed())
+        reinitialize(self.discriminator, build_discriminator, d.initial_seed())
+
+
 # ---------------------------------------------------------------------------- Stage II
-class PairedGANTranslator(Translator):
+class PairedGANTranslator(SeededNets, Translator):
     """A mask-to-image GAN: ``generator(mask) -> image`` in ``[-1, 1]`` judged by ``discriminator``.
 
     ``params`` must have the fields of ``segsynth.params.TranslatorTrainingParams`` plus
@@ -157,8 +185,7 @@ class PairedGANTranslator(Translator):
         )
 
     def _initialize(self, trainer: Trainer) -> None:
-        """Weights that depend on the run seed only (``trainer.generator(offset)``), not on what
-        ran before ``fit()``: called when training starts from scratch."""
+        """Weights from the run seed only (``SeededNets``): called when training starts from scratch."""
         raise NotImplementedError
 
     def _prepare(self, step: int, masks: Tensor, images: Tensor) -> tuple[Tensor, Tensor]:
@@ -214,7 +241,7 @@ class PairedGANTranslator(Translator):
 
 
 # ---------------------------------------------------------------------------- Stage I
-class MaskGAN(MaskGenerator):
+class MaskGAN(SeededNets, MaskGenerator):
     """An unconditional GAN on masks in ``[-1, 1]``; samples are thresholded back to 0/1.
 
     ``params`` must have the fields of ``segsynth.params.GanGeneratorParams`` plus ``nz``,
@@ -306,7 +333,8 @@ class MaskGAN(MaskGenerator):
         """Prepare what the steps need from the (sharded) real masks; nothing by default."""
 
     def _initialize(self, trainer: Trainer) -> None:
-        """Seeded weights when training starts from scratch; by default the constructor's."""
+        """Seeded weights (``SeededNets``) when training starts from scratch; by default the
+        constructor's are kept."""
 
     def _train_step(self, step: int, real: Tensor, trainer: Trainer) -> Mapping[str, Any]:
         """One step of training on batches drawn from ``real``; returns what to log."""

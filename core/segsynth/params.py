@@ -468,6 +468,10 @@ class TranslatorTrainingParams(Params):
     steps: Steps = Field(2000, description="Training iterations (one D and one G update each).")
     flip: bool = Field(True, description="Randomly mirror training pairs left-right (data augmentation).")
     translate_batch_size: BatchSize = Field(16, description="Masks rendered per forward pass.")
+    base_filters: Width = Field(
+        64, description="Width of the generator's full-resolution layers; doubled per halving of the size, "
+        "up to the model's cap (8x in pix2pix, 16x in SPADE)."
+    )
     disc_filters: Width | None = Field(
         None, description="Width of the (each) discriminator's first layer; null means base_filters."
     )

@@ -25,18 +25,12 @@ from segsynth.params import (
     LearningRate,
     LossWeight,
     TranslatorTrainingParams,
-    Width,
 )
 from segsynth_pix2pix.augment import PairAugment
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
 from segsynth_pix2pix.generator import UNetGenerator
 from segsynth_pix2pix.layers import init_weights
 from segsynth_pix2pix.losses import adversarial_loss
-
-# Offsets from the run seed for the initial weights, so they differ between the two nets.
-_GENERATOR_INIT_OFFSET = 101
-_DISCRIMINATOR_INIT_OFFSET = 102
-
 
 class Pix2PixTranslator(PairedGANTranslator):
     """pix2pix: U-Net generator + PatchGAN discriminator, adversarial + L1 loss."""
@@ -51,9 +45,6 @@ class Pix2PixTranslator(PairedGANTranslator):
 
         batch_size: BatchSize = Field(
             1, description="Pairs per iteration; the paper uses 1, larger batches train faster per pair on GPUs."
-        )
-        base_filters: Width = Field(
-            64, description="Width of the generator's first layer; doubles per level up to 8x."
         )
         disc_layers: int = Field(
             3, ge=1, le=8,
@@ -80,6 +71,7 @@ class Pix2PixTranslator(PairedGANTranslator):
 
     params: Params
     tanh_masks = True  # masks enter as -1/+1, like the images
+    init_offsets = (101, 102)
 
     def __init__(self, params: Params, info: DatasetInfo) -> None:
         super().__init__(params, info)
@@ -117,8 +109,9 @@ class Pix2PixTranslator(PairedGANTranslator):
 
     def _initialize(self, trainer: Trainer) -> None:
         """Weights that depend on the run seed only, not on what ran before ``fit()``."""
-        init_weights(self.generator, trainer.generator(_GENERATOR_INIT_OFFSET))
-        init_weights(self.discriminator, trainer.generator(_DISCRIMINATOR_INIT_OFFSET))
+        g, d = self._init_streams(trainer)
+        init_weights(self.generator, g)
+        init_weights(self.discriminator, d)
 
     def _train_step(self, mask: Tensor, image: Tensor, trainer: Trainer) -> dict[str, Tensor]:
         """One discriminator update, then one generator update, on the same generated batch."""

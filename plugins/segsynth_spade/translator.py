@@ -22,7 +22,7 @@ from pydantic import Field
 from torch import Tensor
 
 from segsynth import DatasetInfo, Trainer, UserError
-from segsynth.gan_base import PairedGANTranslator, Render, reinitialize
+from segsynth.gan_base import PairedGANTranslator, Render
 from segsynth.params import (
     MAX_WIDTH,
     AdamBetas,
@@ -40,9 +40,6 @@ from segsynth_spade.generator import SPADEGenerator
 from segsynth_spade.losses import discriminator_hinge, feature_matching, generator_hinge
 from segsynth_spade.spade import NormKind
 
-# Offsets from the run seed for the initial weights, so they differ between the two nets.
-_GENERATOR_INIT_OFFSET = 201
-_DISCRIMINATOR_INIT_OFFSET = 202
 # The coarsest discriminator should still see a layout, not a handful of pixels.
 MIN_DISCRIMINATOR_SIDE = 16
 
@@ -60,9 +57,6 @@ class SpadeTranslator(PairedGANTranslator):
 
         batch_size: BatchSize = Field(
             4, description="Pairs per iteration (the paper uses 32 over 8 GPUs; 4 keeps a CPU step short)."
-        )
-        base_filters: Width = Field(
-            64, description="Generator width at full resolution; doubles per halving up to 16x at the start grid."
         )
         spade_hidden: Width = Field(
             128,
@@ -102,6 +96,7 @@ class SpadeTranslator(PairedGANTranslator):
         _old_spade_spellings = deprecated_spellings(Spelling("lr_g", "lr"))
 
     params: Params
+    init_offsets = (201, 202)
 
     def __init__(self, params: Params, info: DatasetInfo) -> None:
         super().__init__(params, info)
@@ -145,10 +140,7 @@ class SpadeTranslator(PairedGANTranslator):
 
     def _initialize(self, trainer: Trainer) -> None:
         """Weights that depend on the run seed only, not on what ran before ``fit()``."""
-        reinitialize(self.generator, self._build_generator,
-                     trainer.generator(_GENERATOR_INIT_OFFSET).initial_seed())
-        reinitialize(self.discriminator, self._build_discriminator,
-                     trainer.generator(_DISCRIMINATOR_INIT_OFFSET).initial_seed())
+        self._rebuild(trainer, self._build_generator, self._build_discriminator)
 
     def _noise(self, n: int, device: torch.device) -> Tensor | None:
         """Training codes from torch's CPU RNG (checkpointed), or ``None`` without a ``z`` path."""

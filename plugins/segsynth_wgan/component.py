@@ -21,7 +21,7 @@ from torch import nn
 
 import segsynth
 from segsynth.gan import straight_through_binarize
-from segsynth.gan_base import MaskGAN, reinitialize
+from segsynth.gan_base import MaskGAN
 from segsynth.params import (
     AdamBetas,
     GanGeneratorParams,
@@ -35,11 +35,6 @@ from segsynth_wgan.networks import Critic, CriticNorm, Generator
 
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth import Trainer
-
-# offsets of trainer.generator() for the initial weights
-_GENERATOR_INIT_OFFSET = 301
-_CRITIC_INIT_OFFSET = 302
-
 
 class WGANGPMaskGenerator(MaskGAN):
     """WGAN-GP on masks in ``[-1, 1]``; samples are thresholded back to 0/1."""
@@ -78,6 +73,7 @@ class WGANGPMaskGenerator(MaskGAN):
 
     params: Params
     critic_keys = ("critic", "opt_c")
+    init_offsets = (301, 302)
 
     def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
@@ -104,13 +100,11 @@ class WGANGPMaskGenerator(MaskGAN):
     def _initialize(self, trainer: Trainer) -> None:
         """Start from weights that depend on the run seed only, not on what ran before ``fit``.
 
-        Fresh copies are built in a seeded RNG and loaded in place (``reinitialize``: the
-        optimizers keep their parameter objects); the weight average starts again from the
+        Fresh copies are built in a seeded RNG and loaded in place (``SeededNets._rebuild``:
+        the optimizers keep their parameter objects); the weight average starts again from the
         live generator.
         """
-        reinitialize(self.generator, self._build_generator,
-                     trainer.generator(_GENERATOR_INIT_OFFSET).initial_seed())
-        reinitialize(self.critic, self._build_critic, trainer.generator(_CRITIC_INIT_OFFSET).initial_seed())
+        self._rebuild(trainer, self._build_generator, self._build_critic)
         if self.ema is not None:
             self.ema.module.load_state_dict(self.generator.state_dict())
             self.ema.n_averaged.zero_()
