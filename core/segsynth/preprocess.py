@@ -56,6 +56,7 @@ __all__ = [
     "CacheDir",
     "DecodeCache",
     "DecodedPair",
+    "DefaultPreprocess",
     "FileRef",
     "PairFiles",
     "Policy",
@@ -158,6 +159,12 @@ class Preprocess(Params):
             description=description,
             splits=("train", "test"),
         )
+
+
+#: The ``preprocess`` param of a file-reading adapter with the default fitting (256 x 256, padded).
+DefaultPreprocess = Annotated[Preprocess, Field(
+    default_factory=Preprocess, description="Training size and how other shapes are fitted.",
+)]
 
 
 # --------------------------------------------------------------------------- geometry

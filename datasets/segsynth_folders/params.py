@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.pairing import check_name_pattern, check_relative_glob
-from segsynth.preprocess import CacheDir, Preprocess
+from segsynth.preprocess import CacheDir, DefaultPreprocess
 from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
 
 
@@ -65,9 +65,7 @@ class PairedFoldersParams(segsynth.Params):
     test_list: TestList = None
     test_fraction: TestFraction = 0.2
     seed: SplitSeed = 0
-    preprocess: Preprocess = Field(
-        default_factory=Preprocess, description="Training size and how other shapes are fitted."
-    )
+    preprocess: DefaultPreprocess
     cache_dir: CacheDir = None
 
     @field_validator("images", "masks", "fovs")

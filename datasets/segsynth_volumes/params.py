@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.pairing import check_name_pattern, check_relative_glob
-from segsynth.preprocess import Preprocess
+from segsynth.preprocess import DefaultPreprocess
 from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
 
 #: Default name pattern: the file or folder name without a volume suffix, so ``case7.nii.gz``,
@@ -140,9 +140,7 @@ class VolumeSlicesParams(segsynth.Params):
     test_list: TestList = None
     test_fraction: TestFraction = 0.2
     seed: SplitSeed = 0
-    preprocess: Preprocess = Field(
-        default_factory=Preprocess, description="Training size and how other shapes are fitted."
-    )
+    preprocess: DefaultPreprocess
 
     @field_validator("images", "masks")
     @classmethod
