@@ -7,7 +7,7 @@ normalisation, inverted masks, a split that is empty) are obvious there.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -29,6 +29,7 @@ class SplitSummary:
     channel_ranges: list[tuple[float, float, float]]  # (min, mean, max) per image channel
     foreground: tuple[float, float, float]  # (min, mean, max) fraction per mask
     fov_fraction: float | None
+    ids: list[str] = field(default_factory=list)  # the samples' ids, as the adapter names them
 
     def lines(self) -> list[str]:
         ranges = ", ".join(f"c{i} {lo:.3f}..{hi:.3f} (mean {m:.3f})"
@@ -40,7 +41,15 @@ class SplitSummary:
             f"masks {'x'.join(map(str, self.mask_shape))}",
             f"  image values: {ranges}",
             f"  mask foreground: mean {fg[1]:.1%} (min {fg[0]:.1%}, max {fg[2]:.1%}){fov}",
+            *self._id_lines(),
         ]
+
+    def _id_lines(self, shown: int = 24) -> list[str]:
+        """Which samples are in this split, so a fixed split can be checked by eye."""
+        if not self.ids:
+            return []
+        more = f" and {len(self.ids) - shown} more" if len(self.ids) > shown else ""
+        return [f"  ids: {', '.join(self.ids[:shown])}{more}"]
 
 
 def summarize(split: str, pairs: PairSet) -> SplitSummary:
@@ -56,6 +65,7 @@ def summarize(split: str, pairs: PairSet) -> SplitSummary:
         channel_ranges=ranges,
         foreground=(float(fg.min()), float(fg.mean()), float(fg.max())),
         fov_fraction=None if pairs.fovs is None else float(pairs.fovs.float().mean()),
+        ids=list(pairs.ids),
     )
 
 

@@ -15,7 +15,7 @@ from pydantic import Field
 
 import segsynth
 from segsynth.coverage_sampling import balanced_weights
-from segsynth.gan import mode_seeking_ratio, random_geometry, straight_through_binarize
+from segsynth.gan import mode_seeking_ratio, pair_overlap, random_geometry, straight_through_binarize
 from segsynth.gan_base import MaskGAN
 from segsynth.params import (
     AdamBetas,
@@ -83,6 +83,12 @@ class DCGANMaskGenerator(MaskGAN):
             "weight / (mean |G(z1)-G(z2)| / mean |z1-z2|) so different codes give different "
             "masks; 0 turns it off. About 1 is typical.",
         )
+        diversity: LossWeight = Field(
+            0.0,
+            description="Weight of the overlap term: G is penalised by weight * max(0, Dice "
+            "between two fakes - Dice between two real masks) (segsynth.gan.pair_overlap), i.e. "
+            "for making masks more alike than real ones are; 0 turns it off. About 1-10.",
+        )
         geometry: MaskGeometry = Field(
             default_factory=lambda: MaskGeometry(),
             description="Random flips, rotations and scalings of the real masks G learns from "
@@ -120,6 +126,7 @@ class DCGANMaskGenerator(MaskGAN):
         self._build_optimizers()
         self.augment = DiffAugment(p.augment)
         self._draw_weights: torch.Tensor | None = None  # balance_foreground's draw weights
+        self._real_overlap = torch.zeros(())  # pair_overlap of the real masks, set by fit
 
     def extra_state(self) -> dict[str, Any]:
         """ADA's strength and overfitting statistics travel with the checkpoint."""
@@ -133,6 +140,13 @@ class DCGANMaskGenerator(MaskGAN):
             balanced_weights((real > 0).float(), p.balance_bins, p.balance_foreground).to(real.device)
             if p.balance_foreground > 0 else None
         )
+        # real masks' own pairwise overlap: the most alike two fakes may be before diversity bites
+        with torch.no_grad():
+            rng = torch.Generator().manual_seed(0)
+            first = torch.randint(real.shape[0], (128,), generator=rng)
+            second = (first + 1 + torch.randint(max(real.shape[0] - 1, 1), (128,), generator=rng)) % real.shape[0]
+            picks = torch.cat([first, second]).to(real.device)
+            self._real_overlap = pair_overlap(real[picks]).detach()
 
     def _train_step(self, step: int, real: torch.Tensor, trainer: Trainer) -> dict[str, Any]:
         """One training step and what it logs: the losses, plus ADA's ``p`` and ``r_t`` when adaptive."""
@@ -181,6 +195,11 @@ class DCGANMaskGenerator(MaskGAN):
         with trainer.autocast():
             g_loss = generator_loss(p.loss, D(augment(fake)))
         g_total = g_loss
+        if p.diversity > 0:
+            # measured on what D sees (binarised, gradient straight through): soft tanh values
+            # near the threshold would otherwise count as overlap that the masks do not have
+            excess = pair_overlap(fake) - self._real_overlap
+            g_total = g_total + p.diversity * excess.clamp_min(0.0)
         if p.mode_seeking > 0:
             # on the soft tanh output: the binarised fakes hide how far apart two codes' masks are
             g_total = g_loss + p.mode_seeking / (mode_seeking_ratio(fake_soft, z) + 1e-5)

@@ -310,3 +310,16 @@ def test_random_geometry_keeps_masks_binary_and_is_identity_when_off() -> None:
     assert not torch.equal(turned, masks)
     fraction = (turned > 0).float().mean()
     assert abs(float(fraction) - float((masks > 0).float().mean())) < 0.06
+
+
+def test_pair_overlap_is_one_for_identical_halves_and_zero_for_disjoint() -> None:
+    from segsynth.gan import pair_overlap
+
+    a = -torch.ones(4, 1, 8, 8)
+    a[:, :, :4] = 1
+    assert torch.isclose(pair_overlap(a), torch.tensor(1.0))
+    b = a.clone()
+    b[2:] = -a[2:]  # second half: the complement of the first
+    assert float(pair_overlap(b)) == 0.0
+    bigger = torch.ones(4, 1, 8, 8)  # growing the masks raises the overlap: no escape that way
+    assert float(pair_overlap(bigger)) >= float(pair_overlap(b))

@@ -275,9 +275,10 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         {"augment": {"adaptive": True, "interval": 1}},
         {"minibatch_std": True, "mode_seeking": 0.5},
         {"geometry": {"flip_h": True, "flip_v": True, "degrees": 20, "scale": 0.1}},
+        {"diversity": 2.0},
     ],
     ids=["hinge", "spectral_norm", "r1", "hinge+sn+r1", "soft_fakes", "no_ema", "no_augment", "ada",
-         "mbstd+mode_seeking", "geometry"],
+         "mbstd+mode_seeking", "geometry", "diversity"],
 )
 def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) -> None:
     model = build(tiny(steps=3, **changes))
