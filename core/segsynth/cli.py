@@ -189,11 +189,12 @@ def sample(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
     progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
+    png_level: Annotated[int | None, typer.Option(min=0, max=9, help="PNG compression level 0-9 (default: zlib's 6, the files `synth run` writes; 1 writes several times faster, files somewhat larger, other SHA-256s; same pixels).")] = None,
 ) -> None:
     """Draw N new pairs from a finished run's checkpoints, without retraining."""
     from segsynth import api
 
-    dest = api.open_run(run_dir).sample(n, out, seed, batch_size, force, device, progress)
+    dest = api.open_run(run_dir).sample(n, out, seed, batch_size, force, device, progress, png_level)
     typer.echo(f"samples: {dest}")
 
 
@@ -262,12 +263,13 @@ def sample_model(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
     progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
+    png_level: Annotated[int | None, typer.Option(min=0, max=9, help="PNG compression level 0-9 (default: zlib's 6, the files `synth run` writes; 1 writes several times faster, files somewhat larger, other SHA-256s; same pixels).")] = None,
 ) -> None:
     """Draw N pairs from an exported generator alone: no run folder, no training code."""
     from segsynth.model_export import sample_model as sample
     from segsynth.plugins import get_registry
 
-    dest = sample(model_dir, get_registry(), n, out, seed, batch_size, force, device, progress)
+    dest = sample(model_dir, get_registry(), n, out, seed, batch_size, force, device, progress, png_level)
     typer.echo(f"samples: {dest}")
 
 

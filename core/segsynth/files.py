@@ -6,6 +6,12 @@ the target, are flushed to disk and renamed into place, so a reader, a crash, a 
 lost permission never leaves a half-written file behind. An ``OSError`` becomes a ``UserError``
 (exit 2) that names the file, the cause and the way out, instead of a traceback.
 
+Many small files written together (the synthetic PNG pairs, #17) use the same write in two
+halves: ``stage_bytes`` (temporary file written and flushed to disk; thread-safe, so the
+flushes of many files overlap) and ``commit_staged`` (renamed into place, then each folder
+flushed once for the batch, which makes the renames durable too). ``atomic_write_many`` is the
+two in one call. A reader still sees each file whole or not at all.
+
 One file is appended to instead, a line at a time: a run's ``run.log`` (``open_append_log``);
 a log that grows as the run goes cannot be rewritten whole, and a lost last line costs nothing.
 
@@ -16,6 +22,7 @@ an evaluator draws is as safe as a checkpoint.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 from collections.abc import Iterable, Sequence
@@ -76,6 +83,92 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise write_failure(path, exc, kept=path.exists()) from exc
+
+
+def stage_bytes(path: Path, data: bytes) -> Path:
+    """First half of an atomic write: ``data`` in ``path``'s temporary file, flushed to disk.
+
+    Returns the temporary file; ``commit_staged`` renames it into place (``discard_staged``
+    removes it instead). Thread-safe for distinct paths, so many files can be staged at once and
+    their flushes to disk overlap. A failure removes the partial temporary file and becomes a
+    ``UserError`` naming ``path``.
+    """
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as f:
+            _write_durably(f, data)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise write_failure(path, exc, kept=path.exists()) from exc
+    return tmp
+
+
+def commit_staged(staged: Sequence[tuple[Path, Path]]) -> None:
+    """Second half: rename each staged ``(temporary, path)`` into place, then flush each folder once.
+
+    The folder flush makes the renames themselves survive a crash (one ``fsync`` of the folder
+    for the whole batch instead of none, or one per file). A failure removes the temporary
+    files not yet renamed; the files renamed before it are whole.
+    """
+    done = 0
+    try:
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise write_failure(Path(path), exc, kept=Path(path).exists()) from exc
+            done += 1
+        for folder in dict.fromkeys(Path(path).parent for _, path in staged):
+            fsync_folder(folder)
+    finally:
+        discard_staged(tmp for tmp, _ in staged[done:])
+
+
+def discard_staged(temporaries: Iterable[Path]) -> None:
+    """Remove staged temporary files that will not be committed (after a failure)."""
+    for tmp in temporaries:
+        _remove_quietly(tmp)
+
+
+def atomic_write_many(items: Sequence[tuple[Path, bytes]]) -> None:
+    """Write several files, each atomically, with one barrier for the lot.
+
+    Every file is staged and flushed to disk first; only then are they renamed into place and
+    their folders flushed once. A failure while staging leaves every target untouched and no
+    temporary file behind.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in items:
+            staged.append((stage_bytes(path, data), Path(path)))
+    except BaseException:
+        discard_staged(tmp for tmp, _ in staged)
+        raise
+    commit_staged(staged)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the renames into it) to disk; a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # e.g. Windows, where a rename is durable once the file is flushed
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise write_failure(Path(folder), exc) from exc
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -31,9 +31,15 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     raise ValueError(f"cannot write a picture with {array.shape[0]} channels (1 or 3 expected)")
 
 
-def png_bytes(tensor: torch.Tensor) -> bytes:
+def png_bytes(tensor: torch.Tensor, compress_level: int | None = None) -> bytes:
+    """The PNG file of ``tensor``; ``compress_level`` 0-9 trades size for speed (``None``: zlib's 6).
+
+    ``None`` and an explicit level give different bytes for the same picture, so the files (and
+    the manifest's hashes) of a set written with a level differ from the default ones.
+    """
     buffer = io.BytesIO()
-    to_pil(tensor).save(buffer, format="PNG")
+    options = {} if compress_level is None else {"compress_level": int(compress_level)}
+    to_pil(tensor).save(buffer, format="PNG", **options)
     return buffer.getvalue()
 
 

@@ -51,9 +51,9 @@ from segsynth.pipeline import Pipeline, RunOptions
 from segsynth.steps.synthesis import (
     PairSampler,
     matched,
+    synthesize_files,
     synthesize_pairs,
     two_stage_sampler,
-    write_synthetic,
 )
 from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe
@@ -497,7 +497,7 @@ def load_model(folder: Path, registry: Registry, device: torch.device) -> Model:
 def sample_model(
     folder: Path, registry: Registry, n: int, dest: Path | None = None, seed: int | None = None,
     batch_size: int | None = None, force: bool = False, device: str | None = None,
-    progress: bool = True,
+    progress: bool = True, png_level: int | None = None,
 ) -> Path:
     """Draw ``n`` pairs from a model export into ``dest`` (default ``FOLDER/samples/seed<S>-n<N>``).
 
@@ -515,10 +515,11 @@ def sample_model(
     folders.check_replaceable(dest, folders.SAMPLES, force)
     model = load_model(folder, registry, resolve_device(device or "auto"))
     t0 = time.perf_counter()
-    pairs = synthesize_pairs(model.sampler, n, batch, seed, progress)
-    folders.claim(dest, folders.SAMPLES, force, sources, "sample")
     extra = {"model_sha256": model.weights_sha256, "privacy_gate": str(config.get("privacy_gate", ""))}
-    write_synthetic(dest, pairs, seed, batch, extra=extra)
+    # drawn and written as a stream; the destination is claimed once the first batch is drawn
+    synthesize_files(dest, model.sampler, n, batch, seed, progress, extra=extra,
+                     before_write=lambda: folders.claim(dest, folders.SAMPLES, force, sources, "sample"),
+                     compress_level=png_level)
     print(f"{n} pairs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return dest
 

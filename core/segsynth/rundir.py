@@ -24,7 +24,7 @@ from segsynth.checkpoint import CheckpointStore, sha256_file
 from segsynth.errors import UserError
 from segsynth.gate import GATE_METRIC, PrivacyGateFailed, check_gate
 from segsynth.pipeline import Pipeline, RunOptions, RunResult
-from segsynth.steps.synthesis import synthesize_pairs, write_synthetic
+from segsynth.steps.synthesis import synthesize_files
 from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe, load_recipe
 
@@ -67,7 +67,7 @@ def _gate_status(run_dir: Path) -> tuple[str, str | None]:
 def sample_run(
     run_dir: Path, registry: Registry, n: int, dest: Path | None = None, seed: int | None = None,
     batch_size: int | None = None, force: bool = False, device: str | None = None,
-    progress: bool = True,
+    progress: bool = True, png_level: int | None = None,
 ) -> Path:
     """Draw ``n`` new pairs from a finished run's final checkpoints into ``dest``.
 
@@ -90,11 +90,12 @@ def sample_run(
     _, info = pipeline.dataset()
     sampler = pipeline.load_finished_sampler(info)
     batch = batch_size or loaded.recipe.synthesis.batch_size
-    t0 = time.perf_counter()
-    pairs = synthesize_pairs(sampler, n, batch, seed, progress)
-    folders.claim(dest, folders.SAMPLES, force, sources, "sample")
     extra = {f"{stage}_sha256": sha256_file(path) for stage, path in checkpoints.items()}
-    write_synthetic(dest, pairs, seed, batch, extra={**extra, "privacy_gate": gate})
+    t0 = time.perf_counter()
+    # drawn and written as a stream; the destination is claimed once the first batch is drawn
+    synthesize_files(dest, sampler, n, batch, seed, progress, extra={**extra, "privacy_gate": gate},
+                     before_write=lambda: folders.claim(dest, folders.SAMPLES, force, sources, "sample"),
+                     compress_level=png_level)
     print(f"{n} pairs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return dest
 
