@@ -198,6 +198,7 @@ def run_sampling(args: argparse.Namespace) -> dict:
     return {"size": size, "batch": batch, "filters": filters, "count": count,
             "images_per_second": rates["end_to_end"], "generate_per_second": rates["generate"],
             "write_png_per_second": rates["write_png"], "ms_per_step": batch / rates["generate"] * 1e3,
+            "end_to_end_vs_forward": rates["end_to_end"] / rates["generate"],
             "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
             "peak_rss_mib": peak_rss_mib(), "precision": "fp32 eager (sampling has no bf16 option)"}
 
