@@ -1,5 +1,7 @@
-"""Bases for dataset adapters that read the user's files: what each of them used to spell out.
+"""Bases for dataset adapters: what each of them used to spell out.
 
+- ``TypedDataset[P]``: an adapter whose type argument is its ``Params`` class: ``class
+  Drive(FileDataset[DriveParams])`` sets ``Drive.Params`` and types ``self.params`` in one place.
 - ``FileDataset``: an adapter whose params embed the shared ``Preprocess`` (``preprocess``) and
   name the image ``channels``. Its ``info()`` is known from the params alone (validating a
   recipe lists no folder and reads no pixel), and its ``load(split)`` refuses a split other
@@ -17,20 +19,44 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from segsynth.errors import UserError
-from segsynth.interfaces import DatasetAdapter, DatasetInfo, PairSet
+from segsynth.interfaces import DatasetAdapter, DatasetInfo, PairSet, Params
 from segsynth.pairing import NamePattern, Role, Sample, find_roles, pair
 from segsynth.splits import split_ids
 
-__all__ = ["SPLITS", "FileDataset", "PairedFilesDataset"]
+__all__ = ["SPLITS", "FileDataset", "PairedFilesDataset", "TypedDataset"]
 
 #: the splits every file-reading adapter offers
 SPLITS = ("train", "test")
 
+P = TypeVar("P", bound=Params)
 
-class FileDataset(DatasetAdapter):
+
+class TypedDataset(DatasetAdapter, Generic[P]):
+    """A dataset adapter whose ``Params`` class is its type argument.
+
+    ``class Cells(TypedDataset[CellsParams])`` declares once what used to take two lines that
+    had to agree: ``Params = CellsParams`` (what the recipe's params are validated with) and
+    ``params: CellsParams`` (what ``self.params`` is). A subclass without a concrete type
+    argument, or one that sets ``Params`` in its own body, keeps the ``Params`` it declares.
+    """
+
+    params: P
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Params" in cls.__dict__:
+            return
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, Params):
+                    cls.Params = arg
+                    return
+
+
+class FileDataset(TypedDataset[P]):
     """A data set read from files with the shared preprocessing; ``train`` and ``test`` splits.
 
     A subclass says what its ``info()`` cannot know from the shared params: ``describe()`` (one
@@ -42,7 +68,6 @@ class FileDataset(DatasetAdapter):
     #: whether the data set's own files give a field of view (a padded or thresholded fit
     #: gives one anyway: ``Preprocess.has_fov``)
     files_have_fov: ClassVar[bool] = False
-    params: Any
 
     def info(self) -> DatasetInfo:
         """Known from the params alone: no folder is listed and no pixel is read."""
@@ -77,7 +102,7 @@ class FileDataset(DatasetAdapter):
         """Every sample of ``split`` (``train`` or ``test``)."""
 
 
-class PairedFilesDataset(FileDataset):
+class PairedFilesDataset(FileDataset[P]):
     """Files found by glob and paired by id, split by id lists or a seeded draw."""
 
     #: a folder a glob finds is one candidate (a DICOM series) rather than a place to look in

@@ -7,6 +7,7 @@ base turns the chosen ids of a split into a ``PairSet``.
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import TypeVar
 
 import segsynth
 from segsynth.adapters import FileDataset
@@ -15,7 +16,10 @@ from segsynth_bbbc.assemble import Decoded, Layout, to_pairs
 from segsynth_bbbc.splits import limit
 
 
-class BbbcDataset(FileDataset):
+P = TypeVar("P", bound=segsynth.Params)
+
+
+class BbbcDataset(FileDataset[P]):
     """A BBBC adapter: nuclei masks (plus an optional boundary channel), tiled or fitted."""
 
     splits: dict[str, list[str]]  # ids per split, drawn by each subclass

@@ -19,7 +19,7 @@ from segsynth_bbbc.params import Bbbc038Params
 from segsynth_bbbc.splits import random_split
 
 
-class Bbbc038(BbbcDataset):
+class Bbbc038(BbbcDataset[Bbbc038Params]):
     """BBBC038 / DSB2018 stage-1 (670 varied nuclei images, per-nucleus masks), user-supplied."""
 
     name: ClassVar[str] = "bbbc038"
@@ -27,8 +27,6 @@ class Bbbc038(BbbcDataset):
         "BBBC038 / Data Science Bowl 2018 nuclei (varied modalities and sizes, one PNG per "
         "nucleus), tiled or fitted to one size."
     )
-    Params: ClassVar[type[segsynth.Params]] = Bbbc038Params
-    params: Bbbc038Params
 
     def describe(self) -> str:
         return f"BBBC038 (DSB2018) nuclei from {self.params.root}"

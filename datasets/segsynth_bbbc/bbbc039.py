@@ -19,7 +19,7 @@ from segsynth_bbbc.params import Bbbc039Params
 from segsynth_bbbc.splits import check_not_empty, natural_key, random_split, read_list
 
 
-class Bbbc039(BbbcDataset):
+class Bbbc039(BbbcDataset[Bbbc039Params]):
     """BBBC039 (200 fluorescence images of U2OS nuclei with instance labels), user-supplied."""
 
     name: ClassVar[str] = "bbbc039"
@@ -27,8 +27,6 @@ class Bbbc039(BbbcDataset):
         "BBBC039 nuclei (16-bit fluorescence, colour-coded instances; CC0, from "
         "bbbc.broadinstitute.org), tiled at full resolution."
     )
-    Params: ClassVar[type[segsynth.Params]] = Bbbc039Params
-    params: Bbbc039Params
 
     def describe(self) -> str:
         return f"BBBC039 nuclei from {self.params.root}"

@@ -63,15 +63,13 @@ def read_manifest(folder: Traversable | None = None) -> list[Crop]:
         ) from exc
 
 
-class Bbbc039Crops(BbbcDataset):
+class Bbbc039Crops(BbbcDataset[CropsParams]):
     """24 real 128 x 128 BBBC039 nuclei crops (CC0) that ship with segsynth."""
 
     name: ClassVar[str] = "bbbc039_crops"
     description: ClassVar[str] = (
         "Built-in: 24 real 128x128 crops of BBBC039 fluorescence nuclei (CC0), no download."
     )
-    Params: ClassVar[type[segsynth.Params]] = CropsParams
-    params: CropsParams
 
     def describe(self) -> str:
         return "built-in BBBC039 crops (Caicedo et al. 2019, CC0)"

@@ -16,15 +16,13 @@ from segsynth_drive.source import ZIP_NAMES, Source, locate
 DRIVE_SITE = "https://drive.grand-challenge.org/"
 
 
-class Drive(FileDataset):
+class Drive(FileDataset[DriveParams]):
     """DRIVE (40 fundus photographs with vessel masks), from the user's own download."""
 
     name: ClassVar[str] = "drive"
     description: ClassVar[str] = (
         "DRIVE retinal vessels (download it yourself from drive.grand-challenge.org; zip or folder)."
     )
-    Params: ClassVar[type[segsynth.Params]] = DriveParams
-    params: DriveParams
     files_have_fov: ClassVar[bool] = True
 
     def describe(self) -> str:

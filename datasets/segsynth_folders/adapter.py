@@ -11,15 +11,13 @@ from segsynth.preprocess import DecodeCache, FileRef, PairFiles, load_pairs
 from segsynth_folders.params import PairedFoldersParams
 
 
-class PairedFolders(PairedFilesDataset):
+class PairedFolders(PairedFilesDataset[PairedFoldersParams]):
     """Images and masks of any domain, found by glob patterns and paired by a name pattern."""
 
     name: ClassVar[str] = "paired_folders"
     description: ClassVar[str] = (
         "Your own images and masks from folders, paired by file name ({id} template or regex)."
     )
-    Params: ClassVar[type[segsynth.Params]] = PairedFoldersParams
-    params: PairedFoldersParams
 
     def describe(self) -> str:
         return f"paired folders under {self.params.root}"

@@ -29,7 +29,7 @@ from segsynth_messidor.splits import subset_and_split
 NO_MASKS = "no vessel masks: every mask is all zero"
 
 
-class Messidor(FileDataset):
+class Messidor(FileDataset[MessidorParams]):
     """MESSIDOR (1200 fundus photographs in 12 bases), images only, user-supplied."""
 
     name: ClassVar[str] = "messidor"
@@ -37,8 +37,6 @@ class Messidor(FileDataset):
         "MESSIDOR fundus photographs (download from adcis.net), images only: all-zero masks, "
         "fov derived from the pixels."
     )
-    Params: ClassVar[type[segsynth.Params]] = MessidorParams
-    params: MessidorParams
     files_have_fov: ClassVar[bool] = True  # derived from the pixels, always
 
     def describe(self) -> str:

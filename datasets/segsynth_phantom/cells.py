@@ -11,7 +11,6 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-import segsynth
 from segsynth_phantom.nuclei import draw_nuclei, render_nuclei
 from segsynth_phantom.procedural import PhantomParams, ProceduralDataset, Sample
 
@@ -60,7 +59,7 @@ class CellsPhantomParams(PhantomParams):
 _RANGES = {"nuclei_per_image": (1, 500, ""), "nucleus_radius": (0.005, 0.3, " fractions of the image side")}
 
 
-class CellsPhantom(ProceduralDataset):
+class CellsPhantom(ProceduralDataset[CellsPhantomParams]):
     """Fluorescent nuclei (1 channel) with binary foreground masks and no field of view."""
 
     name: ClassVar[str] = "cells_phantom"
@@ -68,9 +67,7 @@ class CellsPhantom(ProceduralDataset):
         "Procedural fluorescence nuclei: textured, blurred, touching blobs on a noisy, "
         "unevenly lit background."
     )
-    Params: ClassVar[type[segsynth.Params]] = CellsPhantomParams
     dataset_code: ClassVar[int] = 2  # one-channel images, no fov: the defaults
-    params: CellsPhantomParams
 
     def render(self, rng: np.random.Generator) -> Sample:
         """Place the nuclei, then image them."""

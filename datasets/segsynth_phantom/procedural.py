@@ -8,13 +8,14 @@ split holds 10 or 1000 samples, and train and test never share a sample.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 from pydantic import Field
 
 import segsynth
+from segsynth.adapters import TypedDataset
 from segsynth.params import Seed
 
 #: Split name -> number mixed into each sample's seed. Fixed forever: changing one would
@@ -51,7 +52,10 @@ class Sample(NamedTuple):
     fov: np.ndarray | None
 
 
-class ProceduralDataset(segsynth.DatasetAdapter):
+P = TypeVar("P", bound=PhantomParams)
+
+
+class ProceduralDataset(TypedDataset[P]):
     """A dataset adapter whose samples are rendered on demand from derived seeds.
 
     Subclasses set ``dataset_code`` (a constant that keeps two phantoms with the same seed from
@@ -62,7 +66,6 @@ class ProceduralDataset(segsynth.DatasetAdapter):
     dataset_code: ClassVar[int] = 0
     image_channels: ClassVar[int] = 1
     has_fov: ClassVar[bool] = False
-    params: PhantomParams
 
     def info(self) -> segsynth.DatasetInfo:
         """Square samples of ``size``, one mask channel; nothing is rendered."""

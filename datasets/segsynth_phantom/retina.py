@@ -43,7 +43,7 @@ class RetinaPhantomParams(PhantomParams):
     )
 
 
-class RetinaPhantom(ProceduralDataset):
+class RetinaPhantom(ProceduralDataset[RetinaPhantomParams]):
     """Fundus images (3 channels) with vessel masks and circular fields of view."""
 
     name: ClassVar[str] = "retina_phantom"
@@ -51,11 +51,9 @@ class RetinaPhantom(ProceduralDataset):
         "Procedural DRIVE-like fundus photos: branching vessel trees, optic disc, macula, "
         "circular fov."
     )
-    Params: ClassVar[type[segsynth.Params]] = RetinaPhantomParams
     dataset_code: ClassVar[int] = 1
     image_channels: ClassVar[int] = 3
     has_fov: ClassVar[bool] = True
-    params: RetinaPhantomParams
 
     def render(self, rng: np.random.Generator) -> Sample:
         """Lay out the landmarks, grow the tree, render the photo."""

@@ -19,7 +19,7 @@ from segsynth_volumes.params import VolumeSlicesParams
 from segsynth_volumes.volume import Volume
 
 
-class VolumeSlices(PairedFilesDataset):
+class VolumeSlices(PairedFilesDataset[VolumeSlicesParams]):
     """2-D slices of image volumes and their label volumes, paired by file name.
 
     Samples are volumes and the splits hold volume ids: the slices of one volume (one patient)
@@ -30,8 +30,6 @@ class VolumeSlices(PairedFilesDataset):
     description: ClassVar[str] = (
         "2-D slices of NIfTI, DICOM or TIFF volumes with label volumes, paired by name."
     )
-    Params: ClassVar[type[segsynth.Params]] = VolumeSlicesParams
-    params: VolumeSlicesParams
     role_folders: ClassVar[bool] = True  # a DICOM series is a folder
 
     def describe(self) -> str:
