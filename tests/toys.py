@@ -6,12 +6,28 @@ without waiting for GANs; the real plugins have their own tests in tests/plugins
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from pydantic import Field
 
 import segsynth
+
+
+def train_toy(trainer: segsynth.Trainer, state: dict[str, Any], steps: int, task: str,
+              loss: Callable[[], torch.Tensor], *opts: torch.optim.Optimizer) -> None:
+    """The loop every trainable toy runs: resume, then per step backward, step each optimiser,
+    log and checkpoint; then finish. ``loss()`` computes one step's loss."""
+    start = trainer.resume(state)
+    for step in trainer.steps(start, steps, task):
+        value = loss()
+        trainer.backward(value)
+        for opt in opts:
+            trainer.step(opt)
+        trainer.log(step, loss=value)
+        trainer.checkpoint(step, state)
+    trainer.finish(state, steps)
 
 
 class ToyData(segsynth.DatasetAdapter):
@@ -67,17 +83,13 @@ class ToyMasks(segsynth.MaskGenerator):
         return {"net": self.holder, "opt": self.opt}
 
     def fit(self, masks: torch.Tensor, trainer: segsynth.Trainer) -> None:
-        state = self.state()
-        start = trainer.resume(state)
         target = masks.mean(0)
-        for step in trainer.steps(start, self.params.steps, "toy stage1"):
+
+        def loss() -> torch.Tensor:
             noise = 0.01 * torch.randn(())
-            loss = ((torch.sigmoid(self.holder[0]) - target) ** 2).mean() + 0 * noise
-            trainer.backward(loss)
-            trainer.step(self.opt)
-            trainer.log(step, loss=loss)
-            trainer.checkpoint(step, state)
-        trainer.finish(state, self.params.steps)
+            return ((torch.sigmoid(self.holder[0]) - target) ** 2).mean() + 0 * noise
+
+        train_toy(trainer, self.state(), self.params.steps, "toy stage1", loss, self.opt)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         p = torch.sigmoid(self.holder[0].detach().cpu())
@@ -104,17 +116,12 @@ class ToyTranslator(segsynth.Translator):
         return {"net": self.net, "opt": self.opt}
 
     def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
-        state = self.state()
-        start = trainer.resume(state)
-        for step in trainer.steps(start, self.params.steps, "toy stage2"):
+        def loss() -> torch.Tensor:
             idx = torch.randint(len(pairs), (4,))
             pred = torch.sigmoid(self.net(trainer.to_device(pairs.masks[idx])))
-            loss = ((pred - trainer.to_device(pairs.images[idx])) ** 2).mean()
-            trainer.backward(loss)
-            trainer.step(self.opt)
-            trainer.log(step, loss=loss)
-            trainer.checkpoint(step, state)
-        trainer.finish(state, self.params.steps)
+            return ((pred - trainer.to_device(pairs.images[idx])) ** 2).mean()
+
+        train_toy(trainer, self.state(), self.params.steps, "toy stage2", loss, self.opt)
 
     def translate(self, masks: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         device = next(self.net.parameters()).device
@@ -155,18 +162,15 @@ class ToyPairs(segsynth.PairGenerator):
                 "opt_m": self.masks.opt, "opt_r": self.render.opt}
 
     def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
-        state = self.state()
-        start = trainer.resume(state)
         target = pairs.masks.mean(0)
-        for step in trainer.steps(start, self.params.steps, "toy pairs"):
+
+        def loss() -> torch.Tensor:
             mask_loss = ((torch.sigmoid(self.masks.holder[0]) - target) ** 2).mean()
             image_loss = ((torch.sigmoid(self.render.net(pairs.masks)) - pairs.images) ** 2).mean()
-            trainer.backward(mask_loss + image_loss)
-            trainer.step(self.masks.opt)
-            trainer.step(self.render.opt)
-            trainer.log(step, loss=mask_loss + image_loss)
-            trainer.checkpoint(step, state)
-        trainer.finish(state, self.params.steps)
+            return mask_loss + image_loss
+
+        train_toy(trainer, self.state(), self.params.steps, "toy pairs", loss,
+                  self.masks.opt, self.render.opt)
 
     def sample_pairs(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         masks = self.masks.sample(n, generator)
@@ -210,17 +214,12 @@ class ToySegmenter(segsynth.Segmenter):
         return {"net": self.net, "opt": self.opt}
 
     def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
-        state = self.state()
-        start = trainer.resume(state)
-        for step in trainer.steps(start, self.params.steps, "toy segmenter"):
+        def loss() -> torch.Tensor:
             logits = self.net(trainer.to_device(pairs.images))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            return torch.nn.functional.binary_cross_entropy_with_logits(
                 logits, trainer.to_device(pairs.masks))
-            trainer.backward(loss)
-            trainer.step(self.opt)
-            trainer.log(step, loss=loss)
-            trainer.checkpoint(step, state)
-        trainer.finish(state, self.params.steps)
+
+        train_toy(trainer, self.state(), self.params.steps, "toy segmenter", loss, self.opt)
 
     def predict(self, images: torch.Tensor, trainer: segsynth.Trainer) -> torch.Tensor:
         with torch.no_grad():
