@@ -30,6 +30,12 @@ def train_toy(trainer: segsynth.Trainer, state: dict[str, Any], steps: int, task
     trainer.finish(state, steps)
 
 
+class ToySteps(segsynth.Params):
+    """The setting every trainable toy has: how many steps it trains."""
+
+    steps: int = Field(10, ge=1)
+
+
 class ToyData(segsynth.DatasetAdapter):
     """Discs of random radius; the image is a blurred, noisy copy of the mask."""
 
@@ -70,8 +76,7 @@ class ToyMasks(segsynth.MaskGenerator):
     name = "toy_masks"
     description = "Mean-mask sampler (tests only)."
 
-    class Params(segsynth.Params):
-        steps: int = Field(10, ge=1)
+    Params = ToySteps
 
     def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
@@ -103,8 +108,7 @@ class ToyTranslator(segsynth.Translator):
     name = "toy_translator"
     description = "Affine mask-to-image model (tests only)."
 
-    class Params(segsynth.Params):
-        steps: int = Field(10, ge=1)
+    class Params(ToySteps):
         lr: float = Field(0.1, gt=0)
 
     def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
@@ -149,8 +153,7 @@ class ToyPairs(segsynth.PairGenerator):
     name = "toy_pairs"
     description = "Joint mask+image toy generator (tests only)."
 
-    class Params(segsynth.Params):
-        steps: int = Field(10, ge=1)
+    Params = ToySteps
 
     def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
@@ -202,7 +205,7 @@ class ToySegmenter(segsynth.Segmenter):
     name = "toy_segmenter"
     description = "Intensity threshold learner (tests only)."
 
-    class Params(segsynth.Params):
+    class Params(ToySteps):
         steps: int = Field(30, ge=1)
 
     def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
