@@ -11,16 +11,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import compare, parse  # noqa: E402
+from common import compare_training, parse, square_info  # noqa: E402
 
-import segsynth  # noqa: E402
 from segsynth_dcgan.component import DCGANMaskGenerator  # noqa: E402
 
 
 def main() -> None:
     args = parse(__doc__ or "", smoke=dict(size=32, batch=2, filters=4),
                  size=64, batch=64, filters=64, channels=3)
-    info = segsynth.DatasetInfo(image_channels=3, mask_channels=args.channels, size=(args.size, args.size))
+    info = square_info(args.size, mask_channels=args.channels)
     g = torch.Generator().manual_seed(0)
     masks = (torch.rand(32, args.channels, args.size, args.size, generator=g) > 0.85).float()
 
@@ -29,11 +28,7 @@ def main() -> None:
                                            nz=100, log_every=max(steps, 1), bn_stat_samples=args.batch)
         return DCGANMaskGenerator(params, info)
 
-    def fit(component: DCGANMaskGenerator, trainer: segsynth.Trainer) -> None:
-        component.to(trainer.device)
-        component.fit(masks, trainer)
-
-    compare("dcgan", args, make, fit, args.batch, {"size": args.size, "batch": args.batch, "filters": args.filters})
+    compare_training("dcgan", args, make, masks)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from segsynth import Trainer, TrainerSettings
+from segsynth import DatasetInfo, PairSet, Trainer, TrainerSettings
 from segsynth.compiling import resolve_compile
 from segsynth.trainer import resolve_device
 
@@ -178,6 +178,29 @@ def compare(
     baseline = time_fit("fp32 eager", make, fit, base, args.steps, args.warmup, images_per_step)
     quick = time_fit(fast_label(fast), make, fit, fast, args.steps, args.warmup, images_per_step)
     report(name, baseline, quick, args, {**extra, "compile": args.compile, "retain": args.retain})
+
+
+def square_info(size: int, mask_channels: int = 1) -> DatasetInfo:
+    """What a benchmark's component is built for: RGB images of ``size`` x ``size``."""
+    return DatasetInfo(image_channels=3, mask_channels=mask_channels, size=(size, size))
+
+
+def random_pairs(n: int, size: int) -> PairSet:
+    """``n`` seeded random RGB images with sparse (about 10 %) binary masks: a benchmark's data."""
+    g = torch.Generator().manual_seed(0)
+    return PairSet(images=torch.rand(n, 3, size, size, generator=g),
+                   masks=(torch.rand(n, 1, size, size, generator=g) > 0.9).float())
+
+
+def compare_training(name: str, args: argparse.Namespace, make: Callable[[int], Any], data: Any) -> None:
+    """``compare`` for a component trained on ``data`` by its own ``fit``, one ``--batch`` of
+    images a step, at the ``--size``, ``--batch`` and ``--filters`` every training script has."""
+
+    def fit(component: Any, trainer: Trainer) -> None:
+        component.to(trainer.device)
+        component.fit(data, trainer)
+
+    compare(name, args, make, fit, args.batch, {"size": args.size, "batch": args.batch, "filters": args.filters})
 
 
 def profile_fit(
