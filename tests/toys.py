@@ -36,6 +36,20 @@ class ToySteps(segsynth.Params):
     steps: int = Field(10, ge=1)
 
 
+class OneConvToy:
+    """A trainable toy whose whole model is one 1x1 convolution, trained by Adam."""
+
+    net: torch.nn.Conv2d
+    opt: torch.optim.Adam
+
+    def build(self, in_channels: int, out_channels: int, lr: float) -> None:
+        self.net = torch.nn.Conv2d(in_channels, out_channels, 1)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net, "opt": self.opt}
+
+
 class ToyData(segsynth.DatasetAdapter):
     """Discs of random radius; the image is a blurred, noisy copy of the mask."""
 
@@ -102,7 +116,7 @@ class ToyMasks(segsynth.MaskGenerator):
         return (u < p).float()
 
 
-class ToyTranslator(segsynth.Translator):
+class ToyTranslator(OneConvToy, segsynth.Translator):
     """image = sigmoid(a * mask + b), a per-pixel-free 2-parameter model."""
 
     name = "toy_translator"
@@ -113,11 +127,7 @@ class ToyTranslator(segsynth.Translator):
 
     def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
-        self.net = torch.nn.Conv2d(info.mask_channels, info.image_channels, 1)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=params.lr)
-
-    def state(self) -> dict[str, Any]:
-        return {"net": self.net, "opt": self.opt}
+        self.build(info.mask_channels, info.image_channels, params.lr)
 
     def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
         def loss() -> torch.Tensor:
@@ -199,7 +209,7 @@ class ToyPrivacy(segsynth.Evaluator):
         })
 
 
-class ToySegmenter(segsynth.Segmenter):
+class ToySegmenter(OneConvToy, segsynth.Segmenter):
     """Per-pixel logistic regression on intensity: learns that bright means foreground."""
 
     name = "toy_segmenter"
@@ -210,11 +220,7 @@ class ToySegmenter(segsynth.Segmenter):
 
     def __init__(self, params: Any, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
-        self.net = torch.nn.Conv2d(info.image_channels, info.mask_channels, 1)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=0.2)
-
-    def state(self) -> dict[str, Any]:
-        return {"net": self.net, "opt": self.opt}
+        self.build(info.image_channels, info.mask_channels, 0.2)
 
     def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
         def loss() -> torch.Tensor:
