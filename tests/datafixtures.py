@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
+
+from segsynth import UserError
 
 DRIVE_W, DRIVE_H = 565, 584
 
@@ -128,3 +132,12 @@ def make_pairs(
         save_mask(root / mask_name.format(id=sample_id), mask)
         out[sample_id] = (image, mask)
     return out
+
+
+def load_refuses(data: Any, splits: dict[str, list[str]], refusals: dict[str, str]) -> None:
+    """With ``splits`` set on the adapter ``data``, loading each split of ``refusals`` raises a
+    ``UserError`` that matches its pattern, and so does a split the adapter does not have."""
+    data.__dict__["splits"] = splits
+    for split, pattern in {**refusals, "val": "'val'"}.items():
+        with pytest.raises(UserError, match=pattern):
+            data.load(split)
