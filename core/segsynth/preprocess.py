@@ -54,6 +54,7 @@ from segsynth.interfaces import DatasetInfo, PairSet, Params
 
 __all__ = [
     "CacheDir",
+    "Channels",
     "DecodeCache",
     "DecodedPair",
     "DefaultPreprocess",
@@ -69,6 +70,12 @@ __all__ = [
 ]
 
 Policy = Literal["pad", "crop", "resize"]
+
+#: The ``channels`` param of a file-reading adapter (what ``FileDataset.image_mode()`` returns);
+#: an adapter may say more in its own ``Field(description=...)``.
+Channels = Annotated[Literal["rgb", "grey"], Field(
+    description="Image channels: rgb (3) or grey (1, BT.601 luminance).",
+)]
 
 #: The ``cache_dir`` param of a file-reading adapter (``DecodeCache(params.cache_dir)``).
 CacheDir = Annotated[Path | None, Field(

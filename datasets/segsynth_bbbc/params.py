@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 import segsynth
 from segsynth.params import Seed
-from segsynth.preprocess import CacheDir, Preprocess
+from segsynth.preprocess import CacheDir, Channels, Preprocess
 
 
 class SplitParams(segsynth.Params):
@@ -122,7 +122,7 @@ class Bbbc039Params(FileParams):
 class Bbbc038Params(FileParams):
     """BBBC038 / DSB2018: colour handling and an optional separate test folder."""
 
-    channels: Literal["rgb", "grey"] = Field(
+    channels: Channels = Field(
         "rgb",
         description=(
             "Image channels: rgb (3; the set mixes fluorescence and stained brightfield) or "

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 import segsynth
-from segsynth.preprocess import CacheDir, Preprocess
+from segsynth.preprocess import CacheDir, Channels, Preprocess
 
 
 class DriveParams(segsynth.Params):
@@ -27,9 +27,7 @@ class DriveParams(segsynth.Params):
             "the test images, so training always uses observer 1 (with a warning)."
         ),
     )
-    channels: Literal["rgb", "grey"] = Field(
-        "rgb", description="Image channels: rgb (3) or grey (1, BT.601 luminance)."
-    )
+    channels: Channels = "rgb"
     holdout: int | None = Field(
         None,
         ge=1,

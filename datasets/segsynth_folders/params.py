@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.pairing import check_name_pattern, check_relative_glob
-from segsynth.preprocess import CacheDir, DefaultPreprocess
+from segsynth.preprocess import CacheDir, Channels, DefaultPreprocess
 from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
 
 
@@ -44,7 +44,7 @@ class PairedFoldersParams(segsynth.Params):
         description="How a mask's file name gives its id, like image_name (e.g. '{id}_manual.png').",
     )
     fov_name: str = Field("{id}.*", description="How a fov file's name gives its id, like image_name.")
-    channels: Literal["rgb", "grey"] = Field(
+    channels: Channels = Field(
         "rgb", description="Image channels: rgb (3) or grey (1, BT.601 luminance of colour files)."
     )
     intensity: Literal["dtype", "percentile"] = Field(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.params import Seed
-from segsynth.preprocess import CacheDir, Preprocess
+from segsynth.preprocess import CacheDir, Channels, Preprocess
 
 BASE_PATTERN = r"^Base\d{2}$"
 
@@ -28,9 +27,7 @@ class MessidorParams(segsynth.Params):
         None,
         description="Base folders to use, e.g. [Base11, Base12]; None: every BaseNN folder found.",
     )
-    channels: Literal["rgb", "grey"] = Field(
-        "rgb", description="Image channels: rgb (3) or grey (1, BT.601 luminance)."
-    )
+    channels: Channels = "rgb"
     retinopathy_grades: list[int] | None = Field(
         None,
         description=(
