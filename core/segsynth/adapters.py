@@ -26,7 +26,7 @@ from segsynth.interfaces import DatasetAdapter, DatasetInfo, PairSet, Params
 from segsynth.pairing import NamePattern, Role, Sample, find_roles, pair
 from segsynth.splits import split_ids
 
-__all__ = ["SPLITS", "FileDataset", "PairedFilesDataset", "TypedDataset"]
+__all__ = ["SPLITS", "FileDataset", "PairedFilesDataset", "TypedDataset", "expected_layout"]
 
 #: the splits every file-reading adapter offers
 SPLITS = ("train", "test")
@@ -139,3 +139,10 @@ class PairedFilesDataset(FileDataset[P]):
     @abstractmethod
     def layout_help(self, problem: str) -> str:
         """``problem`` and what the adapter expects under ``root``."""
+
+
+def expected_layout(problem: str, adapter: str, where: str, layout: str, fix: str) -> str:
+    """The message of an adapter that cannot use the files it was pointed at: ``problem``, then
+    what ``adapter`` expects under ``where`` (``layout``: a line a kind of file) and ``fix``,
+    how the user gets there."""
+    return f"{problem}. {adapter} expects, under {where}:\n{layout}\n{fix}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import segsynth
+from segsynth.adapters import expected_layout
 from segsynth.images import warn_broken_links
 from segsynth.pairing import natural_key
 from segsynth_bbbc.layout039 import shown
@@ -100,8 +101,8 @@ def find_samples(root: Path, role: str = "root") -> dict[str, Sample]:
 
 
 def _expected(root: Path, role: str, problem: str) -> str:
-    return (
-        f"{problem}. bbbc038 expects, under {role} ({root}), one folder per image:\n{LAYOUT}\n"
+    return expected_layout(
+        problem, "bbbc038", f"{role} ({root}), one folder per image", LAYOUT,
         f"Download stage1_train.zip from {SITE} (or Kaggle's data-science-bowl-2018), unpack "
-        f"it and set '{role}' to the unpacked folder (relative paths are relative to the recipe)."
+        f"it and set '{role}' to the unpacked folder (relative paths are relative to the recipe).",
     )

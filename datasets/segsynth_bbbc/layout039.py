@@ -13,6 +13,7 @@ from pathlib import Path
 
 import segsynth
 from segsynth import pairing
+from segsynth.adapters import expected_layout
 from segsynth.images import warn_broken_links
 from segsynth.pairing import natural_key
 
@@ -46,10 +47,10 @@ def shown(names: list[str]) -> str:
 
 
 def _expected(root: Path, problem: str) -> str:
-    return (
-        f"{problem}. bbbc039 expects, under root ({root}):\n{LAYOUT}\n"
+    return expected_layout(
+        problem, "bbbc039", f"root ({root})", LAYOUT,
         f"Download images.zip, masks.zip (and metadata.zip) from {SITE}, unpack them into one "
-        "folder and set 'root' to it (relative paths are relative to the recipe's folder)."
+        "folder and set 'root' to it (relative paths are relative to the recipe's folder).",
     )
 
 

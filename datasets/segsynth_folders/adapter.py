@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import segsynth
-from segsynth.adapters import PairedFilesDataset
+from segsynth.adapters import PairedFilesDataset, expected_layout
 from segsynth.pairing import Sample
 from segsynth.preprocess import DecodeCache, FileRef, PairFiles, load_pairs
 from segsynth_folders.params import PairedFoldersParams
@@ -50,9 +50,8 @@ class PairedFolders(PairedFilesDataset[PairedFoldersParams]):
         width = max(len(role.glob) for role in self.roles.values()) + 4
         lines = [f"  {role.glob.ljust(width)}{role.label} files named {role.pattern.text}"
                  for role in self.roles.values()]
-        return (
-            f"{problem}. paired_folders expects, under root ({self.params.root}):\n"
-            + "\n".join(lines)
-            + "\nSet 'root' to the folder holding them (a relative path is relative to the "
-            "recipe's folder) and the patterns to match your file names."
+        return expected_layout(
+            problem, "paired_folders", f"root ({self.params.root})", "\n".join(lines),
+            "Set 'root' to the folder holding them (a relative path is relative to the "
+            "recipe's folder) and the patterns to match your file names.",
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import segsynth
 from segsynth import pairing
+from segsynth.adapters import expected_layout
 from segsynth.images import warn_broken_links
 
 LAYOUT = """\
@@ -43,10 +44,10 @@ def shown(names: list[str]) -> str:
 
 
 def expected(root: Path, problem: str) -> str:
-    return (
-        f"{problem}. messidor expects, under root ({root}):\n{LAYOUT}\n"
+    return expected_layout(
+        problem, "messidor", f"root ({root})", LAYOUT,
         f"Download the bases from {SITE} (registration required), unpack each BaseNN.zip into "
-        "root and set 'root' to it (relative paths are relative to the recipe's folder)."
+        "root and set 'root' to it (relative paths are relative to the recipe's folder).",
     )
 
 
