@@ -71,17 +71,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     earlier ``path`` untouched and becomes a ``UserError`` naming the file and the cause.
     """
     path = Path(path)
-    tmp = temporary_name(path)
+    tmp = stage_bytes(path, data)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as f:
-            _write_durably(f, data)
         os.replace(tmp, path)
     except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        _remove_quietly(tmp)
         raise write_failure(path, exc, kept=path.exists()) from exc
 
 
