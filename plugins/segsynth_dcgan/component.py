@@ -134,19 +134,14 @@ class DCGANMaskGenerator(MaskGAN):
 
     # ------------------------------------------------------------------ training
     def _before_training(self, real: torch.Tensor) -> None:
-        """``balance_foreground``'s draw weights over the (sharded) real masks."""
+        """``balance_foreground``'s draw weights and ``diversity``'s yardstick, from the real masks."""
         p = self.params
         self._draw_weights = (
             balanced_weights((real > 0).float(), p.balance_bins, p.balance_foreground).to(real.device)
             if p.balance_foreground > 0 else None
         )
-        # real masks' own pairwise overlap: the most alike two fakes may be before diversity bites
-        with torch.no_grad():
-            rng = torch.Generator().manual_seed(0)
-            first = torch.randint(real.shape[0], (128,), generator=rng)
-            second = (first + 1 + torch.randint(max(real.shape[0] - 1, 1), (128,), generator=rng)) % real.shape[0]
-            picks = torch.cat([first, second]).to(real.device)
-            self._real_overlap = pair_overlap(real[picks]).detach()
+        if p.diversity > 0:
+            self._real_overlap = _real_pair_overlap(real)
 
     def _train_step(self, step: int, real: torch.Tensor, trainer: Trainer) -> dict[str, Any]:
         """One training step and what it logs: the losses, plus ADA's ``p`` and ``r_t`` when adaptive."""
@@ -214,3 +209,14 @@ class DCGANMaskGenerator(MaskGAN):
         if not self.params.straight_through:
             return fake
         return straight_through_binarize(fake, self.params.threshold)
+
+
+@torch.no_grad()
+def _real_pair_overlap(real: torch.Tensor, pairs: int = 128) -> torch.Tensor:
+    """``pair_overlap`` of ``pairs`` seeded pairs of distinct real masks: how alike two fakes may
+    be before the ``diversity`` term bites (one mask: itself, so the term never bites)."""
+    n = real.shape[0]
+    rng = torch.Generator().manual_seed(0)
+    first = torch.randint(n, (pairs,), generator=rng)
+    second = (first + 1 + torch.randint(max(n - 1, 1), (pairs,), generator=rng)) % n
+    return pair_overlap(real[torch.cat([first, second]).to(real.device)])
