@@ -45,6 +45,16 @@ from pathlib import Path
 from segsynth.errors import UserError
 
 __all__ = [
+    "COVERAGE_STATISTICS",
+    "DIVERSITY",
+    "EMPTY_FP_RATE",
+    "EMPTY_FP_RATIO",
+    "EMPTY_FP_SAMPLES",
+    "EMPTY_FRACTION",
+    "GATE_METRIC",
+    "MEASURED",
+    "SHARES",
+    "SPARSE_FRACTION",
     "CoverageGateFailed",
     "CoverageWarning",
     "Finding",
@@ -52,6 +62,7 @@ __all__ = [
     "assess",
     "card_section",
     "check_coverage_gate",
+    "share_key",
     "summary_rows",
 ]
 

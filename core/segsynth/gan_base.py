@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from segsynth.params import DiscriminatorAugment
     from segsynth.trainer import Trainer
 
-__all__ = ["MaskGAN", "PairedGANTranslator", "SeededNets", "augment_ops", "reinitialize"]
+__all__ = ["MaskGAN", "PairedGANTranslator", "Render", "SeededNets", "augment_ops", "reinitialize"]
 
 #: A function that renders one chunk of masks: ``render(chunk, start)`` with ``chunk`` already on
 #: the device in the network's mask scale and ``start`` the chunk's index in the call's masks.
