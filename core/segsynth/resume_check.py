@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from segsynth.errors import UserError
+from segsynth.folders import STAGES
 
 ALWAYS = (
     "device", "output", "description", "report", "loggers",
     "trainer.threads", "trainer.compile", "trainer.precision", "trainer.channels_last",
     "trainer.deterministic", "trainer.checkpoint_every", "trainer.keep_checkpoints",
 )
-STAGES = ("stage1", "stage2")
 
 
 @dataclass(frozen=True)
