@@ -27,7 +27,7 @@ from segsynth.params import (
 )
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
 from segsynth_dcgan.losses import LossName, discriminator_loss, generator_loss, r1_penalty
-from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator
+from segsynth_dcgan.networks import SPATIAL_LATENT_SIDE, DCGANDiscriminator, DCGANGenerator
 
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth import Trainer
@@ -110,15 +110,29 @@ class DCGANMaskGenerator(MaskGAN):
             "Keeps rare empty/sparse tiles in front of D so G learns to make them.",
         )
         balance_bins: int = Field(8, ge=3, le=50, description="Bins for balance_foreground.")
+        spatial_latent: bool = Field(
+            False,
+            description="Draw z as a 4x4 map of independent codes (nz, 4, 4) instead of one code "
+            "(nz, 1, 1): each region of the mask gets its own randomness, so G cannot give every "
+            "code the same picture as easily (against Stage-I collapse on tiny sets).",
+        )
 
     params: Params
     code_dims = 3  # z enters the transposed convolutions as (nz, 1, 1)
+
+    @property
+    def code_shape(self) -> tuple[int, ...]:
+        """``(nz, 1, 1)``, or ``(nz, 4, 4)`` with ``spatial_latent``."""
+        side = SPATIAL_LATENT_SIDE if self.params.spatial_latent else 1
+        return (self.params.nz, side, side)
 
     def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
         p = params
         cm = info.mask_channels
-        self.generator = DCGANGenerator(p.nz, cm, info.size, p.base_filters, p.max_filters)
+        self.generator = DCGANGenerator(
+            p.nz, cm, info.size, p.base_filters, p.max_filters, spatial_latent=p.spatial_latent
+        )
         self.discriminator = DCGANDiscriminator(
             cm, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm,
             minibatch_std=p.minibatch_std,
@@ -165,7 +179,7 @@ class DCGANMaskGenerator(MaskGAN):
             picks = torch.multinomial(self._draw_weights, p.batch_size, replacement=True)
         g = p.geometry
         real = random_geometry(real_all[picks], g.flip_h, g.flip_v, g.degrees, g.scale)
-        z = torch.randn(p.batch_size, p.nz, 1, 1, device=device)
+        z = torch.randn(p.batch_size, *self.code_shape, device=device)
 
         D.requires_grad_(True)
         with trainer.autocast():

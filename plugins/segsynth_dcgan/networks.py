@@ -23,6 +23,8 @@ from segsynth.gan import MinibatchStd
 MIN_SIZE = 32
 MAX_SIZE = 1024
 SUPPORTED_SIZES = tuple(2**k for k in range(5, 11))
+#: Side of the latent map with ``spatial_latent``: the generator's first feature map is 4x4.
+SPATIAL_LATENT_SIDE = 4
 
 
 def dcgan_depth(size: tuple[int, int]) -> int:
@@ -73,18 +75,18 @@ class DCGANGenerator(nn.Module):
         size: tuple[int, int],
         base_filters: int = 64,
         max_filters: int = 512,
+        spatial_latent: bool = False,
     ) -> None:
         super().__init__()
         self.nz = nz
         self.depth = dcgan_depth(size)
         top = self.depth - 1
         width = _channels(top, base_filters, max_filters)
-        layers: list[nn.Module] = [
-            # project: 1x1 -> 4x4 (a dense layer written as a transposed convolution)
-            nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
-            nn.ReLU(inplace=True),
-        ]
+        if spatial_latent:  # z is already a 4x4 map: mix neighbouring codes, keep the size
+            first: nn.Module = nn.Conv2d(nz, width, 3, 1, 1, bias=False)
+        else:  # project: 1x1 -> 4x4 (a dense layer written as a transposed convolution)
+            first = nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False)
+        layers: list[nn.Module] = [first, nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
         for level in range(top - 1, -1, -1):  # depth - 1 blocks, 4 -> size / 2
             narrower = _channels(level, base_filters, max_filters)
             layers += [

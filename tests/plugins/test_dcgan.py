@@ -276,9 +276,10 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         {"minibatch_std": True, "mode_seeking": 0.5},
         {"geometry": {"flip_h": True, "flip_v": True, "degrees": 20, "scale": 0.1}},
         {"diversity": 2.0},
+        {"spatial_latent": True},
     ],
     ids=["hinge", "spectral_norm", "r1", "hinge+sn+r1", "soft_fakes", "no_ema", "no_augment", "ada",
-         "mbstd+mode_seeking", "geometry", "diversity"],
+         "mbstd+mode_seeking", "geometry", "diversity", "spatial_latent"],
 )
 def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) -> None:
     model = build(tiny(steps=3, **changes))
@@ -308,3 +309,13 @@ def test_min_piece_pixels_clears_speckle_from_samples() -> None:
     ]
     assert all(s >= 5 for s in sizes)
     assert cleaned.sum() <= raw.sum() and torch.all(cleaned <= raw)
+
+
+def test_spatial_latent_draws_a_4x4_map_of_codes() -> None:
+    model = build(tiny(spatial_latent=True))
+    assert model.code_shape == (8, 4, 4)
+    first = model.generator.net[0]
+    assert isinstance(first, nn.Conv2d) and first.kernel_size == (3, 3)
+    masks = model.sample(3, checks.seeded(0))
+    assert masks.shape == (3, 1, 32, 32) and set(masks.unique().tolist()) <= {0.0, 1.0}
+    assert build(tiny()).code_shape == (8, 1, 1)
