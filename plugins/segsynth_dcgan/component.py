@@ -90,7 +90,7 @@ class DCGANMaskGenerator(MaskGAN):
             "for making masks more alike than real ones are; 0 turns it off. About 1-10.",
         )
         geometry: MaskGeometry = Field(
-            default_factory=lambda: MaskGeometry(),
+            default_factory=MaskGeometry,
             description="Random flips, rotations and scalings of the real masks G learns from "
             "(segsynth.gan.random_geometry): unlike augment, G learns to make them too, so use "
             "only transforms that give plausible masks (a mirrored fundus is the other eye).",
@@ -118,7 +118,6 @@ class DCGANMaskGenerator(MaskGAN):
         )
 
     params: Params
-    code_dims = 3  # z enters the transposed convolutions as (nz, 1, 1)
 
     @property
     def code_shape(self) -> tuple[int, ...]:
