@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from segsynth import pairing
 from segsynth.errors import UserError
 from segsynth.files import save_image
 from segsynth.imageio import pair_grid
@@ -46,10 +47,7 @@ class SplitSummary:
 
     def _id_lines(self, shown: int = 24) -> list[str]:
         """Which samples are in this split, so a fixed split can be checked by eye."""
-        if not self.ids:
-            return []
-        more = f" and {len(self.ids) - shown} more" if len(self.ids) > shown else ""
-        return [f"  ids: {', '.join(self.ids[:shown])}{more}"]
+        return [f"  ids: {pairing.shown(self.ids, shown)}"] if self.ids else []
 
 
 def summarize(split: str, pairs: PairSet) -> SplitSummary:
