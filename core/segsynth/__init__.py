@@ -49,12 +49,15 @@ TOOLKIT: dict[str, str] = {
                   "plugin ships or is given)",
     "coverage": "the coverage metric names evaluators report and the coverage gate reads",
     "coverage_sampling": "balanced draws and histogram-matched synthesis of masks",
+    "labels": "K-class label maps: the class table, reading index/palette/colour files, "
+              "one-hot channels, class indices, palettes and colour drawings",
     "testing": "registering a plugin for one test (``registered_plugin``, fixture)",
 }
 
 if TYPE_CHECKING:  # the names below are imported on first use (PEP 562): torch loads only then
     from segsynth import (
-        adapters, checkpoint, coverage, coverage_sampling, files, gan, gan_base, images, measures,
+        adapters, checkpoint, coverage, coverage_sampling, files, gan, gan_base, images, labels,
+        measures,
         pairing, params, preprocess, splits, testing,
     )
     from segsynth.api import Run, load, open_run, run

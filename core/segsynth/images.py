@@ -36,7 +36,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -56,6 +56,7 @@ __all__ = [
     "SkippedFileWarning",
     "binarize_mask",
     "decode_image",
+    "label_codes",
     "read_bytes",
     "read_image",
     "stretch",
@@ -506,6 +507,46 @@ def _mask_values(img: Image.Image, name: str, palette: PalettePolicy) -> np.ndar
         _note_alpha(img, name)
     rgb = np.asarray(_colour(img), dtype=np.float32)
     return (rgb @ _LUMA)[..., None]
+
+
+# --------------------------------------------------------------------------- label maps
+def label_codes(
+    data: bytes, name: str, colours: bool, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, Callable[[int], str]]:
+    """The stored class codes ``(H, W)`` int64 of a label map, and how to spell one in a message.
+
+    ``colours=False`` (index maps): one band of raw values: 8/16/32-bit greyscale, a palette
+    PNG's indices, or an RGB(A) file whose three channels agree (a greyscale map saved as
+    colour). ``colours=True`` (colour-coded maps): the RGB colour packed as ``r<<16 | g<<8 | b``,
+    a palette through its colours. Alpha is ignored: label tools paint classes, not opacity.
+    An index map stored in colour, or a float image, is refused with the file named.
+    """
+    img = _open_checked(data, name, max_pixels)
+    try:
+        _note_extension(img, name)
+        _note_pages(img, name)
+        if colours:
+            rgb = np.asarray(img.convert("RGBA").convert("RGB") if img.mode in ("P", "PA", "RGBA", "LA")
+                             else _colour(img), dtype=np.int64)
+            packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+            return packed, lambda c: f"[{c >> 16}, {(c >> 8) & 255}, {c & 255}]"
+        if img.mode == "F":
+            raise UserError(
+                f"label map {name} stores floating-point pixels; class numbers must be whole "
+                "numbers. Save the label map as an 8- or 16-bit integer PNG or TIFF."
+            )
+        if img.mode in _SINGLE_BAND or img.mode == "P":
+            return np.asarray(img, dtype=np.int64), str
+        rgb = np.asarray(_colour(img), dtype=np.int64)
+        if (rgb == rgb[..., :1]).all():
+            return rgb[..., 0].copy(), str
+        raise UserError(
+            f"label map {name} is a colour image, but the recipe's labels give class numbers. "
+            "Either give each class its colour (labels: {classes: {background: [0, 0, 0], "
+            "artery: [255, 0, 0]}}), or save the label map as one band of class numbers."
+        )
+    finally:
+        img.close()
 
 
 # --------------------------------------------------------------------------- masks

@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, field_validator
 
 if TYPE_CHECKING:  # pragma: no cover - imported for annotations only
+    from segsynth.labels import LabelTable
     from segsynth.trainer import Trainer
 
 __all__ = [
@@ -117,6 +118,26 @@ class DatasetInfo:
     has_fov: bool = False
     description: str = ""
     splits: tuple[str, ...] = ("train", "test")
+    #: K exclusive classes (``segsynth.labels.LabelTable``): masks are K one-hot foreground
+    #: channels, ``mask_channels == labels.k``. ``None``: binary masks, or independent
+    #: (possibly overlapping) channels, as before label maps existed.
+    labels: LabelTable | None = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.labels is not None and self.labels.k != self.mask_channels:
+            raise ValueError(
+                f"DatasetInfo has {self.mask_channels} mask channels but its labels name "
+                f"{self.labels.k} foreground classes ({self.labels.describe()})"
+            )
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The foreground class names, channel by channel (``("foreground",)``-like names for
+        data without a class table: ``channel 1``, ``channel 2``...)."""
+        if self.labels is not None:
+            return self.labels.foreground
+        return ("foreground",) if self.mask_channels == 1 else tuple(
+            f"channel {i + 1}" for i in range(self.mask_channels))
 
 
 @dataclass
