@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar, get_args
 
 from segsynth.errors import UserError
 from segsynth.interfaces import DatasetAdapter, DatasetInfo, PairSet, Params
+from segsynth.labels import LabelTable
 from segsynth.pairing import NamePattern, Role, Sample, find_roles, pair
 from segsynth.splits import split_ids
 
@@ -75,7 +76,13 @@ class FileDataset(TypedDataset[P]):
         return preprocess.dataset_info(
             self.image_mode(), has_fov=preprocess.has_fov(self.fov_files()),
             description=self.describe(), mask_channels=self.mask_channels(),
+            labels=self.labels(),
         )
+
+    def labels(self) -> LabelTable | None:
+        """The class table of K exclusive classes (``None``: binary masks): the params'
+        ``labels`` where the adapter has that field."""
+        return getattr(self.params, "labels", None)
 
     def image_mode(self) -> str:
         """``rgb`` (3 channels) or ``grey`` (1)."""

@@ -51,6 +51,7 @@ from segsynth.images import (
     read_bytes,
 )
 from segsynth.interfaces import DatasetInfo, PairSet, Params
+from segsynth.labels import LabelTable, decode_label_file, one_hot
 
 __all__ = [
     "CacheDir",
@@ -155,12 +156,15 @@ class Preprocess(Params):
 
     def dataset_info(
         self, channels: str, has_fov: bool, description: str, mask_channels: int = 1,
+        labels: LabelTable | None = None,
     ) -> DatasetInfo:
         """The ``DatasetInfo`` of a file-reading adapter (binary masks, one channel unless
-        told) with a train/test split, known from its params alone (no file is listed or read)."""
+        told; K one-hot channels with a class table ``labels``) with a train/test split, known
+        from its params alone (no file is listed or read)."""
         return DatasetInfo(
             image_channels=3 if channels == "rgb" else 1,
-            mask_channels=mask_channels,
+            mask_channels=mask_channels if labels is None else labels.k,
+            labels=labels,
             size=self.hw,
             has_fov=has_fov,
             description=description,
@@ -460,7 +464,8 @@ class DecodedPair:
     """One sample already decoded at its own size, ready to be fitted.
 
     ``image`` is float32 ``(H, W, C)`` in [0, 1]; ``mask`` and ``fov`` are boolean ``(H, W)``
-    arrays on the image's pixel grid. Adapters whose pixels do not come from image files (slices
+    arrays on the image's pixel grid (a mask of several channels, e.g. K one-hot classes, is
+    ``(H, W, Cm)``). Adapters whose pixels do not come from image files (slices
     of volumes, tiles) build these and hand them to :func:`fit_pairs`. ``source`` names where
     the pixels came from (e.g. ``"image file a/b.png"``) in messages; without it, the id.
     """
@@ -525,10 +530,13 @@ def load_pairs(
     mask_threshold: float | None = None,
     cache: DecodeCache | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    labels: LabelTable | None = None,
 ) -> PairSet:
     """Read, check, binarise and fit every sample of ``files`` into one ``PairSet``.
 
-    Masks and fovs go through ``binarize_mask`` (with ``mask_threshold`` for masks); sizes of
+    Masks and fovs go through ``binarize_mask`` (with ``mask_threshold`` for masks); with a
+    class table ``labels`` masks are label maps instead, read through it into K one-hot
+    channels (``segsynth.labels``: a value the table does not name is refused); sizes of
     image, mask and fov must agree exactly (a ``UserError`` names both files otherwise). A fov
     is produced when ``settings.has_fov(...)``: from the fov file, else from
     ``settings.fov_from_threshold``, else all ones (so padding still gets 0); see
@@ -542,7 +550,12 @@ def load_pairs(
         for item in files:
             image = cache.decode(item.image.read(), item.image.name, image_mode,
                                  normalize=normalize, max_pixels=max_pixels)
-            raw = cache.decode(item.mask.read(), item.mask.name, "mask", max_pixels=max_pixels)
+            if labels is None:
+                raw = cache.decode(item.mask.read(), item.mask.name, "mask", max_pixels=max_pixels)
+                mask = _binary(raw, item.mask.name, mask_threshold)
+            else:
+                raw = decode_label_file(item.mask.read(), item.mask.name, labels, max_pixels=max_pixels)
+                mask = one_hot(raw, labels.k).numpy().transpose(1, 2, 0)
             _check_size(image, item.image.name, raw, item.mask.name)
             fov: np.ndarray | None = None
             if item.fov is not None:
@@ -550,7 +563,7 @@ def load_pairs(
                                        max_pixels=max_pixels)
                 _check_size(image, item.image.name, raw_fov, item.fov.name)
                 fov = _binary(raw_fov, item.fov.name, None)
-            yield DecodedPair(item.id, image, _binary(raw, item.mask.name, mask_threshold), fov,
+            yield DecodedPair(item.id, image, mask, fov,
                               source=f"image file {item.image.name}")
 
     return fit_pairs(decoded(), settings, files_have_fov=any(f.fov is not None for f in files))

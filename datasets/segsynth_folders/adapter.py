@@ -20,7 +20,8 @@ class PairedFolders(PairedFilesDataset[PairedFoldersParams]):
     )
 
     def describe(self) -> str:
-        return f"paired folders under {self.params.root}"
+        classes = "" if self.params.labels is None else f", classes {self.params.labels.describe()}"
+        return f"paired folders under {self.params.root}{classes}"
 
     def fov_files(self) -> bool:
         return self.params.fovs is not None
@@ -35,6 +36,7 @@ class PairedFolders(PairedFilesDataset[PairedFoldersParams]):
             normalize=p.intensity,
             mask_threshold=p.mask_threshold,
             cache=DecodeCache(p.cache_dir),
+            labels=p.labels,
         )
 
     @staticmethod

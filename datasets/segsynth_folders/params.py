@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 import segsynth
+from segsynth.labels import LabelTable
 from segsynth.pairing import check_name_pattern, check_relative_glob
 from segsynth.preprocess import CacheDir, Channels, DefaultPreprocess
 from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
@@ -61,6 +62,16 @@ class PairedFoldersParams(segsynth.Params):
             "as they are, others at half their maximum (with a warning)."
         ),
     )
+    labels: LabelTable | None = Field(
+        None,
+        description=(
+            "Masks are label maps of several classes: class name -> stored value, e.g. "
+            "{background: 0, artery: 1, vein: 2} (index, palette-index or 16-bit maps) or "
+            "{background: [0, 0, 0], artery: [255, 0, 0]} (colour-coded RGB), optionally "
+            "{classes: ..., colours: {artery: [r, g, b]}}. A value no class names is refused. "
+            "None: binary masks (mask_threshold applies)."
+        ),
+    )
     train_list: TrainList = None
     test_list: TestList = None
     test_fraction: TestFraction = 0.2
@@ -81,4 +92,9 @@ class PairedFoldersParams(segsynth.Params):
     @model_validator(mode="after")
     def _distinct_lists(self) -> PairedFoldersParams:
         check_distinct_lists(self.train_list, self.test_list)
+        if self.labels is not None and self.mask_threshold is not None:
+            raise ValueError(
+                "mask_threshold and labels exclude each other: a label map's values are class "
+                "numbers, not intensities to cut; remove mask_threshold"
+            )
         return self
