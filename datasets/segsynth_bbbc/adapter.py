@@ -11,12 +11,16 @@ from typing import TypeVar
 
 import segsynth
 from segsynth.adapters import FileDataset
+from segsynth.labels import LabelTable
 from segsynth.preprocess import DecodeCache
 from segsynth_bbbc.assemble import Decoded, Layout, to_pairs
 from segsynth_bbbc.splits import limit
 
 
 P = TypeVar("P", bound=segsynth.Params)
+
+#: Display colours of the interior/boundary classes: nuclei yellow, outlines blue.
+CLASS_COLOURS = {"interior": (240, 228, 66), "boundary": (0, 114, 178)}
 
 
 class BbbcDataset(FileDataset[P]):
@@ -28,7 +32,13 @@ class BbbcDataset(FileDataset[P]):
         return getattr(self.params, "channels", "grey")  # BBBC039 is one-channel fluorescence
 
     def mask_channels(self) -> int:
-        return 2 if self.params.boundary_channel else 1
+        return 2 if self.params.boundary_channel or self.labels() is not None else 1
+
+    def labels(self) -> LabelTable | None:
+        """The interior/boundary classes, when asked for (else binary or multi-label channels)."""
+        if self.params.classes == "interior_boundary":
+            return LabelTable.of(["background", "interior", "boundary"], CLASS_COLOURS)
+        return None
 
     def read(self, split: str) -> segsynth.PairSet:
         p = self.params
@@ -36,7 +46,8 @@ class BbbcDataset(FileDataset[P]):
         # the built-in crops have no cache folder and are never tiled
         cache = DecodeCache(getattr(p, "cache_dir", None))
         layout = Layout(p.boundary_channel, getattr(p, "tile_size", None),
-                        getattr(p, "tile_cover", False), p.preprocess)
+                        getattr(p, "tile_cover", False), p.preprocess,
+                        interior_boundary=p.classes == "interior_boundary")
         return to_pairs((self.decode(split, i, cache) for i in ids), layout)
 
     @abstractmethod

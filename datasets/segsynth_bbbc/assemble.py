@@ -39,6 +39,7 @@ class Layout:
     tile: int | None
     cover: bool
     preprocess: Preprocess
+    interior_boundary: bool = False
 
     @property
     def has_fov(self) -> bool:
@@ -62,7 +63,8 @@ def _fov(image: np.ndarray, layout: Layout) -> torch.Tensor | None:
 
 def samples_of(item: Decoded, layout: Layout) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """``(id, image, mask)`` pieces of one image: its tiles, or the whole image."""
-    mask = mask_channels(item.labels, layout.boundary, item.contested).transpose(1, 2, 0)
+    mask = mask_channels(item.labels, layout.boundary, item.contested,
+                         layout.interior_boundary).transpose(1, 2, 0)
     height, width = item.labels.shape
     windows = [] if layout.tile is None else tile_windows(height, width, layout.tile, layout.cover)
     if not windows:

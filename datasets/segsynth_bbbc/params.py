@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 import segsynth
 from segsynth.params import Seed
@@ -28,6 +28,14 @@ class SplitParams(segsynth.Params):
             "nucleus (so touching nuclei can be told apart); False: one foreground channel."
         ),
     )
+    classes: Literal["nuclei", "interior_boundary"] = Field(
+        "nuclei",
+        description=(
+            "Mask classes: 'nuclei' (foreground, plus boundary_channel if set) or "
+            "'interior_boundary' (three exclusive classes: background, nucleus interior, and a "
+            "2-pixel nucleus outline, which separates touching nuclei)."
+        ),
+    )
     test_fraction: float = Field(
         0.25,
         gt=0.0,
@@ -41,6 +49,15 @@ class SplitParams(segsynth.Params):
     n_test: int | None = Field(
         None, ge=1, description="Use only the first N test images (before tiling); None: all."
     )
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> SplitParams:
+        if self.boundary_channel and self.classes == "interior_boundary":
+            raise ValueError(
+                "boundary_channel and classes: interior_boundary exclude each other: the "
+                "interior/boundary classes already mark every nucleus outline; drop boundary_channel"
+            )
+        return self
 
 
 class FileParams(SplitParams):

@@ -84,10 +84,14 @@ def render_fundus(
     vessels: list[Vessel],
     noise: float,
     min_width_px: float,
+    *,
+    artery_vein: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(image (3,H,W) in [0,1], vessel mask (1,H,W) 0/1, fov (H,W) 0/1)`` as float32.
 
-    Vessels narrower than ``min_width_px`` are left out (see ``min_drawn_px``).
+    Vessels narrower than ``min_width_px`` are left out (see ``min_drawn_px``). With
+    ``artery_vein`` the mask has two one-hot channels, arteries then veins: each vessel pixel
+    goes to the kind of its nearest centre line, the vessel whose colour it is drawn in.
     """
     frame = fov_frame(size)
     look = FundusLook.draw(rng)
@@ -95,13 +99,14 @@ def render_fundus(
     fov = (u * u + v * v <= 1.0).astype(np.float32)
 
     field = rasterise(vessels, frame, min_width_px)
-    mask = field.mask().astype(np.float32) * fov
+    vessel = field.mask().astype(np.float32) * fov
+    mask = np.stack([vessel * ~field.vein, vessel * field.vein]) if artery_vein else vessel[None]
 
     image = _background(rng, u, v, look, layout)
     image *= vessel_transmission(vessels, frame, field, min_width_px)
     image += rng.normal(0.0, noise, size=image.shape).astype(np.float32)
     image = np.clip(image, 0.0, 1.0) * fov
-    return image.astype(np.float32), mask[None], fov
+    return image.astype(np.float32), mask.astype(np.float32), fov
 
 
 def fov_frame(size: int) -> PixelFrame:

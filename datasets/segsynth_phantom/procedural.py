@@ -16,6 +16,7 @@ from pydantic import Field
 
 import segsynth
 from segsynth.adapters import TypedDataset
+from segsynth.labels import LabelTable
 from segsynth.params import Seed
 
 #: Split name -> number mixed into each sample's seed. Fixed forever: changing one would
@@ -68,12 +69,18 @@ class ProceduralDataset(TypedDataset[P]):
     has_fov: ClassVar[bool] = False
 
     def info(self) -> segsynth.DatasetInfo:
-        """Square samples of ``size``, one mask channel; nothing is rendered."""
+        """Square samples of ``size``, one mask channel (K with a class table); nothing is rendered."""
         size = self.params.size
+        labels = self.labels()
         return segsynth.DatasetInfo(
-            image_channels=self.image_channels, mask_channels=1, size=(size, size),
-            has_fov=self.has_fov, description=self.description, splits=tuple(SPLIT_CODES),
+            image_channels=self.image_channels, mask_channels=1 if labels is None else labels.k,
+            size=(size, size), has_fov=self.has_fov, description=self.description,
+            splits=tuple(SPLIT_CODES), labels=labels,
         )
+
+    def labels(self) -> LabelTable | None:
+        """The classes of a phantom that draws several (``None``: binary masks)."""
+        return None
 
     @abstractmethod
     def render(self, rng: np.random.Generator) -> Sample:

@@ -14,9 +14,14 @@ import numpy as np
 from pydantic import Field
 
 import segsynth
+from segsynth.labels import LabelTable
 from segsynth_phantom.fundus import min_drawn_px, px_to_width, render_fundus
 from segsynth_phantom.procedural import PhantomParams, ProceduralDataset, Sample
 from segsynth_phantom.vessel_tree import draw_layout, grow_tree
+
+
+#: The colours artery/vein maps are drawn in by convention (arteries red, veins blue).
+AV_COLOURS = {"artery": (220, 50, 47), "vein": (38, 110, 230)}
 
 
 class RetinaPhantomParams(PhantomParams):
@@ -36,6 +41,14 @@ class RetinaPhantomParams(PhantomParams):
         ge=0.0,
         le=0.2,
         description="Standard deviation of the per-pixel sensor noise added to the image (0..0.2).",
+    )
+    classes: Literal["vessels", "artery_vein"] = Field(
+        default="vessels",
+        description=(
+            "Mask classes: 'vessels' (one binary vessel mask) or 'artery_vein' (two classes, "
+            "artery and vein, one-hot: veins are the wider, darker, more purple tree). The "
+            "pictures are the same either way."
+        ),
     )
     disc_side: Literal["random", "left", "right"] = Field(
         default="random",
@@ -61,5 +74,11 @@ class RetinaPhantom(ProceduralDataset[RetinaPhantomParams]):
         layout = draw_layout(rng, p.disc_side)
         min_px = min_drawn_px(p.size, p.vessel_density)
         vessels = grow_tree(rng, layout, p.vessel_density, min_width=px_to_width(min_px, p.size))
-        image, mask, fov = render_fundus(rng, p.size, layout, vessels, p.noise, min_px)
+        image, mask, fov = render_fundus(rng, p.size, layout, vessels, p.noise, min_px,
+                                         artery_vein=p.classes == "artery_vein")
         return Sample(image=image, mask=mask, fov=fov)
+
+    def labels(self) -> LabelTable | None:
+        if self.params.classes == "vessels":
+            return None
+        return LabelTable.of(["background", "artery", "vein"], AV_COLOURS)
