@@ -357,6 +357,13 @@ def data_inspect(
     typer.echo(f"dataset {loaded.recipe.data.name}: {info.description or ''}".rstrip())
     typer.echo(f"  {info.image_channels}-channel images, {info.mask_channels}-channel masks, "
                f"{info.size[0]}x{info.size[1]}, field of view: {'yes' if info.has_fov else 'no'}")
+    if info.labels is not None:
+        typer.echo(f"  classes (one-hot, background = no channel): {info.labels.describe()}")
+        for summary in summaries:
+            if summary.count:
+                typer.echo(f"  {summary.split} class shares: " + ", ".join(
+                    f"{name} {share:.3f}" for name, share in zip(info.labels.foreground,
+                                                                 summary.class_shares, strict=True)))
     for summary in summaries:
         for line in summary.lines():
             typer.echo(line)

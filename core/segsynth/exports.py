@@ -41,7 +41,8 @@ from segsynth import __version__
 from segsynth.errors import UserError
 from segsynth import folders
 from segsynth.files import atomic_write_bytes, atomic_write_dict_rows, atomic_write_text, copy_file
-from segsynth.imageio import png_bytes
+from segsynth.imageio import mask_png_bytes, png_bytes
+from segsynth.labels import LabelTable
 
 SYNTHETIC = "synthetic"
 REAL = "real"
@@ -67,6 +68,7 @@ class Case:
     image: Path | torch.Tensor
     mask: Path | torch.Tensor
     columns: dict[str, Any] = field(default_factory=dict)
+    labels: LabelTable | None = None  # a tensor mask of K classes is written as an index PNG
 
     def image_png(self) -> bytes:
         """The image as 8-bit PNG bytes (a synthetic image exactly as the run wrote it)."""
@@ -74,14 +76,15 @@ class Case:
 
     def mask_png(self) -> bytes:
         """The mask as 8-bit PNG bytes with values 0/255 (as the run writes masks)."""
-        return _read(self.mask) if isinstance(self.mask, Path) else png_bytes(self.mask)
+        return _read(self.mask) if isinstance(self.mask, Path) else mask_png_bytes(self.mask, self.labels)
 
     def label_png(self) -> bytes:
-        """The mask as a one-channel label map with values 0 (background) and 1 (foreground)."""
+        """The mask as a one-channel label map: 0 (background) and 1 (foreground), or for
+        label maps of K classes their class indices 0..K."""
         with Image.open(io.BytesIO(self.mask_png())) as img:
-            values = np.asarray(img.convert("L"))
+            classes = np.asarray(img) if img.mode == "P" else (np.asarray(img.convert("L")) >= 128)
         buffer = io.BytesIO()
-        Image.fromarray((values >= 128).astype(np.uint8), mode="L").save(buffer, format="PNG")
+        Image.fromarray(classes.astype(np.uint8), mode="L").save(buffer, format="PNG")
         return buffer.getvalue()
 
 
@@ -333,9 +336,10 @@ def check_format(fmt: ExportFormat, image_channels: int, mask_channels: int) -> 
                         f"images have {image_channels} channels; export it with --format folder.")
 
 
-def real_cases(ids: Sequence[str], images: torch.Tensor, masks: torch.Tensor) -> list[Case]:
+def real_cases(ids: Sequence[str], images: torch.Tensor, masks: torch.Tensor,
+               labels: LabelTable | None = None) -> list[Case]:
     """The real training pairs as export cases ``real_00000, ...`` (their data-set id kept)."""
     return [
-        Case(f"{REAL_PREFIX}{i:05d}", REAL, images[i], masks[i], {"real_id": sample_id})
+        Case(f"{REAL_PREFIX}{i:05d}", REAL, images[i], masks[i], {"real_id": sample_id}, labels)
         for i, sample_id in enumerate(ids)
     ]

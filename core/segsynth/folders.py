@@ -69,6 +69,7 @@ WRITE_TEST = ".write-test"  # written and removed at start: proves the folder is
 MASKS = "masks"
 IMAGES = "images"
 MANIFEST = "manifest.csv"
+CLASSES = "classes.json"  # label maps of K classes: the class table (index, name, colour)
 # A training task repeated with several seeds keeps each repeat in TASK/seed<N>/.
 _REPEAT = "seed{}"
 _LATER_REPEAT = re.compile(r"seed[1-9]\d*")
@@ -86,8 +87,8 @@ RUN_ENTRIES = (
     *STAGES, SYNTHETIC, EVALUATION, REPORT, DERIVED, SAMPLES_DIR, TENSORBOARD,
     WRITE_TEST,
 )
-SAMPLE_ENTRIES = (MASKS, IMAGES, MANIFEST)
-EXPORT_ENTRIES = (MASKS, IMAGES, MANIFEST, "recipe.yaml", METRICS, "README.md")
+SAMPLE_ENTRIES = (MASKS, IMAGES, MANIFEST, CLASSES)
+EXPORT_ENTRIES = (MASKS, IMAGES, MANIFEST, CLASSES, "recipe.yaml", METRICS, "README.md")
 # A model export (segsynth.model_export); ``samples`` holds `synth sample-model` output drawn from it.
 MODEL_ENTRIES = ("model.safetensors", "config.json", "README.md", SAMPLES_DIR)
 
@@ -273,6 +274,14 @@ def write_manifest(folder: Path, rows: list[dict[str, Any]]) -> Path:
     """Write ``folder/manifest.csv`` (atomically) with one row per pair, in the given order."""
     path = Path(folder) / MANIFEST
     atomic_write_dict_rows(path, rows)
+    return path
+
+
+def write_classes(folder: Path, record: dict[str, Any]) -> Path:
+    """Write ``folder/classes.json``: what the index PNGs of a folder of label maps mean
+    (``LabelTable.as_record()``), so that a user's next tool reads them without guessing."""
+    path = Path(folder) / CLASSES
+    atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
     return path
 
 

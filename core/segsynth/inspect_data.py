@@ -31,6 +31,7 @@ class SplitSummary:
     foreground: tuple[float, float, float]  # (min, mean, max) fraction per mask
     fov_fraction: float | None
     ids: list[str] = field(default_factory=list)  # the samples' ids, as the adapter names them
+    class_shares: list[float] = field(default_factory=list)  # share of pixels per mask channel
 
     def lines(self) -> list[str]:
         ranges = ", ".join(f"c{i} {lo:.3f}..{hi:.3f} (mean {m:.3f})"
@@ -54,7 +55,7 @@ def summarize(split: str, pairs: PairSet) -> SplitSummary:
     images, masks = pairs.images.float(), pairs.masks.float()
     per_channel = images.transpose(0, 1).reshape(images.shape[1], -1)
     ranges = [(float(c.min()), float(c.mean()), float(c.max())) for c in per_channel] if len(pairs) else []
-    fg = masks.flatten(1).mean(1) if len(pairs) else torch.zeros(1)
+    fg = masks.amax(1).flatten(1).mean(1) if len(pairs) else torch.zeros(1)  # pixels of any class
     return SplitSummary(
         split=split,
         count=len(pairs),
@@ -64,6 +65,7 @@ def summarize(split: str, pairs: PairSet) -> SplitSummary:
         foreground=(float(fg.min()), float(fg.mean()), float(fg.max())),
         fov_fraction=None if pairs.fovs is None else float(pairs.fovs.float().mean()),
         ids=list(pairs.ids),
+        class_shares=[float(c) for c in masks.mean((0, 2, 3))] if len(pairs) else [],
     )
 
 
@@ -84,5 +86,5 @@ def inspect_dataset(
         raise UserError(f"dataset {loaded.recipe.data.name!r} yielded no samples in any split.")
     n = min(samples, len(first))
     preview.parent.mkdir(parents=True, exist_ok=True)
-    save_image(pair_grid(first.masks[:n], first.images[:n], columns=min(4, n)), preview)
+    save_image(pair_grid(first.masks[:n], first.images[:n], columns=min(4, n), labels=info.labels), preview)
     return info, summaries

@@ -38,11 +38,15 @@ from segsynth.errors import UserError
 from segsynth.interfaces import Params
 
 __all__ = [
+    "BACKGROUND_COLOUR",
     "DEFAULT_COLOURS",
+    "MAX_CLASSES",
+    "Colour",
     "LabelTable",
     "class_index",
     "colourise",
     "decode_label_file",
+    "exclusive",
     "label_map_png",
     "one_hot",
 ]

@@ -43,6 +43,7 @@ import segsynth
 from segsynth import folders
 from segsynth.checkpoint import CheckpointStore
 from segsynth.coverage_sampling import HistogramMatcher
+from segsynth.labels import LabelTable
 from segsynth.errors import UserError
 from segsynth.files import atomic_write_bytes, atomic_write_text
 from segsynth.gate import check_gate
@@ -199,6 +200,8 @@ def _info(data: dict[str, Any]) -> DatasetInfo:
     values = {k: v for k, v in data.items() if k in known}
     values["size"] = tuple(values["size"])
     values["splits"] = tuple(values.get("splits", ("train", "test")))
+    if values.get("labels") is not None:  # the class table, as ``_config`` wrote it
+        values["labels"] = LabelTable.model_validate(values["labels"])
     return DatasetInfo(**values)
 
 
@@ -363,13 +366,24 @@ def _config(
         "data": {"name": r.data.name, "image_channels": info.image_channels,
                  "mask_channels": info.mask_channels, "size": list(info.size),
                  "has_fov": info.has_fov, "description": info.description,
-                 "splits": list(info.splits)},
+                 "splits": list(info.splits),
+                 **({} if info.labels is None else {"labels": info.labels.model_dump(mode="json"),
+                                                    "classes": info.labels.as_record()})},
         "stages": [s.to_json() for s in stages],
         "privacy_gate": gate,
         "privacy": {k: v for k, v in metrics.items() if k.startswith("privacy.")},
         "license": license or DEFAULT_LICENSE,
         "weights": WEIGHTS,
     }
+
+
+def _mask_words(data: dict[str, Any]) -> str:
+    """How the card names the masks: binary channels, or label maps with their classes."""
+    classes = data.get("classes")
+    if not classes:
+        return f"{data['mask_channels']}-channel binary masks"
+    names = ", ".join(f"{c['index']} {c['name']}" for c in classes["classes"])
+    return f"label maps of {len(classes['classes'])} classes ({names}; written as index PNGs)"
 
 
 def model_card(loaded: LoadedRecipe, config: dict[str, Any], metrics: dict[str, float]) -> str:
@@ -404,7 +418,7 @@ tags:
 # segsynth generator: {r.name}
 
 Draws synthetic {what}, {data['image_channels']}-channel {h}x{w} images with
-{data['mask_channels']}-channel binary masks, learned from the data set `{data['name']}`
+{_mask_words(data)}, learned from the data set `{data['name']}`
 ({data['description'] or 'no description'}). Exported by segsynth {config['segsynth']} on
 {config['exported'][:10]}.
 
@@ -519,7 +533,7 @@ def sample_model(
     # drawn and written as a stream; the destination is claimed once the first batch is drawn
     synthesize_files(dest, model.sampler, n, batch, seed, progress, extra=extra,
                      before_write=lambda: folders.claim(dest, folders.SAMPLES, force, sources, "sample"),
-                     compress_level=png_level)
+                     compress_level=png_level, labels=_info(config["data"]).labels)
     print(f"{n} pairs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return dest
 

@@ -251,7 +251,7 @@ class Pipeline:
         t0 = time.perf_counter()
         count = self.recipe.synthesis.count
         written = synthesize_files(folder.synthetic, sampler, count, self.recipe.synthesis.batch_size,
-                                   self.recipe.seed, self.options.progress)
+                                   self.recipe.seed, self.options.progress, labels=info.labels)
         if written is None:
             return None
         seconds = time.perf_counter() - t0

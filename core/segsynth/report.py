@@ -21,6 +21,7 @@ from segsynth.folders import RunFolder, is_later_repeat
 from segsynth.files import atomic_write_bytes, save_figure, save_image
 from segsynth.imageio import pair_grid
 from segsynth.interfaces import DatasetInfo, EvaluationResult, PairSet
+from segsynth.labels import LabelTable
 from segsynth.recipe import LoadedRecipe
 
 _CSS = """
@@ -35,6 +36,9 @@ pre{background:#f7f7f7;padding:.8rem;overflow:auto;font-size:.85rem} .note{color
 .muted{color:#666}
 .warnings{border:3px solid #b00020;background:#fdecea;padding:.6rem 1rem;margin:1rem 0}
 .warnings h2{color:#b00020;border:none;margin:.2rem 0}
+.legend .key{margin-right:1rem;white-space:nowrap}
+.swatch{display:inline-block;width:.9rem;height:.9rem;border:1px solid #888;margin-right:.3rem;
+vertical-align:middle}
 """
 
 
@@ -179,6 +183,17 @@ def coverage_table(metrics: dict[str, float]) -> str:
     )
 
 
+def _legend(labels: LabelTable | None) -> str:
+    """A colour key of the classes under the pictures of label maps (nothing for binary masks)."""
+    if labels is None:
+        return ""
+    items = "".join(
+        f"<span class=key><span class=swatch style='background:rgb{tuple(colour)}'></span>"
+        f"{index} {html.escape(name)}</span>"
+        for index, (name, colour) in enumerate(zip(labels.names, labels.display_colours(), strict=True)))
+    return f"<p class=legend>Classes: {items}</p>"
+
+
 def write_report(
     run_dir: Path,
     loaded: LoadedRecipe,
@@ -196,8 +211,9 @@ def write_report(
     n = min(recipe.report.samples, len(real), len(synthetic))
     real_png = out / "real_pairs.png"
     synth_png = out / "synthetic_pairs.png"
-    save_image(pair_grid(real.masks[:n], real.images[:n], columns=min(4, n)), real_png)
-    save_image(pair_grid(synthetic.masks[:n], synthetic.images[:n], columns=min(4, n)), synth_png)
+    save_image(pair_grid(real.masks[:n], real.images[:n], columns=min(4, n), labels=info.labels), real_png)
+    save_image(pair_grid(synthetic.masks[:n], synthetic.images[:n], columns=min(4, n), labels=info.labels),
+               synth_png)
 
     parts = [
         f"<h1>segsynth run: {html.escape(recipe.name)}</h1>",
@@ -213,6 +229,7 @@ def write_report(
         f"<figure>{_img_tag(synth_png, 'synthetic pairs')}<figcaption>synthetic "
         f"({len(synthetic)} pairs written)</figcaption></figure>",
         "</div>",
+        _legend(info.labels),
     ]
 
     for key, result in results.items():

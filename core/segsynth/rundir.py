@@ -95,7 +95,7 @@ def sample_run(
     # drawn and written as a stream; the destination is claimed once the first batch is drawn
     synthesize_files(dest, sampler, n, batch, seed, progress, extra={**extra, "privacy_gate": gate},
                      before_write=lambda: folders.claim(dest, folders.SAMPLES, force, sources, "sample"),
-                     compress_level=png_level)
+                     compress_level=png_level, labels=info.labels)
     print(f"{n} pairs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     return dest
 
@@ -157,17 +157,23 @@ def export_run(
     exports.check_format(fmt, image_channels, mask_channels)
     if with_real:
         real = Pipeline(loaded, registry, RunOptions(out=run_dir, resume=True, progress=False))
-        adapter, _ = real.dataset()
+        adapter, info = real.dataset()
         train = adapter.load("train")
-        cases += exports.real_cases(train.ids, train.images, train.masks)
+        cases += exports.real_cases(train.ids, train.images, train.masks, info.labels)
     real_count = len(cases) - len(rows)
 
+    classes_file = synthetic / folders.CLASSES
+    classes = json.loads(classes_file.read_text()) if classes_file.exists() else None
+
     def card(files: str | None) -> str:
-        return dataset_card(loaded, metrics, env, len(rows), checkpoints, files, real_count, license)
+        return dataset_card(loaded, metrics, env, len(rows), checkpoints, files, real_count, license,
+                            classes)
 
     folders.claim(dest, folders.EXPORT, force, sources, "export", entries=fmt.entries)
     fmt.write(exports.ExportJob(dest, cases, image_channels, mask_channels, run.resolved_recipe,
                                 metrics_path, card, loaded.recipe.name, license))
+    if classes is not None:
+        folders.write_classes(dest, classes)
     return dest
 
 
@@ -178,6 +184,7 @@ def _metric_rows(metrics: dict[str, float], prefix: str) -> list[str]:
 def dataset_card(
     loaded: LoadedRecipe, metrics: dict[str, float], env: dict[str, Any], count: int,
     checkpoints: dict[str, str], files: str | None = None, real: int = 0, license: str | None = None,
+    classes: dict[str, Any] | None = None,
 ) -> str:
     """The Markdown card that travels with an exported data set.
 
@@ -214,6 +221,8 @@ def dataset_card(
     licence = f"\n## Licence\n\n{license}\n" if license else ""
     warned = coverage.card_section(coverage.assess(metrics))
     warned = f"{warned}\n" if warned else ""
+    if classes is not None:
+        warned += _classes_section(classes)
     return f"""# Synthetic data set: {r.name}
 
 {count} synthetic (mask, image) pairs made by segsynth {env.get('segsynth', '')} on
@@ -253,6 +262,14 @@ population, device and annotation style (`{r.data.name}`); rare findings absent 
 here, and Stage-I masks can contain anatomically implausible structures. Report the usefulness
 numbers above alongside any result obtained with this data.
 {licence}"""
+
+
+def _classes_section(classes: dict[str, Any]) -> str:
+    """The card's table of the label maps' classes (``classes.json``, ``LabelTable.as_record``)."""
+    rows = "\n".join(f"| {c['index']} | {c['name']} | {tuple(c['colour'])} |" for c in classes["classes"])
+    return (f"## Classes\n\nThe masks are label maps: index PNGs whose pixel value is the class "
+            f"(their palette draws each class in its colour); `{folders.CLASSES}` holds the same "
+            f"table.\n\n| value | class | colour |\n|---|---|---|\n{rows}\n\n")
 
 
 def recipe_yaml(loaded: LoadedRecipe) -> str:

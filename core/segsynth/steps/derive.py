@@ -19,7 +19,8 @@ from segsynth.checkpoint import sha256_file
 from segsynth.errors import UserError
 from segsynth.files import atomic_write_bytes
 from segsynth.folders import DERIVE_TASK, RunState, json_bytes
-from segsynth.imageio import read_png, write_png
+from segsynth.imageio import read_mask_png, write_mask_png
+from segsynth.labels import exclusive
 from segsynth.interfaces import DatasetInfo, PairSet
 from segsynth.steps.components import Components, load_checkpoint_file
 
@@ -56,8 +57,7 @@ def derive_masks(parts: Components, state: RunState, info: DatasetInfo, labelled
     done = state.finished("derive_masks") and folder.provenance.exists()
     if distributed.broadcast_object(done):
         skipped.append("derive_masks")
-        masks = torch.stack([(read_png(folder.derived_mask(i), info.mask_channels) > 0.5).float()
-                             for i in target.ids])
+        masks = torch.stack([read_mask_png(folder.derived_mask(i), info) for i in target.ids])
         return PairSet(images=target.images, masks=masks, fovs=target.fovs, ids=target.ids)
     t0 = time.perf_counter()
     trainer = parts.trainer(DERIVE_TASK)
@@ -74,13 +74,15 @@ def derive_masks(parts: Components, state: RunState, info: DatasetInfo, labelled
         source = f"trained on {parts.recipe.data.name!r} train split ({len(labelled)} pairs)"
     probabilities = segmenter.predict(target.images, trainer)
     masks = (probabilities >= block.derive_masks.threshold).float()
+    if info.labels is not None:  # K classes: each pixel to its most probable class, or background
+        masks = exclusive(probabilities.float())
     if target.fovs is not None:
         masks = masks * target.fovs
     result = PairSet(images=target.images, masks=masks, fovs=target.fovs, ids=target.ids)
     if not distributed.is_main():  # every process predicted the same masks; rank 0 writes them
         return result
     for sample_id, mask in zip(target.ids, masks, strict=True):
-        write_png(folder.derived_mask(sample_id), mask)
+        write_mask_png(folder.derived_mask(sample_id), mask, info.labels)
     provenance = {
         "dataset": block.name,
         "segmenter": block.derive_masks.segmenter.name,

@@ -13,6 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ import torch
 
 from segsynth import distributed
 from segsynth.coverage_sampling import HistogramMatcher, MatchedSampler
-from segsynth.folders import pair_files, read_manifest, write_manifest
+from segsynth.folders import pair_files, read_manifest, write_classes, write_manifest
 from segsynth.files import commit_staged, discard_staged, stage_bytes
-from segsynth.imageio import png_bytes, read_png
+from segsynth.imageio import mask_png_bytes, png_bytes, read_mask_png, read_png
 from segsynth.interfaces import DatasetInfo, MaskGenerator, PairSet, Translator
+from segsynth.labels import LabelTable
 
 PairSampler = Callable[[int, torch.Generator], "tuple[torch.Tensor, torch.Tensor]"]
 
@@ -113,7 +115,7 @@ def batch_seed(seed: int, batch: int) -> int:
 
 def write_synthetic(
     folder: Path, pairs: PairSet, seed: int, batch_size: int, extra: dict[str, str] | None = None,
-    workers: int | None = None, compress_level: int | None = None,
+    workers: int | None = None, compress_level: int | None = None, labels: LabelTable | None = None,
 ) -> Path:
     """Write pairs as PNG files to ``folder/masks`` and ``folder/images`` plus ``folder/manifest.csv``.
 
@@ -122,18 +124,21 @@ def write_synthetic(
     every file is on disk.
     """
     rows = write_pair_files(folder, pairs, seed, batch_size, range(len(pairs)), extra, workers,
-                            compress_level)
+                            compress_level, labels)
+    if labels is not None:
+        write_classes(folder, labels.as_record())
     return write_manifest(folder, rows)
 
 
 def write_pair_files(
     folder: Path, pairs: PairSet, seed: int, batch_size: int, positions: Sequence[int],
     extra: dict[str, str] | None = None, workers: int | None = None,
-    compress_level: int | None = None,
+    compress_level: int | None = None, labels: LabelTable | None = None,
 ) -> list[dict[str, Any]]:
     """Write the PNG files of ``pairs`` (at ``positions`` of the whole set); return their manifest rows."""
     positions = list(positions)
-    with PairWriter(folder, seed, batch_size, extra, workers, compress_level=compress_level) as writer:
+    with PairWriter(folder, seed, batch_size, extra, workers, compress_level=compress_level,
+                    labels=labels) as writer:
         for lo in range(0, len(pairs), batch_size):
             hi = min(lo + batch_size, len(pairs))
             writer.add(positions[lo:hi], PairSet(images=pairs.images[lo:hi], masks=pairs.masks[lo:hi],
@@ -146,9 +151,9 @@ def default_workers() -> int:
     return max(1, min(16, os.cpu_count() or 1))
 
 
-def _encode_and_stage(path: Path, tensor: torch.Tensor, compress_level: int | None) -> tuple[Path, str]:
+def _encode_and_stage(path: Path, data_of: Callable[[], bytes]) -> tuple[Path, str]:
     """One file's work in a ``PairWriter`` thread: PNG bytes, their SHA-256, a staged temporary file."""
-    data = png_bytes(tensor, compress_level)
+    data = data_of()
     return stage_bytes(path, data), hashlib.sha256(data).hexdigest()
 
 
@@ -168,8 +173,10 @@ class PairWriter:
     """
 
     def __init__(self, folder: Path, seed: int, batch_size: int, extra: dict[str, str] | None = None,
-                 workers: int | None = None, depth: int = 2, compress_level: int | None = None) -> None:
+                 workers: int | None = None, depth: int = 2, compress_level: int | None = None,
+                 labels: LabelTable | None = None) -> None:
         self.folder = Path(folder)
+        self.labels = labels  # masks of K classes are written as index PNGs with a palette
         self.seed, self.batch_size, self.extra = seed, batch_size, dict(extra or {})
         self.compress_level = compress_level
         self.depth = max(1, depth)
@@ -192,10 +199,12 @@ class PairWriter:
             mask_rel, image_rel = pair_files(sample_id)
             rows.append({"id": sample_id, "mask": mask_rel, "image": image_rel, "seed": self.seed,
                          "batch_seed": batch_seed(self.seed, position // self.batch_size)})
-            for key, rel, tensor in (("mask_sha256", mask_rel, pairs.masks[i]),
-                                     ("image_sha256", image_rel, pairs.images[i])):
+            level = self.compress_level
+            encoders = (partial(mask_png_bytes, pairs.masks[i], self.labels, level),
+                        partial(png_bytes, pairs.images[i], level))
+            for rel, encode in zip((mask_rel, image_rel), encoders, strict=True):
                 path = self.folder / rel
-                jobs.append((path, self.pool.submit(_encode_and_stage, path, tensor, self.compress_level)))
+                jobs.append((path, self.pool.submit(_encode_and_stage, path, encode)))
         self.pending.append((rows, jobs))
 
     def finish(self) -> list[dict[str, Any]]:
@@ -237,7 +246,7 @@ def synthesize_files(
     folder: Path, sampler: PairSampler, count: int, batch_size: int, seed: int,
     progress: bool = True, extra: dict[str, str] | None = None,
     before_write: Callable[[], None] | None = None, workers: int | None = None,
-    compress_level: int | None = None,
+    compress_level: int | None = None, labels: LabelTable | None = None,
 ) -> Path | None:
     """Sample ``count`` pairs into ``folder``; return the manifest's path (``None`` off rank 0).
 
@@ -257,7 +266,8 @@ def synthesize_files(
     rows: list[tuple[int, dict[str, Any]]] = []
     if starts:
         positions: list[int] = []
-        with PairWriter(folder, seed, batch_size, extra, workers, compress_level=compress_level) as writer:
+        with PairWriter(folder, seed, batch_size, extra, workers, compress_level=compress_level,
+                        labels=labels) as writer:
             for start, pairs in generate_batches(sampler, count, batch_size, seed, progress and rank == 0,
                                                  (rank, world)):
                 if before_write is not None:
@@ -274,12 +284,14 @@ def synthesize_files(
     if gathered is None:
         return None
     merged = sorted((item for part in gathered for item in part), key=lambda item: item[0])
+    if labels is not None:
+        write_classes(folder, labels.as_record())
     return write_manifest(folder, [row for _, row in merged])
 
 
 def read_pairs(folder: Path, info: DatasetInfo) -> PairSet:
     """Load a folder of pairs as written (the run's after a resume, or for ``synth evaluate``)."""
     rows = read_manifest(folder)
-    masks = torch.stack([(read_png(folder / r["mask"], info.mask_channels) > 0.5).float() for r in rows])
+    masks = torch.stack([read_mask_png(folder / r["mask"], info) for r in rows])
     images = torch.stack([read_png(folder / r["image"], info.image_channels) for r in rows])
     return PairSet(images=images, masks=masks, ids=[r["id"] for r in rows])
