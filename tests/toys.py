@@ -84,6 +84,30 @@ class ToyData(segsynth.DatasetAdapter):
                                 ids=[f"{split}_{i}" for i in range(n)])
 
 
+class ToyClasses(segsynth.DatasetAdapter):
+    """The K = 3 shapes of tests/multiclass_data.py (disc, horizontal bar, vertical bar)."""
+
+    name = "toy_classes"
+    description = "Three classes of shapes on noise (tests only)."
+
+    class Params(segsynth.Params):
+        size: int = Field(16, ge=8)
+        n_train: int = Field(6, ge=1)
+        n_test: int = Field(4, ge=1)
+
+    def info(self) -> segsynth.DatasetInfo:
+        from multiclass_data import toy_info
+
+        return toy_info(self.params.size)
+
+    def load(self, split: str) -> segsynth.PairSet:
+        from multiclass_data import toy_pairs
+
+        train = split == "train"
+        return toy_pairs(self.params.n_train if train else self.params.n_test, self.params.size,
+                         seed=0 if train else 1)
+
+
 class ToyMasks(segsynth.MaskGenerator):
     """Learns the mean mask by gradient descent; samples by thresholding mean + noise."""
 
@@ -258,7 +282,7 @@ class ToyPlugin:
 
     @segsynth.hookimpl
     def segsynth_register_components(self):  # type: ignore[no-untyped-def]
-        return [ToyLogger, ToyData, ToyMasks, ToyTranslator, ToyEvaluator, ToyPrivacy, ToySegmenter,
+        return [ToyLogger, ToyData, ToyClasses, ToyMasks, ToyTranslator, ToyEvaluator, ToyPrivacy, ToySegmenter,
                 ToyPairs]
 
 
