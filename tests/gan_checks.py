@@ -80,6 +80,19 @@ def seeded_builder(cls: type) -> Callable[..., Any]:
     return build
 
 
+#: The small settings both mask generators' tests start from: a few 4-filter steps on the CPU.
+TINY_GENERATOR: dict[str, Any] = {
+    "nz": 8, "base_filters": 4, "max_filters": 32, "batch_size": 4, "steps": 4, "log_every": 1,
+    "bn_stat_samples": 16, "sample_batch_size": 8,
+}
+
+
+def generator_kit(cls: type, **settings: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``(tiny, build)`` of a mask generator's tests: ``params_maker`` over ``TINY_GENERATOR`` plus
+    the model's own ``settings``, and ``seeded_builder(cls)``."""
+    return params_maker(cls.Params, **{**TINY_GENERATOR, **settings}), seeded_builder(cls)
+
+
 def cpu_trainer(path: Path, every: int = 0, resume: bool = False, seed: int = 0) -> Trainer:
     """A quiet CPU trainer in ``path``, checkpointing every ``every`` steps (0: only the final one)."""
     settings = TrainerSettings(device="cpu", progress=False, checkpoint_every=every, seed=seed)
@@ -171,6 +184,25 @@ def check_generator_and_critic(G: nn.Module, D: nn.Module, nz: int, channels: in
     assert D(out).shape == (3,)
     convs = (nn.Conv2d, nn.ConvTranspose2d)
     assert max(m.out_channels for m in [*G.modules(), *D.modules()] if isinstance(m, convs)) <= 16
+
+
+def tiny_networks(generator: type, discriminator: type, size: int, channels: int) -> tuple[nn.Module, nn.Module]:
+    """A mask GAN's generator (``nz`` 8) and discriminator for ``channels`` x ``size`` masks,
+    4 filters wide and capped at 16, built under seed 0."""
+    torch.manual_seed(0)
+    G = generator(nz=8, out_channels=channels, size=(size, size), base_filters=4, max_filters=16)
+    D = discriminator(channels, (size, size), base_filters=4, max_filters=16)
+    return G, D
+
+
+def check_network_depth(G: Any, D: Any, size: int, channels: int, depth_of: Callable[[tuple[int, int]], int]) -> int:
+    """The nets of ``tiny_networks(..., size, channels)`` have one up/down block per halving of
+    the mask side down to 4 (``depth_of`` agrees) and pass ``check_generator_and_critic``;
+    returns the depth."""
+    depth = int(math.log2(size)) - 2
+    assert G.depth == D.depth == depth == depth_of((size, size))
+    check_generator_and_critic(G, D, nz=8, channels=channels, size=size)
+    return depth
 
 
 def check_unsupported_size(cls: type, params: Any, size: tuple[int, int]) -> None:

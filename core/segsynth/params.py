@@ -409,9 +409,9 @@ TanhThreshold = Annotated[float, AfterValidator(_tanh_threshold)]
 class GanGeneratorParams(Params):
     """Fields every first-party unconditional mask GAN (``dcgan``, ``wgan_gp``) takes alike.
 
-    Network width, the sampling weight average, the binarising cut, the batch-norm
-    re-estimation of ``segsynth.gan`` and the length of training; the loss and optimiser fields
-    (whose defaults follow each model's paper) stay in the plugin's own ``Params``.
+    Network width, the sampling weight average, the binarising cut (and whether D sees it),
+    the batch-norm re-estimation of ``segsynth.gan`` and the length of training; the loss and
+    optimiser fields (whose defaults follow each model's paper) stay in the plugin's own ``Params``.
     """
 
     base_filters: Width = Field(
@@ -429,6 +429,12 @@ class GanGeneratorParams(Params):
         0.0,
         description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
         "[0, 1] mask scale. Pixels above it become foreground (1).",
+    )
+    straight_through: bool = Field(
+        True,
+        description="Show the discriminator (the critic of wgan_gp) the fakes cut to exactly "
+        "0/1 (-1/+1), gradient passed straight through, so it must judge shapes rather than "
+        "soft tanh values; false = the papers' plain GANs.",
     )
     min_piece_pixels: int = Field(
         0, ge=0, le=1_000_000,

@@ -16,6 +16,7 @@ import torch
 import segsynth
 from segsynth.gan import straight_through_binarize
 from segsynth_dcgan.component import DCGANMaskGenerator
+from segsynth_dcgan.params import DCGANJointParams
 
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth import Trainer
@@ -30,10 +31,10 @@ class JointDCGAN(DCGANMaskGenerator, segsynth.PairGenerator):
         "Single-stage baseline: one DCGAN generating mask and image as one tensor (Guibas et al. 2017)"
     )
 
-    class Params(DCGANMaskGenerator.Params):
-        """Recipe ``stage1.params`` of the single-stage baseline (same fields as ``dcgan``)."""
+    Params = DCGANJointParams
+    params: DCGANJointParams
 
-    def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
+    def __init__(self, params: DCGANJointParams, info: segsynth.DatasetInfo) -> None:
         joint = segsynth.DatasetInfo(
             image_channels=info.image_channels,
             mask_channels=info.mask_channels + info.image_channels,

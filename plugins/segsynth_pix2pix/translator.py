@@ -10,80 +10,46 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor
 
 from segsynth import DatasetInfo, Trainer, UserError
 from segsynth.gan_base import PairedGANTranslator, Render
-from segsynth.params import (
-    AdamBetas,
-    BatchSize,
-    LearningRate,
-    LossWeight,
-    TranslatorTrainingParams,
-)
 from segsynth_pix2pix.augment import PairAugment
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
 from segsynth_pix2pix.generator import UNetGenerator
 from segsynth_pix2pix.layers import init_weights
 from segsynth_pix2pix.losses import adversarial_loss
+from segsynth_pix2pix.params import Pix2PixParams
+
 
 class Pix2PixTranslator(PairedGANTranslator):
-    """pix2pix: U-Net generator + PatchGAN discriminator, adversarial + L1 loss."""
+    """pix2pix: U-Net generator + PatchGAN discriminator, adversarial + L1 loss.
+
+    Masks enter as -1/+1 like the images (``tanh_masks``). The generator's only noise is its
+    dropout, kept on while rendering by default so that one mask renders to varied images;
+    the L1 term keeps each rendering near its real image.
+    """
 
     name: ClassVar[str] = "pix2pix"
     description: ClassVar[str] = (
         "pix2pix cGAN (Isola et al. 2017): U-Net generator, PatchGAN discriminator, GAN + L1 loss"
     )
 
-    class Params(TranslatorTrainingParams):
-        """Recipe parameters of the pix2pix translator (defaults follow the paper)."""
-
-        batch_size: BatchSize = Field(
-            1, description="Pairs per iteration; the paper uses 1, larger batches train faster per pair on GPUs."
-        )
-        disc_layers: int = Field(
-            3, ge=1, le=8,
-            description="Stride-2 layers of the PatchGAN: 3 gives 70x70 patches, 2 gives 34x34, 1 gives 16x16.",
-        )
-        norm: Literal["batch", "instance"] = Field(
-            "batch", description="Normalisation in both networks: 'batch' (paper) or 'instance'."
-        )
-        gan_loss: Literal["bce", "lsgan"] = Field(
-            "bce", description="Adversarial loss: 'bce' (paper, on logits) or 'lsgan' (least squares)."
-        )
-        lambda_l1: LossWeight = Field(100.0, description="Weight of the L1 term against the GAN term.")
-        lr: LearningRate = Field(2e-4, description="Adam learning rate of both networks.")
-        betas: AdamBetas = Field((0.5, 0.999), description="Adam betas (beta1, beta2) of both networks.")
-        dropout: float = Field(
-            0.5, ge=0.0, lt=1.0, description="Dropout probability in the innermost decoder blocks (the noise)."
-        )
-        dropout_blocks: int = Field(
-            3, ge=0, le=16, description="How many innermost decoder blocks carry dropout (3 in the paper)."
-        )
-        dropout_at_inference: bool = Field(
-            True, description="Keep dropout on when rendering, so one mask gives varied images (paper)."
-        )
-
-    params: Params
+    Params = Pix2PixParams
+    params: Pix2PixParams
     tanh_masks = True  # masks enter as -1/+1, like the images
     init_offsets = (101, 102)
 
-    def __init__(self, params: Params, info: DatasetInfo) -> None:
+    def __init__(self, params: Pix2PixParams, info: DatasetInfo) -> None:
         super().__init__(params, info)
         p = params
         self.generator = UNetGenerator(
-            info.mask_channels,
-            info.image_channels,
-            info.size,
-            base_filters=p.base_filters,
-            norm=p.norm,
-            dropout=p.dropout,
-            dropout_blocks=p.dropout_blocks,
+            info.mask_channels, info.image_channels, info.size, base_filters=p.base_filters, norm=p.norm,
+            dropout=p.dropout, dropout_blocks=p.dropout_blocks,
         )
         self.discriminator = PatchDiscriminator(
             info.mask_channels + info.image_channels,

@@ -26,9 +26,7 @@ Params = DCGANMaskGenerator.Params
 
 
 # ---------------------------------------------------------------------------- helpers
-tiny = checks.params_maker(Params, nz=8, base_filters=4, max_filters=32, batch_size=4, steps=4, log_every=1,
-                           bn_stat_samples=16, sample_batch_size=8)
-build = checks.seeded_builder(DCGANMaskGenerator)
+tiny, build = checks.generator_kit(DCGANMaskGenerator)
 
 
 # ---------------------------------------------------------------------------- registration
@@ -43,14 +41,10 @@ def test_plugin_registers_dcgan_through_entry_point() -> None:
 @pytest.mark.parametrize("size", [32, 64, 128, 256])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_network_shapes_and_depth(size: int, channels: int) -> None:
-    torch.manual_seed(0)
-    depth = int(math.log2(size)) - 2
-    G = DCGANGenerator(nz=8, out_channels=channels, size=(size, size), base_filters=4, max_filters=16)
-    D = DCGANDiscriminator(channels, (size, size), base_filters=4, max_filters=16)
-    assert G.depth == D.depth == depth == dcgan_depth((size, size))
+    G, D = checks.tiny_networks(DCGANGenerator, DCGANDiscriminator, size, channels)
+    depth = checks.check_network_depth(G, D, size, channels, dcgan_depth)
     assert G.num_up_blocks == depth
     assert D.num_down_blocks == depth
-    checks.check_generator_and_critic(G, D, nz=8, channels=channels, size=size)
     # channels double per halving of the size and are capped at max_filters
     first = G.net[0]
     assert isinstance(first, nn.ConvTranspose2d)

@@ -25,9 +25,7 @@ Params = WGANGPMaskGenerator.Params
 
 
 # ---------------------------------------------------------------------------- helpers
-tiny = checks.params_maker(Params, nz=8, base_filters=4, max_filters=32, batch_size=4, steps=4, n_critic=2, log_every=1,
-                           bn_stat_samples=16, sample_batch_size=8)
-build = checks.seeded_builder(WGANGPMaskGenerator)
+tiny, build = checks.generator_kit(WGANGPMaskGenerator, n_critic=2)
 
 
 # ---------------------------------------------------------------------------- registration
@@ -42,14 +40,10 @@ def test_plugin_registers_wgan_gp_through_entry_point() -> None:
 @pytest.mark.parametrize("size", [32, 64, 128])
 @pytest.mark.parametrize("channels", [1, 2])
 def test_network_shapes_and_depth(size: int, channels: int) -> None:
-    torch.manual_seed(0)
-    depth = int(math.log2(size)) - 2
-    G = Generator(nz=8, out_channels=channels, size=(size, size), base_filters=4, max_filters=16)
-    C = Critic(channels, (size, size), base_filters=4, max_filters=16)
-    assert G.depth == C.depth == depth == wgan_depth((size, size))
+    G, C = checks.tiny_networks(Generator, Critic, size, channels)
+    depth = checks.check_network_depth(G, C, size, channels, wgan_depth)
     assert sum(isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2) for m in G.modules()) == depth
     assert sum(isinstance(m, nn.Conv2d) and m.stride == (2, 2) for m in C.modules()) == depth
-    checks.check_generator_and_critic(G, C, nz=8, channels=channels, size=size)
 
 
 @pytest.mark.parametrize("base_filters", [4, 32])

@@ -1,0 +1,101 @@
+"""Recipe parameters of the ``dcgan`` mask generator and of the single-stage ``dcgan_joint``.
+
+They live beside the component rather than inside it so that the class that trains reads as
+training code, and so that ``dcgan_joint`` (which takes exactly these fields) names them
+without reaching into the component. The fields every first-party mask GAN shares (width,
+weight average, binarising cut, straight-through fakes, length of training) come from
+``segsynth.params.GanGeneratorParams``; what is here is what makes this GAN a DCGAN.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+import segsynth
+from segsynth.params import (
+    AdamBetas,
+    GanGeneratorParams,
+    LearningRate,
+    LossWeight,
+    StepInterval,
+    Width,
+)
+from segsynth_dcgan.augment import AugmentParams
+from segsynth_dcgan.losses import LossName
+
+
+class MaskGeometry(segsynth.Params):
+    """Recipe ``stage1.params.geometry``: plausible-shape augmentation of the real masks."""
+
+    flip_h: bool = Field(False, description="Mirror left-right half the time.")
+    flip_v: bool = Field(False, description="Mirror top-bottom half the time.")
+    degrees: float = Field(0.0, ge=0.0, le=180.0, description="Rotate by up to this many degrees.")
+    scale: float = Field(0.0, ge=0.0, lt=0.5, description="Zoom by a factor in [1 - scale, 1 + scale].")
+
+
+class DCGANParams(GanGeneratorParams):
+    """Recipe ``stage1.params`` of the dcgan mask generator."""
+
+    nz: Width = Field(100, description="Length of the latent code z (100 in DCGAN).")
+    loss: LossName = Field(
+        "nonsaturating",
+        description="'nonsaturating' (cross-entropy, the paper's) or 'hinge' adversarial loss.",
+    )
+    spectral_norm: bool = Field(
+        False, description="Spectral norm on every discriminator conv (then D has no batch norm)."
+    )
+    r1_gamma: LossWeight = Field(
+        0.0, description="Weight of the R1 gradient penalty on real masks; 0 turns it off."
+    )
+    r1_every: StepInterval = Field(
+        16, description="Apply R1 lazily every this many steps (scaled up to compensate)."
+    )
+    minibatch_std: bool = Field(
+        False,
+        description="Give D a minibatch standard-deviation feature (ProGAN) before its last "
+        "layer, so a batch of near-identical fakes is easy to reject: against Stage-I mode "
+        "collapse on tiny sets of large masks (issue #19: one vessel tree for every code).",
+    )
+    mode_seeking: LossWeight = Field(
+        0.0,
+        description="Weight of the mode-seeking term (Mao et al. 2019): G is penalised by "
+        "weight / (mean |G(z1)-G(z2)| / mean |z1-z2|) so different codes give different "
+        "masks; 0 turns it off. About 1 is typical.",
+    )
+    diversity: LossWeight = Field(
+        0.0,
+        description="Weight of the overlap term: G is penalised by weight * max(0, Dice "
+        "between two fakes - Dice between two real masks) (segsynth.gan.pair_overlap), i.e. "
+        "for making masks more alike than real ones are; 0 turns it off. About 1-10.",
+    )
+    geometry: MaskGeometry = Field(
+        default_factory=MaskGeometry,
+        description="Random flips, rotations and scalings of the real masks G learns from "
+        "(segsynth.gan.random_geometry): unlike augment, G learns to make them too, so use "
+        "only transforms that give plausible masks (a mirrored fundus is the other eye).",
+    )
+    augment: AugmentParams = Field(
+        default_factory=AugmentParams,
+        description="Differentiable augmentation of D's inputs (translation, cutout, flip, ADA).",
+    )
+    lr: LearningRate = Field(2e-4, description="Adam learning rate for both networks.")
+    betas: AdamBetas = Field(
+        (0.5, 0.999), description="Adam betas for both networks (DCGAN uses beta1 = 0.5)."
+    )
+    balance_foreground: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Draw real masks balanced over foreground-fraction bins (empty, sparse, then "
+        "quantiles; segsynth.coverage_sampling): 0 = uniform draws, 1 = every bin equally often. "
+        "Keeps rare empty/sparse tiles in front of D so G learns to make them.",
+    )
+    balance_bins: int = Field(8, ge=3, le=50, description="Bins for balance_foreground.")
+    spatial_latent: bool = Field(
+        False,
+        description="Draw z as a 4x4 map of independent codes (nz, 4, 4) instead of one code "
+        "(nz, 1, 1): each region of the mask gets its own randomness, so G cannot give every "
+        "code the same picture as easily (against Stage-I collapse on tiny sets).",
+    )
+
+
+class DCGANJointParams(DCGANParams):
+    """Recipe ``stage1.params`` of the single-stage baseline (same fields as ``dcgan``)."""

@@ -1,0 +1,45 @@
+"""Recipe parameters of the ``pix2pix`` translator (defaults follow Isola et al. 2017).
+
+Kept beside the translator, not inside it, so the class that trains reads as training code.
+Length, flips, rendering batch, widths, learning-rate decay and augmentation are shared with
+the other paired translators (``segsynth.params.TranslatorTrainingParams``); what is here is
+pix2pix's own: the PatchGAN's depth, the normalisation, the L1 weight and the dropout noise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from segsynth.params import AdamBetas, BatchSize, LearningRate, LossWeight, TranslatorTrainingParams
+
+
+class Pix2PixParams(TranslatorTrainingParams):
+    """Recipe parameters of the pix2pix translator (defaults follow the paper)."""
+
+    batch_size: BatchSize = Field(
+        1, description="Pairs per iteration; the paper uses 1, larger batches train faster per pair on GPUs."
+    )
+    disc_layers: int = Field(
+        3, ge=1, le=8,
+        description="Stride-2 layers of the PatchGAN: 3 gives 70x70 patches, 2 gives 34x34, 1 gives 16x16.",
+    )
+    norm: Literal["batch", "instance"] = Field(
+        "batch", description="Normalisation in both networks: 'batch' (paper) or 'instance'."
+    )
+    gan_loss: Literal["bce", "lsgan"] = Field(
+        "bce", description="Adversarial loss: 'bce' (paper, on logits) or 'lsgan' (least squares)."
+    )
+    lambda_l1: LossWeight = Field(100.0, description="Weight of the L1 term against the GAN term.")
+    lr: LearningRate = Field(2e-4, description="Adam learning rate of both networks.")
+    betas: AdamBetas = Field((0.5, 0.999), description="Adam betas (beta1, beta2) of both networks.")
+    dropout: float = Field(
+        0.5, ge=0.0, lt=1.0, description="Dropout probability in the innermost decoder blocks (the noise)."
+    )
+    dropout_blocks: int = Field(
+        3, ge=0, le=16, description="How many innermost decoder blocks carry dropout (3 in the paper)."
+    )
+    dropout_at_inference: bool = Field(
+        True, description="Keep dropout on when rendering, so one mask gives varied images (paper)."
+    )
