@@ -7,6 +7,10 @@ draws random numbers other than the ones its docstring names, so a plugin that s
 keeps its random stream, its checkpoints and its resume behaviour.
 
 - ``straight_through_binarize``: show D fakes as exactly binary, gradient passed through.
+- ``exclusive_classes`` / ``straight_through_one_hot`` / ``soft_one_hot`` / ``one_hot_masks``:
+  the same for K > 1 exclusive classes (``DatasetInfo.labels``): a generator with K + 1 class
+  logits (background first) shown to D as exact one-hot foreground channels, sampled as exact
+  one-hot masks.
 - ``make_ema`` / ``recalibrate_batchnorm``: a ramped weight average of the generator to sample
   from, and its batch-norm statistics re-estimated once training ends.
 - ``generate_in_batches``: run a sampling network in eval mode over codes, batch by batch.
@@ -33,6 +37,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 from segsynth.errors import UserError
+from segsynth.labels import one_hot
 
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth.interfaces import DatasetInfo
@@ -42,6 +47,7 @@ __all__ = [
     "MinibatchStd",
     "check_pair_shapes",
     "ema_decay_at",
+    "exclusive_classes",
     "generate_in_batches",
     "linear_decay",
     "make_ema",
@@ -52,8 +58,11 @@ __all__ = [
     "random_pairs",
     "recalibrate_batchnorm",
     "remove_small_pieces",
+    "one_hot_masks",
     "set_learning_rates",
+    "soft_one_hot",
     "straight_through_binarize",
+    "straight_through_one_hot",
     "train_loop",
 ]
 
@@ -70,6 +79,44 @@ def straight_through_binarize(x: Tensor, threshold: float = 0.0) -> Tensor:
     """
     hard = torch.where(x > threshold, 1.0, -1.0).to(x.dtype)
     return x + (hard - x).detach()
+
+
+def exclusive_classes(info: DatasetInfo) -> int:
+    """K, the exclusive classes of ``info`` (``info.labels``), or 0 for binary masks and
+    independent channels. A generator makes class maps (K + 1 logits) only where K > 1: one
+    class is a binary mask, which keeps its tanh output and its results bit for bit."""
+    return info.labels.k if info.labels is not None else 0
+
+
+def straight_through_one_hot(logits: Tensor) -> Tensor:
+    """K foreground channels in ``[-1, 1]`` of ``(N, K + 1, H, W)`` class logits (background first):
+    exactly one-hot in the forward pass, the softmax's gradient backward.
+
+    The K-class form of ``straight_through_binarize``: real label maps are exact one-hot maps, so
+    a discriminator shown class probabilities could tell every fake by its soft values alone.
+    The forward value is the argmax's one-hot map *exactly* (``hard + (soft - soft)`` adds an
+    exact zero, where ``soft + (hard - soft)`` could round); the gradient is the softmax's
+    (Jang et al. 2017, straight-through Gumbel-softmax without the noise). The background
+    channel is dropped: segsynth carries K classes as K foreground channels, the background
+    being the pixels where none is set (``segsynth.labels``), so D sees what real masks look like.
+    """
+    soft = logits.float().softmax(dim=1)
+    hard = torch.nn.functional.one_hot(soft.argmax(dim=1), soft.shape[1]).movedim(-1, 1).to(soft.dtype)
+    exact = hard + (soft - soft.detach())
+    return (exact[:, 1:] * 2.0 - 1.0).to(logits.dtype)
+
+
+def soft_one_hot(logits: Tensor) -> Tensor:
+    """K foreground channels in ``[-1, 1]``: the softmax probabilities of ``(N, K + 1, H, W)``
+    class logits, background dropped; what D sees without ``straight_through`` and what
+    measures of how far apart two fakes are (``mode_seeking_ratio``) work on."""
+    return (logits.float().softmax(dim=1)[:, 1:] * 2.0 - 1.0).to(logits.dtype)
+
+
+def one_hot_masks(logits: Tensor) -> Tensor:
+    """Exact one-hot 0/1 masks ``(N, K, H, W)`` of ``(N, K + 1, H, W)`` scores (background first):
+    each pixel takes its highest-scoring class, so it is in at most one channel."""
+    return one_hot(logits.argmax(dim=1), logits.shape[1] - 1).to(logits.device)
 
 
 # ---------------------------------------------------------------------------- weight average

@@ -13,9 +13,11 @@ GAN segsynth ships, so that a new model writes its networks and its losses, not 
 - ``MaskGAN`` (Stage I, e.g. ``dcgan``, ``wgan_gp``): an unconditional generator of masks in
   ``[-1, 1]`` with a discriminator (or critic), an optional weight average (EMA) to sample
   from and batch-norm re-estimation at the end. It owns ``state``, ``sampling_network``,
-  ``fit`` (scaling and sharding the real masks, the resumable loop), ``sample_raw`` and
-  ``sample`` (threshold, optional clean-up of small pieces). A subclass builds its nets,
-  calls ``_build_optimizers`` and implements ``_train_step``.
+  ``fit`` (scaling and sharding the real masks, the resumable loop), what D sees of a fake
+  (``_for_discriminator``), ``sample_raw`` and ``sample`` (threshold or class argmax, optional
+  clean-up of small pieces). A subclass builds its generator with ``generator_channels``
+  outputs (class logits when ``class_logits``), calls ``_build_optimizers`` and implements
+  ``_train_step``.
 
 Neither base draws a random number of its own: the random streams (and so checkpoints and
 resumed runs) are exactly those of the subclass's draws, in the order the subclass makes them.
@@ -32,6 +34,7 @@ from torch import Tensor, nn
 
 from segsynth import gan
 from segsynth.interfaces import MaskGenerator, Translator
+from segsynth.labels import exclusive
 
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth.interfaces import PairSet
@@ -246,6 +249,13 @@ class MaskGAN(SeededNets, MaskGenerator):
 
     ``params`` must have the fields of ``segsynth.params.GanGeneratorParams`` plus ``nz``,
     ``steps``, ``lr``, ``betas`` and ``log_every``.
+
+    With K > 1 exclusive classes (``info.labels``) the generator instead outputs K + 1 class
+    logits (background first); D sees them as exact one-hot foreground channels in ``[-1, 1]``
+    (``segsynth.gan.straight_through_one_hot``), the form the real label maps have, and samples
+    take each pixel's most likely class. Binary masks and independent channels (no class
+    table) and a single class keep one tanh output per mask channel, exactly as before classes
+    existed.
     """
 
     #: The state keys of the discriminator and its optimizer (a WGAN calls them critic, opt_c).
@@ -258,6 +268,18 @@ class MaskGAN(SeededNets, MaskGenerator):
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     ema: Any
+
+    @property
+    def class_logits(self) -> bool:
+        """Whether the generator outputs class logits (K > 1 exclusive classes) rather than tanh
+        masks. One class is a binary mask, and stays on the binary path, bit for bit."""
+        return gan.exclusive_classes(self.info) > 1
+
+    @property
+    def generator_channels(self) -> int:
+        """The generator's outputs: K + 1 class logits with exclusive classes, else one tanh value
+        per mask channel."""
+        return self.info.mask_channels + 1 if self.class_logits else self.info.mask_channels
 
     def _build_optimizers(self, fused: bool = False) -> None:
         """The generator's weight average (when ``ema_decay > 0``) and Adam for both nets."""
@@ -346,8 +368,27 @@ class MaskGAN(SeededNets, MaskGenerator):
         Values are thresholded at 0.5 (see ``segsynth.gan.masks_to_tanh_scale``).
         """
         expected = (self.info.mask_channels, *self.info.size)
+        if self.class_logits and masks.dim() == 4 and tuple(masks.shape[1:]) == expected:
+            masks = exclusive(masks)  # one class per pixel, as every fake will have
         # the whole training set lives on the device: at most a few thousand small masks
         return trainer.to_device(gan.masks_to_tanh_scale(masks, expected, self.name))
+
+    def _for_discriminator(self, out: Tensor) -> Tensor:
+        """What D sees of the generator's output ``out``: masks in ``[-1, 1]`` like the real ones.
+
+        With ``straight_through`` the fakes are exact (tanh outputs cut at ``threshold``, or the
+        classes' one-hot map) and the gradient passes straight through, so D must judge shapes,
+        not soft values; without it D sees the tanh values or the class probabilities.
+        """
+        p = self.params
+        if self.class_logits:
+            return gan.straight_through_one_hot(out) if p.straight_through else gan.soft_one_hot(out)
+        return gan.straight_through_binarize(out, p.threshold) if p.straight_through else out
+
+    def _soft_masks(self, out: Tensor) -> Tensor:
+        """The generator's output as soft masks in ``[-1, 1]``: tanh values as they are, class
+        logits as their probabilities (foreground channels)."""
+        return gan.soft_one_hot(out) if self.class_logits else out
 
     def _update_average(self) -> None:
         """Move the weight average (if any) towards the live generator: after each G update."""
@@ -357,20 +398,24 @@ class MaskGAN(SeededNets, MaskGenerator):
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample_raw(self, n: int, generator: torch.Generator) -> Tensor:
-        """``n`` generator outputs in tanh space, z ~ N(0, I) drawn from ``generator`` (CPU).
+        """``n`` generator outputs, z ~ N(0, I) drawn from ``generator`` (CPU): masks in tanh
+        space, or ``(n, K + 1, H, W)`` class logits with exclusive classes.
 
         Batch norm runs in eval mode (running statistics, re-estimated at the end of ``fit``),
         so a sample does not depend on which other samples share its batch.
         """
         codes = torch.randn(n, *self.code_shape, generator=generator)
-        shape = (self.info.mask_channels, *self.info.size)
+        shape = (self.generator_channels, *self.info.size)
         return gan.generate_in_batches(self.sampling_network(), codes, self.params.sample_batch_size, shape)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
-        """``n`` binary masks: the generator's tanh output cut at ``threshold``.
+        """``n`` masks of 0/1: the generator's tanh output cut at ``threshold``, or with exclusive
+        classes the exact one-hot map of each pixel's most likely class.
 
-        With ``min_piece_pixels`` the pieces smaller than that are cleared afterwards.
+        With ``min_piece_pixels`` the pieces smaller than that are cleared afterwards (a cleared
+        piece of a class becomes background, so one-hot maps stay one-hot).
         """
-        masks = (self.sample_raw(n, generator) > self.params.threshold).float()
+        raw = self.sample_raw(n, generator)
+        masks = gan.one_hot_masks(raw) if self.class_logits else (raw > self.params.threshold).float()
         return gan.remove_small_pieces(masks, self.params.min_piece_pixels)

@@ -427,14 +427,14 @@ class GanGeneratorParams(Params):
     sample_batch_size: BatchSize = Field(64, description="Masks generated per forward pass when sampling.")
     threshold: TanhThreshold = Field(
         0.0,
-        description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the "
-        "[0, 1] mask scale. Pixels above it become foreground (1).",
+        description="Cut on the generator's tanh output, in (-1, 1): 0.0 here is 0.5 on the [0, 1] mask "
+        "scale. Pixels above it become foreground (1); class maps (K > 1) take each pixel's likeliest class.",
     )
     straight_through: bool = Field(
         True,
         description="Show the discriminator (the critic of wgan_gp) the fakes cut to exactly "
-        "0/1 (-1/+1), gradient passed straight through, so it must judge shapes rather than "
-        "soft tanh values; false = the papers' plain GANs.",
+        "0/1 (-1/+1), or with exclusive classes as exact one-hot maps, gradient passed straight "
+        "through, so it must judge shapes rather than soft values; false = the papers' plain GANs.",
     )
     min_piece_pixels: int = Field(
         0, ge=0, le=1_000_000,

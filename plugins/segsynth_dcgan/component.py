@@ -3,7 +3,8 @@
 The recipe-facing class: it validates parameters, builds the networks from the data set's
 ``DatasetInfo`` at construction (so a finished run can be reloaded from its final checkpoint
 without training), runs the resumable adversarial training loop through the segsynth
-``Trainer`` and samples binary masks from the (EMA) generator.
+``Trainer`` and samples masks from the (EMA) generator: binary, or one-hot maps of K
+exclusive classes (``segsynth.gan_base.MaskGAN``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 import segsynth
 from segsynth.coverage_sampling import balanced_weights
-from segsynth.gan import mode_seeking_ratio, pair_overlap, random_geometry, straight_through_binarize
+from segsynth.gan import mode_seeking_ratio, pair_overlap, random_geometry
 from segsynth.gan_base import MaskGAN
 from segsynth_dcgan.augment import DiffAugment
 from segsynth_dcgan.losses import discriminator_loss, generator_loss, r1_penalty
@@ -50,12 +51,12 @@ class DCGANMaskGenerator(MaskGAN):
     def __init__(self, params: DCGANParams, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
         p = params
-        cm = info.mask_channels
         self.generator = DCGANGenerator(
-            p.nz, cm, info.size, p.base_filters, p.max_filters, spatial_latent=p.spatial_latent
+            p.nz, self.generator_channels, info.size, p.base_filters, p.max_filters,
+            spatial_latent=p.spatial_latent, class_logits=self.class_logits,
         )
         self.discriminator = DCGANDiscriminator(
-            cm, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm,
+            info.mask_channels, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm,
             minibatch_std=p.minibatch_std,
         )
         self._build_optimizers()
@@ -104,8 +105,8 @@ class DCGANMaskGenerator(MaskGAN):
 
         D.requires_grad_(True)
         with trainer.autocast():
-            fake_soft = G(z)
-            fake = self._for_discriminator(fake_soft)
+            fake_out = G(z)
+            fake = self._for_discriminator(fake_out)
             real_logits = D(augment(real))
             fake_logits = D(augment(fake.detach()))
             d_loss = discriminator_loss(p.loss, real_logits, fake_logits)
@@ -126,24 +127,20 @@ class DCGANMaskGenerator(MaskGAN):
             g_loss = generator_loss(p.loss, D(augment(fake)))
         g_total = g_loss
         if p.diversity > 0:
-            # measured on what D sees (binarised, gradient straight through): soft tanh values
-            # near the threshold would otherwise count as overlap that the masks do not have
+            # measured on what D sees (binarised or one-hot, gradient straight through): soft
+            # values near the threshold would otherwise count as overlap the masks do not have
             excess = pair_overlap(fake) - self._real_overlap
             g_total = g_total + p.diversity * excess.clamp_min(0.0)
         if p.mode_seeking > 0:
-            # on the soft tanh output: the binarised fakes hide how far apart two codes' masks are
-            g_total = g_loss + p.mode_seeking / (mode_seeking_ratio(fake_soft, z) + 1e-5)
+            # on the soft output (tanh values or class probabilities): the binarised fakes hide
+            # how far apart two codes' masks are
+            ratio = mode_seeking_ratio(self._soft_masks(fake_out), z)
+            g_total = g_loss + p.mode_seeking / (ratio + 1e-5)
         trainer.backward(g_total)
         trainer.step(self.opt_g)
         D.requires_grad_(True)
         self._update_average()
         return d_loss.detach(), g_loss.detach()
-
-    def _for_discriminator(self, fake: torch.Tensor) -> torch.Tensor:
-        """What D sees of a fake: mask channels cut to exactly +-1 when ``straight_through``."""
-        if not self.params.straight_through:
-            return fake
-        return straight_through_binarize(fake, self.params.threshold)
 
 
 @torch.no_grad()

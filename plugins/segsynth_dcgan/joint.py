@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 
 import segsynth
-from segsynth.gan import straight_through_binarize
+from segsynth.gan import exclusive_classes, straight_through_binarize
 from segsynth_dcgan.component import DCGANMaskGenerator
 from segsynth_dcgan.params import DCGANJointParams
 
@@ -35,6 +35,16 @@ class JointDCGAN(DCGANMaskGenerator, segsynth.PairGenerator):
     params: DCGANJointParams
 
     def __init__(self, params: DCGANJointParams, info: segsynth.DatasetInfo) -> None:
+        if info.labels is not None and exclusive_classes(info) > 1:
+            # one tanh network cannot give class logits for the mask and tanh values for the image
+            # in one output, and the baseline compares stages, so it stays binary
+            raise segsynth.UserError(
+                f"stage1 dcgan_joint generates binary masks only, but the data set has "
+                f"{info.labels.k} exclusive classes ({info.labels.describe()}). Use a two-stage "
+                "recipe (stage1: dcgan, wgan_gp or diffusion_masks, which generate K-class maps, "
+                "and a stage2 translator), or binary data: drop the data set's class setting "
+                "(data.params.labels, or data.params.classes for the built-in data sets)."
+            )
         joint = segsynth.DatasetInfo(
             image_channels=info.image_channels,
             mask_channels=info.mask_channels + info.image_channels,

@@ -66,7 +66,11 @@ def init_dcgan_weights(module: nn.Module) -> None:
 
 
 class DCGANGenerator(nn.Module):
-    """Latent ``z`` of shape ``(N, nz)`` or ``(N, nz, 1, 1)`` -> mask logits through ``tanh`` in ``[-1, 1]``."""
+    """Latent ``z`` of shape ``(N, nz)`` or ``(N, nz, 1, 1)`` -> mask logits through ``tanh`` in ``[-1, 1]``.
+
+    With ``class_logits`` the last ``tanh`` is left out: the outputs are class logits for a
+    softmax (``segsynth.gan.straight_through_one_hot``), which a bound of 1 would keep soft.
+    """
 
     def __init__(
         self,
@@ -76,6 +80,7 @@ class DCGANGenerator(nn.Module):
         base_filters: int = 64,
         max_filters: int = 512,
         spatial_latent: bool = False,
+        class_logits: bool = False,
     ) -> None:
         super().__init__()
         self.nz = nz
@@ -97,7 +102,8 @@ class DCGANGenerator(nn.Module):
             width = narrower
         # the last up-block maps to the mask channels; its bias lets the output start near the
         # mostly-background value instead of having to learn it through weights alone
-        layers += [nn.ConvTranspose2d(width, out_channels, 4, 2, 1, bias=True), nn.Tanh()]
+        last = nn.Identity() if class_logits else nn.Tanh()
+        layers += [nn.ConvTranspose2d(width, out_channels, 4, 2, 1, bias=True), last]
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
 

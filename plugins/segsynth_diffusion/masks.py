@@ -5,6 +5,11 @@ GAN mask generators train on) and a U-Net learns to denoise them; a sample is dr
 noise with deterministic DDIM steps and cut at ``threshold`` into a binary mask. Nothing about
 mask shape is built in, so the mask statistics (connected components, holes, vessel skeleton
 length) can be compared with the DCGAN's on the same evaluation.
+
+With K > 1 exclusive classes (``DatasetInfo.labels``) the U-Net denoises K + 1 one-hot
+channels, the background's included, in ``[-1, 1]``, and a sample takes each pixel's largest
+channel (``segsynth.gan.one_hot_masks``): an explicit background channel gives every class,
+the background too, a value to win the argmax with, where K channels alone would need a cut.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from pydantic import Field
 
 import segsynth
 from segsynth import DatasetInfo, Trainer
-from segsynth.gan import masks_to_tanh_scale, random_pairs
+from segsynth.gan import exclusive_classes, masks_to_tanh_scale, one_hot_masks, random_pairs
+from segsynth.labels import exclusive
 from segsynth.params import BatchSize, TanhThreshold
 from segsynth_diffusion.denoiser import Denoiser
 from segsynth_diffusion.params import DiffusionParams
@@ -40,14 +46,18 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
         threshold: TanhThreshold = Field(
             0.0,
             description="Cut on the denoised sample, in (-1, 1): 0.0 here is 0.5 on the [0, 1] mask "
-            "scale. Pixels above it become foreground (1).",
+            "scale. Pixels above it become foreground (1); class maps (K > 1) take each pixel's largest channel.",
         )
 
     params: Params
 
     def __init__(self, params: Params, info: DatasetInfo) -> None:
         super().__init__(params, info)
-        self.denoiser = Denoiser("diffusion_masks", params, info.size, info.mask_channels)
+        #: K > 1 exclusive classes are denoised as K + 1 one-hot channels, background first
+        k = exclusive_classes(info)
+        self.classes = k if k > 1 else 0
+        channels = self.classes + 1 if self.classes else info.mask_channels
+        self.denoiser = Denoiser("diffusion_masks", params, info.size, channels)
 
     def state(self) -> dict[str, Any]:
         """The U-Net, its optimizer and its weight average."""
@@ -57,7 +67,11 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
         """Learn to denoise ``masks`` for ``steps`` steps, resumable through ``trainer``."""
         p = self.params
         expected = (self.info.mask_channels, *self.info.size)
-        real = trainer.to_device(masks_to_tanh_scale(masks, expected, "diffusion_masks"))
+        real = masks_to_tanh_scale(masks, expected, "diffusion_masks")
+        if self.classes:
+            hot = exclusive(masks.float())
+            real = torch.cat([1.0 - hot.sum(dim=1, keepdim=True), hot], dim=1) * 2.0 - 1.0
+        real = trainer.to_device(real)
         real = trainer.shard(real)  # under torchrun: this process's part of the training masks
 
         def draw() -> tuple[torch.Tensor, None]:
@@ -69,11 +83,14 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
 
     @torch.no_grad()
     def sample_raw(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` denoised masks on the ``[-1, 1]`` scale, before thresholding; the start noise comes from ``generator``."""
-        noise = torch.randn(n, self.info.mask_channels, *self.info.size, generator=generator)
+        """``n`` denoised masks on the ``[-1, 1]`` scale, before thresholding (with classes: the
+        K + 1 channels, background first, before the argmax); the start noise comes from ``generator``."""
+        noise = torch.randn(n, self.denoiser.channels, *self.info.size, generator=generator)
         return self.denoiser.sample(noise, None, self.params.sample_batch_size)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` binary masks: denoised samples cut at ``threshold``."""
-        return (self.sample_raw(n, generator) > self.params.threshold).float()
+        """``n`` masks of 0/1: denoised samples cut at ``threshold``, or with classes the exact
+        one-hot map of each pixel's largest channel."""
+        raw = self.sample_raw(n, generator)
+        return one_hot_masks(raw) if self.classes else (raw > self.params.threshold).float()

@@ -99,7 +99,11 @@ def _down(c_in: int, c_out: int, norm: CriticNorm | None) -> list[nn.Module]:
 
 
 class Generator(nn.Module):
-    """Latent ``z`` ``(N, nz)`` or ``(N, nz, 1, 1)`` -> masks through ``tanh`` in ``[-1, 1]``, ``(N, C, S, S)``."""
+    """Latent ``z`` ``(N, nz)`` or ``(N, nz, 1, 1)`` -> masks through ``tanh`` in ``[-1, 1]``, ``(N, C, S, S)``.
+
+    With ``class_logits`` the last ``tanh`` is left out and the ``C`` outputs are class logits
+    for a softmax; ``init_output_layer``'s spread then gives each pixel a stable first class.
+    """
 
     def __init__(
         self,
@@ -108,6 +112,7 @@ class Generator(nn.Module):
         size: tuple[int, int],
         base_filters: int = 64,
         max_filters: int = 512,
+        class_logits: bool = False,
     ) -> None:
         super().__init__()
         self.nz = nz
@@ -121,7 +126,7 @@ class Generator(nn.Module):
         # the last doubling maps to the mask channels; its bias lets the output start near the
         # mostly-background value instead of having to learn it through weights alone
         head = nn.ConvTranspose2d(width, out_channels, 4, 2, 1)
-        layers += [head, nn.Tanh()]
+        layers += [head, nn.Identity() if class_logits else nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)
         init_output_layer(head)
