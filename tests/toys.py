@@ -84,16 +84,12 @@ class ToyData(segsynth.DatasetAdapter):
                                 ids=[f"{split}_{i}" for i in range(n)])
 
 
-class ToyClasses(segsynth.DatasetAdapter):
-    """The K = 3 shapes of tests/multiclass_data.py (disc, horizontal bar, vertical bar)."""
+class ToyClasses(ToyData):
+    """The K = 3 shapes of tests/multiclass_data.py (disc, horizontal bar, vertical bar), with
+    the size and split counts of ``ToyData``."""
 
     name = "toy_classes"
     description = "Three classes of shapes on noise (tests only)."
-
-    class Params(segsynth.Params):
-        size: int = Field(16, ge=8)
-        n_train: int = Field(6, ge=1)
-        n_test: int = Field(4, ge=1)
 
     def info(self) -> segsynth.DatasetInfo:
         from multiclass_data import toy_info
