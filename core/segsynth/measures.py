@@ -20,17 +20,28 @@ no positive predictions is 1.0 only when the target is empty too, else 0.0. A co
 counted pixels at all (an empty field of view) therefore scores 1.0 everywhere; callers that
 can meet that case should check ``Confusion.total`` first. ROC AUC is undefined when only one
 class is present and is returned as ``nan``.
+
+K exclusive classes (``segsynth.labels``) are measured from *class-index maps* ``(N, H, W)``
+(0 = background, 1..K) with ``class_confusion``: one ``(K+1) x (K+1)`` pixel count matrix from
+which every per-class number follows, each class scored one-vs-rest as a binary ``Confusion``, so
+a class's Dice obeys the same empty-class rule as the binary F1. ``class_keys`` spells class
+names in metric keys, so two evaluators name a class's metrics alike.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 __all__ = [
+    "ClassConfusion",
     "Confusion",
+    "class_confusion",
+    "class_keys",
     "confusion",
     "histogram_kl",
     "intensity_histograms",
@@ -114,6 +125,130 @@ class Confusion:
         any plausible segmenter; the macro mean is reported beside, not instead of, ``f1``.
         """
         return (self.f1 + self.background_f1) / 2.0
+
+    def swapped(self) -> Confusion:
+        """The same counts with the positive and negative class exchanged."""
+        return Confusion(self.tn, self.fn, self.fp, self.tp)
+
+
+@dataclass(frozen=True)
+class ClassConfusion:
+    """Pixel counts of a K-class segmentation against its truth: ``counts[t][p]`` pixels of true
+    class ``t`` predicted as class ``p`` (class 0 the background, 1..K the foreground classes).
+
+    Counts are Python ints (exact, pooled with ``+``), as in ``Confusion``. Every per-class
+    number treats one class against all others, so it is the binary measure of ``Confusion``
+    with its empty-class rule: a class that is absent from both truth and prediction has Dice
+    1.0, a class only one of them holds has Dice 0.0.
+    """
+
+    counts: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        if not self.counts or any(len(row) != len(self.counts) for row in self.counts):
+            raise ValueError(f"a class confusion is a square matrix; got {self.counts}")
+
+    def __add__(self, other: ClassConfusion) -> ClassConfusion:
+        if other.classes != self.classes:
+            raise ValueError(f"cannot pool confusions of {self.classes} and {other.classes} classes")
+        return ClassConfusion(tuple(
+            tuple(a + b for a, b in zip(mine, theirs, strict=True))
+            for mine, theirs in zip(self.counts, other.counts, strict=True)
+        ))
+
+    @classmethod
+    def zeros(cls, classes: int) -> ClassConfusion:
+        """No pixel counted yet (the start of a sum)."""
+        return cls(tuple((0,) * classes for _ in range(classes)))
+
+    @property
+    def classes(self) -> int:
+        """Number of classes including the background, ``K + 1``."""
+        return len(self.counts)
+
+    @property
+    def total(self) -> int:
+        """Number of counted pixels."""
+        return sum(map(sum, self.counts))
+
+    @property
+    def accuracy(self) -> float:
+        """Pixels whose class is right / counted pixels; 1.0 when none was counted."""
+        return _ratio(sum(self.counts[c][c] for c in range(self.classes)), self.total, 0)
+
+    def one_vs_rest(self, c: int) -> Confusion:
+        """Class ``c`` as the positive class and every other class as the negative one."""
+        tp = self.counts[c][c]
+        fn = sum(self.counts[c]) - tp
+        fp = sum(row[c] for row in self.counts) - tp
+        return Confusion(tp, fp, fn, self.total - tp - fp - fn)
+
+    def dice(self, c: int) -> float:
+        """Dice = F1 of class ``c`` over the pooled pixels: ``2 tp / (2 tp + fp + fn)``."""
+        return self.one_vs_rest(c).f1
+
+    def foreground_dice(self) -> list[float]:
+        """Dice of classes ``1..K``, in class order."""
+        return [self.dice(c) for c in range(1, self.classes)]
+
+    @property
+    def mean_foreground_dice(self) -> float:
+        """Mean Dice over the foreground classes ``1..K`` (each class weighs the same, however
+        few pixels it has: a thin class is not drowned by a large one, unlike a pooled F1)."""
+        values = self.foreground_dice()
+        return sum(values) / len(values) if values else 1.0
+
+    def foreground(self) -> Confusion:
+        """Any foreground class against the background, as one binary ``Confusion`` (the
+        binary numbers of a K-class segmentation: where is there something at all)."""
+        return self.one_vs_rest(0).swapped()
+
+    def as_lists(self) -> list[list[int]]:
+        """The counts as nested lists (JSON)."""
+        return [list(row) for row in self.counts]
+
+
+def class_confusion(
+    pred: torch.Tensor, target: torch.Tensor, classes: int, fov: torch.Tensor | None = None
+) -> ClassConfusion:
+    """Pooled ``classes x classes`` pixel counts of class-index maps ``(N, H, W)``, inside ``fov``.
+
+    ``pred`` and ``target`` hold whole numbers ``0..classes-1`` (0 the background); ``fov`` is
+    ``(N, 1, H, W)`` in ``{0, 1}`` or ``None``. Rows are the truth, columns the prediction.
+    """
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(
+            f"pred and target must be class-index maps shaped (N, H, W) alike; got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    if classes < 1:
+        raise ValueError(f"classes must be at least 1; got {classes}")
+    p, t = pred.long(), target.long()
+    for name, tensor in (("pred", p), ("target", t)):
+        if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= classes):
+            raise ValueError(
+                f"{name} holds class {int(tensor.min())}..{int(tensor.max())}, outside 0..{classes - 1}"
+            )
+    inside = _fov_mask(fov, p[:, None])[:, 0].expand_as(p)
+    flat = torch.bincount((t * classes + p)[inside], minlength=classes * classes)
+    matrix = flat.reshape(classes, classes).tolist()
+    return ClassConfusion(tuple(tuple(int(v) for v in row) for row in matrix))
+
+
+def class_keys(names: Sequence[str]) -> tuple[str, ...]:
+    """Class names as they appear in metric keys: lower case, runs of anything but letters,
+    digits and ``_`` made one ``_`` (a dot would split the key), unique.
+
+    ``("Artery", "optic disc")`` gives ``("artery", "optic_disc")``; a name that would repeat
+    an earlier one gets its class number appended (``"optic_disc_2"``).
+    """
+    out: list[str] = []
+    for index, name in enumerate(names, start=1):
+        key = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or f"class_{index}"
+        if key in out:
+            key = f"{key}_{index}"
+        out.append(key)
+    return tuple(out)
 
 
 def _check_binary(name: str, tensor: torch.Tensor) -> torch.Tensor:

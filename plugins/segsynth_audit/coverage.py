@@ -39,7 +39,8 @@ SET_LABELS = {"real": "real train", "test": "real test", "synthetic": "synthetic
 
 @dataclass
 class MeasuredSet:
-    """One set's masks (channel 0, binary ``(N, H, W)``) and their per-mask statistics."""
+    """One set's masks (channel 0, binary ``(N, H, W)``; with K classes the one-hot class maps
+    ``(N, K, H, W)``, so that diversity compares classes) and their per-mask statistics."""
 
     masks: torch.Tensor
     stats: dict[str, np.ndarray]

@@ -7,12 +7,17 @@ visibly the same picture (memorisation) or merely similar anatomy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from segsynth.files import finish_figure, pyplot
+from segsynth.labels import class_index, colourise
+
+#: an RGB display colour (``segsynth.labels.LabelTable.display_colours``)
+Colour = tuple[int, int, int]
 
 
 def statistics_figure(
@@ -124,8 +129,13 @@ def dcr_figure(
     return finish_figure(fig, path, dpi=100)
 
 
-def _picture(tensor: torch.Tensor, is_mask: bool) -> tuple[np.ndarray, str | None]:
-    """``(C, H, W)`` as ``imshow`` input: a mask's channel union, an RGB image, else channel 0, in grey."""
+def _picture(
+    tensor: torch.Tensor, is_mask: bool, colours: Sequence[Colour] | None = None
+) -> tuple[np.ndarray, str | None]:
+    """``(C, H, W)`` as ``imshow`` input: a mask's channel union (with ``colours``, K one-hot
+    classes: its class map in those colours), an RGB image, else channel 0, in grey."""
+    if is_mask and colours is not None:
+        return colourise(class_index(tensor), colours), None
     if is_mask:
         return tensor.max(dim=0).values.numpy(), "gray"
     if tensor.shape[0] == 3:
@@ -136,18 +146,20 @@ def _picture(tensor: torch.Tensor, is_mask: bool) -> tuple[np.ndarray, str | Non
 def nearest_pairs_figure(
     path: Path,
     rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]],
+    colours: Sequence[Colour] | None = None,
 ) -> Path:
     """One row per pair: synthetic mask | synthetic image | nearest train image | nearest train mask.
 
     ``rows`` hold ``(synthetic mask, synthetic image, train image, train mask, caption)``; masks
-    with several channels show their union, images other than RGB their first channel.
+    with several channels show their union (K one-hot classes with ``colours``: class maps in
+    those colours), images other than RGB their first channel.
     """
     plt = pyplot()
     titles = ("synthetic mask", "synthetic image", "nearest train image", "nearest train mask")
     fig, axes = plt.subplots(len(rows), 4, figsize=(9.0, 2.4 * len(rows)), squeeze=False)
     for r, (s_mask, s_image, t_image, t_mask, caption) in enumerate(rows):
         for c, tensor in enumerate((s_mask, s_image, t_image, t_mask)):
-            picture, cmap = _picture(tensor, is_mask=c in (0, 3))
+            picture, cmap = _picture(tensor, c in (0, 3), colours)
             ax = axes[r][c]
             ax.imshow(picture, cmap=cmap, vmin=0.0, vmax=1.0)
             ax.set_xticks([])

@@ -14,7 +14,14 @@ warnings; ``coverage_gate`` makes a run with warnings fail (exit 5).
 Scope, by design:
 
 - Channel 0 of each mask is measured (the vessel/foreground channel of every first-party data
-  set); further channels are ignored, with a note.
+  set); further independent channels are ignored, with a note.
+- K > 1 exclusive classes (``DatasetInfo.labels``): the statistics above, and coverage, measure
+  the foreground union (any class: the vessel tree of an artery/vein map), so the coverage
+  checks read what they always read; each class is also measured on its own
+  (``maskstats.<stat>.<class>.*``), and the class mix is compared (``maskstats.class_share.*``,
+  ``maskstats.class_presence.*``, ``maskstats.class_mix.distance``), because a Stage I can draw
+  the right amount of vessel in the wrong classes. Diversity compares class maps (a mask
+  whose arteries and veins are swapped is a different mask).
 - The whole image is measured for both sets, even where the real masks come with a field of
   view: synthetic masks have none, and measuring the two sets over different regions would make
   the comparison meaningless. Real masks are zero outside their field of view anyway.
@@ -39,14 +46,18 @@ from segsynth.coverage import (
     SPARSE_FRACTION,
     share_key,
 )
+from segsynth.labels import LabelTable, class_index, one_hot
+from segsynth.measures import class_keys
 from segsynth.params import Count
-from segsynth_audit.coverage import SET_LABELS, MeasuredSet, measure_coverage
+from segsynth_audit.coverage import SET_LABELS, MeasuredSet, ks_statistic, measure_coverage
 from segsynth_audit.coverage import TABLE_TITLE as COVERAGE_TABLE_TITLE
 from segsynth_audit.distribution import Comparison, compare
 from segsynth_audit.figures import coverage_figure, statistics_figure
 from segsynth_audit.shape_stats import STATISTICS, mask_statistics
 
 TABLE_TITLE = "Mask statistics, real train vs synthetic"
+CLASS_TABLE_TITLE = "Mask statistics per class, real train vs synthetic"
+CLASS_MIX_TITLE = "Class frequencies, real train vs synthetic"
 FIGURE_TITLE = "Mask statistics: real train vs synthetic histograms"
 COVERAGE_FIGURE_TITLE = "Coverage: per-mask distributions and empty/sparse shares, real vs synthetic"
 DIVERSITY_OFFSET = 100  # generator offsets of the diversity pair draws (+0 real, +1 synthetic, +2 test)
@@ -116,6 +127,12 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
 
     params: Params
 
+    def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
+        super().__init__(params, info)
+        #: K > 1 exclusive classes (measured per class and as their union); None: channel 0
+        labels = info.labels
+        self.classes: LabelTable | None = labels if labels is not None and labels.k > 1 else None
+
     def evaluate(
         self,
         real_train: segsynth.PairSet,
@@ -136,10 +153,18 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
                 f"are {synthetic_size[0]}x{synthetic_size[1]}; lengths and counts are only "
                 "comparable at one size."
             )
-        if max(real_train.masks.shape[1], synthetic.masks.shape[1]) > 1:
+        if self.classes is not None:
+            result.notes.append(
+                f"mask_statistics: {self.classes.k} classes; maskstats.<statistic>.* and coverage "
+                "measure the foreground union (any class), maskstats.<statistic>.<class>.* each "
+                "class on its own, diversity compares class maps."
+            )
+        elif max(real_train.masks.shape[1], synthetic.masks.shape[1]) > 1:
             result.notes.append("mask_statistics: masks have several channels; only channel 0 is measured.")
-        real_masks = self._subset(real_train.masks, trainer, offset=0)
-        fake_masks = self._subset(synthetic.masks, trainer, offset=1)
+        real_drawn = self._draw(real_train.masks, trainer, offset=0)
+        fake_drawn = self._draw(synthetic.masks, trainer, offset=1)
+        real_masks, real_compared = self._measured(real_drawn)
+        fake_masks, fake_compared = self._measured(fake_drawn)
         real = mask_statistics(real_masks, trainer.device)
         fake = mask_statistics(fake_masks, trainer.device)
         rows: list[dict[str, Any]] = []
@@ -161,9 +186,85 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
             trainer.work_dir / "mask_statistics.png", real, fake, STATISTICS, self.params.bins
         )
         result.figures[FIGURE_TITLE] = str(path)
-        self._coverage(result, trainer, MeasuredSet(real_masks, real), MeasuredSet(fake_masks, fake),
+        if self.classes is not None:
+            self._per_class(result, class_index(real_drawn), class_index(fake_drawn), trainer)
+        self._coverage(result, trainer, MeasuredSet(real_compared, real), MeasuredSet(fake_compared, fake),
                        real_test)
         return result
+
+    def _per_class(
+        self,
+        result: segsynth.EvaluationResult,
+        real: torch.Tensor,
+        synthetic: torch.Tensor,
+        trainer: segsynth.Trainer,
+    ) -> None:
+        """K classes: every statistic per class, and the class frequencies of the two sets.
+
+        ``real`` and ``synthetic`` are class-index maps ``(N, H, W)``. A class's pixel share is
+        its pixels over all pixels of the set (pooled); its presence the share of masks holding
+        any of it; the class mix distance is the total variation distance between the two sets'
+        split of their foreground pixels over the classes (0: the same mix, 1: no class in
+        common), blind to how much foreground there is, which foreground_fraction covers.
+        """
+        assert self.classes is not None
+        rows: list[dict[str, Any]] = []
+        mix_rows: list[dict[str, Any]] = []
+        mixes: dict[str, np.ndarray] = {}
+        for which, index in (("real", real), ("synthetic", synthetic)):
+            counts = torch.bincount(index.flatten(), minlength=self.classes.k + 1)[1:].double()
+            mixes[which] = (counts / counts.sum().clamp_min(1.0)).numpy()
+        for c, (name, key) in enumerate(zip(self.classes.foreground, class_keys(self.classes.foreground),
+                                            strict=True), start=1):
+            real_c, fake_c = real == c, synthetic == c
+            real_stats = mask_statistics(real_c, trainer.device)
+            fake_stats = mask_statistics(fake_c, trainer.device)
+            for stat, unit in STATISTICS.items():
+                comparison = compare(real_stats[stat], fake_stats[stat])
+                self._record(result, f"{stat}.{key}", comparison)
+                ks = ks_statistic(real_stats[stat], fake_stats[stat])
+                if ks is not None:
+                    result.metrics[f"maskstats.{stat}.{key}.ks"] = ks
+                rows.append({
+                    "class": name,
+                    "statistic": stat,
+                    "unit": unit,
+                    "real mean": _rounded(comparison.real_mean),
+                    "synthetic mean": _rounded(comparison.synthetic_mean),
+                    "W1 / real std": _rounded(comparison.distance),
+                    "KS": _rounded(ks),
+                })
+            share = {w: float(m.double().mean()) for w, m in (("real", real_c), ("synthetic", fake_c))}
+            presence = {w: float(m.flatten(1).any(dim=1).double().mean())
+                        for w, m in (("real", real_c), ("synthetic", fake_c))}
+            for which in ("real", "synthetic"):
+                result.metrics[f"maskstats.class_share.{key}.{which}"] = share[which]
+                result.metrics[f"maskstats.class_presence.{key}.{which}"] = presence[which]
+            if share["real"] > 0:
+                result.metrics[f"maskstats.class_share.{key}.ratio"] = share["synthetic"] / share["real"]
+            else:
+                result.notes.append(
+                    f"maskstats.class_share.{key}.ratio left out: no real training mask holds "
+                    f"class {name!r}."
+                )
+            mix_rows.append({
+                "class": name,
+                "real pixel share": _rounded(share["real"], 5),
+                "synthetic pixel share": _rounded(share["synthetic"], 5),
+                "synthetic / real": _rounded(result.metrics.get(f"maskstats.class_share.{key}.ratio"), 3),
+                "share of foreground (real)": _rounded(float(mixes["real"][c - 1])),
+                "share of foreground (synthetic)": _rounded(float(mixes["synthetic"][c - 1])),
+                "masks holding it (real)": f"{presence['real']:.1%}",
+                "masks holding it (synthetic)": f"{presence['synthetic']:.1%}",
+            })
+        if mixes["real"].sum() > 0 and mixes["synthetic"].sum() > 0:
+            result.metrics["maskstats.class_mix.distance"] = float(0.5 * np.abs(mixes["real"] - mixes["synthetic"]).sum())
+        else:
+            result.notes.append(
+                "maskstats.class_mix.distance left out: one of the sets has no foreground pixel."
+            )
+        result.tables[CLASS_TABLE_TITLE] = rows
+        result.tables[CLASS_MIX_TITLE] = mix_rows
 
     def _coverage(
         self,
@@ -184,8 +285,8 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
                 "coverage has no test reference."
             )
         else:
-            test_masks = self._subset(real_test.masks, trainer, offset=2)
-            sets["test"] = MeasuredSet(test_masks, mask_statistics(test_masks, trainer.device))
+            test_masks, test_compared = self._measured(self._draw(real_test.masks, trainer, offset=2))
+            sets["test"] = MeasuredSet(test_compared, mask_statistics(test_masks, trainer.device))
         generators = {which: trainer.generator(DIVERSITY_OFFSET + i)
                       for i, which in enumerate(("real", "synthetic", "test"))}
         coverage = measure_coverage(sets, p.empty_fraction, p.sparse_fraction, p.diversity_pairs, generators)
@@ -205,13 +306,25 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
         )
         result.figures[COVERAGE_FIGURE_TITLE] = str(path)
 
-    def _subset(self, masks: torch.Tensor, trainer: segsynth.Trainer, offset: int) -> torch.Tensor:
-        """Channel 0 of ``masks`` as binary ``(N, H, W)`` (a seeded random subset when ``max_masks`` asks for one)."""
+    def _draw(self, masks: torch.Tensor, trainer: segsynth.Trainer, offset: int) -> torch.Tensor:
+        """``masks``, or the seeded random subset of them that ``max_masks`` asks for."""
         limit = self.params.max_masks
         if limit is not None and masks.shape[0] > limit:
             chosen = torch.randperm(masks.shape[0], generator=trainer.generator(offset))[:limit]
             masks = masks[chosen.sort().values]
-        return masks[:, 0] > 0.5
+        return masks
+
+    def _measured(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the statistics measure (binary ``(N, H, W)``) and what diversity compares.
+
+        Binary / independent channels: channel 0 for both. K classes: the foreground union,
+        and the one-hot class maps ``(N, K, H, W)``.
+        """
+        if self.classes is None:
+            binary = masks[:, 0] > 0.5
+            return binary, binary
+        index = class_index(masks)
+        return index > 0, one_hot(index, self.classes.k).bool()
 
     @staticmethod
     def _record(result: segsynth.EvaluationResult, stat: str, c: Comparison) -> None:

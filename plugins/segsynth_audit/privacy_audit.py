@@ -2,7 +2,9 @@
 
 Distance to closest record (``segsynth_audit.dcr``) in several spaces, because either stage can
 memorise and because no single distance sees every kind of copy: images (RMS pixel difference),
-masks (``1 - IoU`` after a small blur that tolerates slight shifts), both area-averaged to at
+masks (``1 - IoU`` after a small blur that tolerates slight shifts; over every channel, so with
+K exclusive classes a pixel agrees only where both masks hold the same class and a copy with
+two classes swapped is no copy), both area-averaged to at
 most ``audit_size`` pixels a side (``segsynth_audit.features``, ``segsynth_audit.distances``),
 and any learned feature space an earlier evaluator published to the run's context (by default
 ``segmenter``: the real-trained U-Net of ``unet_segmentation``). The real test split calibrates
@@ -27,6 +29,7 @@ import torch
 from pydantic import Field, field_validator
 
 import segsynth
+from segsynth.labels import LabelTable, class_index, one_hot
 from segsynth_audit.dcr import SpaceAudit, audit_space, nndr
 from segsynth_audit.distances import matched_distances
 from segsynth_audit.features import audit_shape, blurred_mask_features, pixel_features
@@ -148,6 +151,22 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
 
     params: Params
 
+    def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
+        super().__init__(params, info)
+        #: K > 1 exclusive classes: masks are made strictly one-hot before they are compared
+        labels = info.labels
+        self.classes: LabelTable | None = labels if labels is not None and labels.k > 1 else None
+
+    def _masks(self, masks: torch.Tensor) -> torch.Tensor:
+        """The masks the mask distance compares.
+
+        With K classes: strictly one-hot (each pixel its most likely class), so a soft or
+        overlapping synthetic mask is compared as the class map it stands for, and the
+        Tanimoto distance over the K channels is ``1 - IoU`` of the class maps (overlap counted
+        only where both hold the same class; background-only pixels count for neither).
+        """
+        return masks if self.classes is None else one_hot(class_index(masks), self.classes.k).to(masks)
+
     # ------------------------------------------------------------------ evaluate
     def evaluate(
         self,
@@ -231,8 +250,9 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
             if name == PIXELS:
                 spaces.append(Space("image", lambda p: pixel_features(p.images, shape), "rms",
                                     "RMS pixel difference"))
-                spaces.append(Space("mask", lambda p: blurred_mask_features(p.masks, shape, blur),
-                                    "tanimoto", "1 - IoU" + (f" (blur sigma {blur:g} px)" if blur else "")))
+                over = "" if self.classes is None else f" over the {self.classes.k} classes"
+                spaces.append(Space("mask", lambda p: blurred_mask_features(self._masks(p.masks), shape, blur),
+                                    "tanimoto", f"1 - IoU{over}" + (f" (blur sigma {blur:g} px)" if blur else "")))
                 continue
             published = self.context.features.get(name)
             if published is None:
@@ -348,8 +368,8 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
         shape = audit_shape(tuple(train.images.shape[-2:]), self.params.audit_size)  # type: ignore[arg-type]
         blur = self.params.mask_blur
         mask_distance = matched_distances(
-            blurred_mask_features(synthetic.masks[order], shape, blur),
-            blurred_mask_features(train.masks[partner], shape, blur),
+            blurred_mask_features(self._masks(synthetic.masks[order]), shape, blur),
+            blurred_mask_features(self._masks(train.masks[partner]), shape, blur),
             "tanimoto",
         )
         flagged = None if image.threshold is None else image.flags(image.synthetic)
@@ -368,5 +388,6 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
             caption = f"{synthetic.ids[s]} ~ {train.ids[t]}\nimage {d_image:.3f}, mask {d_mask:.3f}"
             pictures.append((synthetic.masks[s], synthetic.images[s], train.images[t], train.masks[t], caption))
         result.tables[PAIRS_TITLE] = rows
-        path = nearest_pairs_figure(trainer.work_dir / "nearest_pairs.png", pictures)
+        colours = None if self.classes is None else self.classes.display_colours()
+        path = nearest_pairs_figure(trainer.work_dir / "nearest_pairs.png", pictures, colours)
         result.figures["Closest synthetic / training pairs"] = str(path)

@@ -14,7 +14,7 @@ from pydantic import Field
 
 import segsynth
 from segsynth.params import BatchSize, LearningRate, Steps, Width
-from segsynth_unet.segmenter import Segmenter, TrainingPlan
+from segsynth_unet.segmenter import Segmenter, TrainingPlan, exclusive_classes
 
 
 class UNetSegmenter(segsynth.Segmenter):
@@ -38,8 +38,10 @@ class UNetSegmenter(segsynth.Segmenter):
                 f"unet segmenter depth {params.depth} is too deep for {info.size[0]}x{info.size[1]} "
                 f"images (at most {limit} keeps the bottleneck at least 2x2); lower `depth`."
             )
+        # K > 1 exclusive classes: a softmax net whose predict gives the classes' probabilities
         self.segmenter = Segmenter(info.image_channels, info.mask_channels, params.depth,
-                                   params.base_filters, params.lr)
+                                   params.base_filters, params.lr,
+                                   exclusive=exclusive_classes(info) is not None)
 
     def state(self) -> dict[str, Any]:
         return self.segmenter.state()

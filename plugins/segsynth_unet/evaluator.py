@@ -11,6 +11,7 @@ feature-space distances).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -19,10 +20,13 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 import segsynth
+from segsynth import measures
 from segsynth.coverage import EMPTY_FP_RATE, EMPTY_FP_RATIO, EMPTY_FP_SAMPLES, EMPTY_FRACTION
+from segsynth.files import atomic_write_csv, atomic_write_text
+from segsynth.labels import LabelTable, one_hot
 from segsynth.params import MAX_COUNT, BatchSize, Count, LearningRate, Steps
 from segsynth_unet.empty_truth import empty_fp_rate, near_empty
-from segsynth_unet.figure import prediction_grid
+from segsynth_unet.figure import confusion_figure, prediction_grid
 from segsynth_unet.network import max_depth
 from segsynth_unet.published import FEATURE_SPACE, segmenter_feature_space
 from segsynth_unet.reference import (
@@ -33,8 +37,18 @@ from segsynth_unet.reference import (
     mask_fidelity,
 )
 from segsynth_unet.rendering import StageII
-from segsynth_unet.scoring import F1_TRAP_NOTE, METRIC_LABELS, column_label, region_label, score
-from segsynth_unet.segmenter import Segmenter, TrainingPlan
+from segsynth_unet.scoring import (
+    CLASS_METRICS,
+    CLASSES_NOTE,
+    F1_TRAP_NOTE,
+    METRIC_LABELS,
+    class_score,
+    column_label,
+    foreground_union,
+    region_label,
+    score,
+)
+from segsynth_unet.segmenter import Segmenter, TrainingPlan, exclusive_classes, predicted_classes
 from segsynth_unet.summary import aggregate, format_mean_std
 from segsynth_unet.training_sets import (
     TRAIN_ON_CHOICES,
@@ -50,7 +64,13 @@ DEFAULT_DEPTH = 4
 TABLE_TITLE = "Train on synthetic, test on real"
 PER_SEED_TITLE = "Per-seed scores (train on synthetic, test on real)"
 EMPTY_FP_TITLE = "False positives on real test images with (nearly) empty truth"
-PER_SEED_KEYS = ("f1", "mean_image_f1", "macro_f1", "auc")  # enough to spot an outlier seed
+CLASS_TITLE = "Per-class scores (train on synthetic, test on real)"
+CONFUSION_TITLE = "Confusion of classes on real test images (all seeds pooled)"
+PER_SEED_KEYS = ("f1", "mean_image_f1", "macro_f1", "auc", "mean_fg_dice")  # enough to spot an outlier seed
+#: the synthetic / real ratios reported as ``ratio.<key>`` (``mean_fg_dice`` only with K classes)
+RATIO_KEYS = ("f1", "mean_fg_dice")
+#: files of the K-class confusion matrices in the evaluator's folder
+CONFUSION_JSON, CONFUSION_CSV, CONFUSION_PNG = "confusion.json", "confusion.csv", "confusion.png"
 REFERENCE = "real"  # the training set whose seed-0 segmenter is the yardstick
 # generator offsets: synthetic subsets per seed, Stage-II noise when rendering real masks for
 # mask fidelity, feature-distance draws
@@ -73,6 +93,7 @@ class SetOutcome:
     scores: list[dict[str, float]] = field(default_factory=list)
     first_prediction: torch.Tensor | None = None  # seed 0, thresholded, for the figure
     first_segmenter: Segmenter | None = None  # seed 0, the yardstick when this is the real set
+    confusions: list[measures.ClassConfusion] = field(default_factory=list)  # K classes: per seed
 
 
 class UNetSegmentationEvaluator(segsynth.Evaluator):
@@ -80,8 +101,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
 
     name: ClassVar[str] = "unet_segmentation"
     description: ClassVar[str] = (
-        "Train U-Nets on real and synthetic pairs over seeds; Dice/F1/AUC on real test images, "
-        "Stage-II mask fidelity, KID and precision/recall."
+        "Train U-Nets on real and synthetic pairs over seeds; Dice/F1/AUC (and per-class Dice "
+        "with K classes) on real test images, Stage-II mask fidelity, KID and precision/recall."
     )
 
     class Params(segsynth.Params):
@@ -124,7 +145,11 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             16, ge=1, le=256, description="Filters of the first level; doubled at each level down."
         )
         threshold: float = Field(
-            0.5, gt=0.0, lt=1.0, description="Sigmoid probability above which a pixel is vessel."
+            0.5, gt=0.0, lt=1.0,
+            description=(
+                "Sigmoid probability above which a pixel is vessel. Not used with K exclusive "
+                "classes (data labels): there each pixel takes its most probable class."
+            ),
         )
         empty_fraction: float = Field(
             EMPTY_FRACTION, gt=0.0, lt=1.0,
@@ -229,11 +254,14 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
     def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
         self.depth = self._checked_depth(info.size)
+        #: K > 1 exclusive classes: K-class segmenters and per-class scores; None: binary as always
+        self.classes: LabelTable | None = exclusive_classes(info)
         # read now: the pipeline builds an evaluator just before it runs, so a missing or
         # mismatched file stops the evaluation before any segmenter is trained
         self.loaded: LoadedYardstick | None = None
         if params.reference_checkpoint is not None:
-            shape = Shape(info.image_channels, info.mask_channels, self.depth, params.base_filters)
+            shape = Shape(info.image_channels, info.mask_channels, self.depth, params.base_filters,
+                          exclusive=self.classes is not None)
             self.loaded = load_yardstick(Path(params.reference_checkpoint), shape, params.lr)
 
     def _checked_depth(self, size: tuple[int, int]) -> int:
@@ -273,6 +301,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         ]
         outcomes = [o for o in outcomes if o.scores]
         self._summarise(outcomes, region_label(real_test), result)
+        if self.classes is not None:
+            self._class_results(outcomes, region_label(real_test), trainer, result)
         self._add_ratio(result)
         self._add_empty_fp(outcomes, real_test, result)
         reference = (self.loaded.segmenter if self.loaded is not None
@@ -334,13 +364,32 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             probabilities = segmenter.predict(real_test.images, self._child(trainer, spec.label, seed),
                                               batch_size=self._batch())
             outcome.pairs = len(pairs)
-            outcome.scores.append(score(probabilities, real_test, self.params.threshold))
-            outcome.scores[-1].update(empty_fp_rate(probabilities, real_test, self.params.threshold,
-                                                    self.params.empty_fraction))
+            if self.classes is None:
+                outcome.scores.append(score(probabilities, real_test, self.params.threshold))
+                outcome.scores[-1].update(empty_fp_rate(probabilities, real_test, self.params.threshold,
+                                                        self.params.empty_fraction))
+                prediction = (probabilities > self.params.threshold).float()
+            else:
+                prediction = self._score_classes(outcome, probabilities, real_test)
             if seed == 0:
-                outcome.first_prediction = (probabilities > self.params.threshold).float()
+                outcome.first_prediction = prediction
                 outcome.first_segmenter = segmenter
         return outcome
+
+    def _score_classes(
+        self, outcome: SetOutcome, probabilities: torch.Tensor, real_test: segsynth.PairSet
+    ) -> torch.Tensor:
+        """K classes: add one seed's scores and confusion to ``outcome``; returns its prediction
+        as one-hot channels. False positives on empty truths count any class painted where the
+        truth holds none."""
+        assert self.classes is not None
+        scores, counts = class_score(probabilities, real_test, self.classes)
+        predicted = predicted_classes(probabilities)
+        painted = (predicted > 0)[:, None].float()
+        scores.update(empty_fp_rate(painted, foreground_union(real_test), 0.5, self.params.empty_fraction))
+        outcome.scores.append(scores)
+        outcome.confusions.append(counts)
+        return one_hot(predicted, self.classes.k)
 
     def _summarise(
         self, outcomes: list[SetOutcome], region: str, result: segsynth.EvaluationResult
@@ -458,6 +507,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             shown.masks * inside,
             {k: v[: len(shown)] * inside for k, v in predictions.items()},
             shown.ids,
+            None if self.classes is None else self.classes.display_colours(),
         )
         result.figures["U-Net predictions on real test images (seed 0)"] = str(path)
 
@@ -508,7 +558,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         """An untrained U-Net of this evaluator's shape (weights from torch's global RNG)."""
         p = self.params
         return Segmenter(self.info.image_channels, self.info.mask_channels, self.depth,
-                         p.base_filters, p.lr)
+                         p.base_filters, p.lr, exclusive=self.classes is not None)
 
     def _add_empty_fp(
         self, outcomes: list[SetOutcome], real_test: segsynth.PairSet, result: segsynth.EvaluationResult
@@ -520,7 +570,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         """
         region = region_label(real_test)
         limit = f"{self.params.empty_fraction:.1%}"
-        samples = int(near_empty(real_test, self.params.empty_fraction).sum())
+        truth = real_test if self.classes is None else foreground_union(real_test)
+        samples = int(near_empty(truth, self.params.empty_fraction).sum())
         if samples == 0:
             result.notes.append(
                 f"<set>.{EMPTY_FP_RATE} left out: no real test sample has a truth with less than "
@@ -562,11 +613,78 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
 
     @staticmethod
     def _add_ratio(result: segsynth.EvaluationResult) -> None:
-        """``ratio.f1`` = synthetic F1 / real F1 (means over seeds): 1.0 means nothing was lost."""
-        real, synthetic = result.metrics.get("real.f1"), result.metrics.get("synthetic.f1")
-        if real is None or synthetic is None:
+        """``ratio.f1`` = synthetic F1 / real F1 (means over seeds): 1.0 means nothing was lost.
+
+        Likewise ``ratio.mean_fg_dice`` with K classes.
+        """
+        for key in RATIO_KEYS:
+            real, synthetic = result.metrics.get(f"real.{key}"), result.metrics.get(f"synthetic.{key}")
+            if real is None or synthetic is None:
+                continue
+            if real == 0.0:
+                measure = "F1" if key == "f1" else key
+                result.notes.append(f"ratio.{key} left out: the real-trained segmenter scored {measure} = 0.")
+                continue
+            result.metrics[f"ratio.{key}"] = synthetic / real
+
+    def _class_results(
+        self,
+        outcomes: list[SetOutcome],
+        region: str,
+        trainer: segsynth.Trainer,
+        result: segsynth.EvaluationResult,
+    ) -> None:
+        """K classes: the per-class table and the confusion matrices (files, figure, notes).
+
+        Matrices are written per seed and pooled over seeds (counts add up; the metrics are
+        means over seeds), rows the true class, columns the predicted one, inside the test fov.
+        """
+        assert self.classes is not None
+        table = self.classes
+        if not outcomes:
             return
-        if real == 0.0:
-            result.notes.append("ratio.f1 left out: the real-trained segmenter scored F1 = 0.")
-            return
-        result.metrics["ratio.f1"] = synthetic / real
+        result.notes.append(CLASSES_NOTE)
+        keys = measures.class_keys(table.foreground)
+        rows: list[dict[str, Any]] = []
+        for outcome in outcomes:
+            summary = aggregate(outcome.scores)
+            row: dict[str, Any] = {"trained on": outcome.spec.label}
+            row[column_label("mean_fg_dice", region)] = format_mean_std(*summary["mean_fg_dice"])
+            for name, key in zip(table.foreground, keys, strict=True):
+                for metric, label in CLASS_METRICS.items():
+                    row[label.format(name=name, region=region)] = format_mean_std(*summary[f"{metric}.{key}"])
+            rows.append(row)
+        result.tables[CLASS_TITLE] = rows
+        pooled = {o.spec.label: sum(o.confusions, measures.ClassConfusion.zeros(table.k + 1))
+                  for o in outcomes}
+        names = list(table.names)
+        record = {
+            "classes": names,
+            "rows": "true class", "columns": "predicted class", "region": region,
+            "sets": {o.spec.label: {"seeds": [c.as_lists() for c in o.confusions],
+                                    "pooled": pooled[o.spec.label].as_lists()} for o in outcomes},
+        }
+        work = trainer.work_dir
+        work.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(work / CONFUSION_JSON, json.dumps(record, indent=2) + "\n")
+        atomic_write_csv(
+            work / CONFUSION_CSV,
+            ["trained on", "true class", *(f"predicted {n}" for n in names)],
+            ([label, names[t], *counts.counts[t]] for label, counts in pooled.items()
+             for t in range(len(names))),
+        )
+        path = confusion_figure(work / CONFUSION_PNG, pooled, names, region)
+        result.figures[CONFUSION_TITLE] = str(path)
+        result.notes.append(
+            f"Confusion matrices (pixel counts, rows the true class, columns the predicted one, "
+            f"{region}) per training set and seed: {CONFUSION_JSON}, pooled over seeds: "
+            f"{CONFUSION_CSV}, in this evaluator's folder."
+        )
+        truth_rows = next(iter(pooled.values())).counts
+        for name, row_counts in zip(table.foreground, truth_rows[1:], strict=True):
+            if sum(row_counts) == 0:
+                result.notes.append(
+                    f"Class {name!r} has no pixel in the real test truth ({region}): its Dice is "
+                    "1.0 where a segmenter predicts none of it and 0.0 where it predicts some, "
+                    "and it weighs in mean_fg_dice like the other classes."
+                )

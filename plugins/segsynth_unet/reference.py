@@ -120,6 +120,10 @@ def mask_fidelity(
     - ``real_test``: the same segmenter on real test images, the yardstick: a Stage II that
       renders its masks perfectly would make its images exactly as easy to segment as real ones,
       so every row is read against this one, not against 1.0. Shown only next to another row.
+
+    With K classes (an ``exclusive`` segmenter) the Dice pools the K class channels of the
+    most-probable-class segmentation (``scoring.mask_dice``): a vessel drawn as the wrong class
+    counts as not drawn.
     """
     section = Section()
 
@@ -130,7 +134,8 @@ def mask_fidelity(
         section.rows.append({"images": label, "pairs": len(pairs), column: format_mean_std(mean, std)})
 
     def segmented(pairs: segsynth.PairSet) -> torch.Tensor:
-        return mask_dice(reference.predict(pairs.images, trainer, batch_size), pairs, threshold)
+        return mask_dice(reference.predict(pairs.images, trainer, batch_size), pairs, threshold,
+                         reference.exclusive)
 
     if stage2 is None:
         section.notes.append(NO_STAGE2_NOTE)

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 import segsynth
+from segsynth.labels import LabelTable
 from segsynth_unet.augment import random_dihedral, small_affine
-from segsynth_unet.loss import segmentation_loss
+from segsynth_unet.loss import class_segmentation_loss, segmentation_loss
 from segsynth_unet.network import UNet
 
 LOG_EVERY = 10
@@ -31,14 +32,35 @@ class TrainingPlan:
     affine: bool = False
 
 
+def exclusive_classes(info: segsynth.DatasetInfo) -> LabelTable | None:
+    """The class table when the masks hold K > 1 exclusive classes, else ``None``.
+
+    K = 1 with a table is a binary mask like any other: it keeps the sigmoid segmenter and the
+    binary scores, so a recipe that names its one class gets the numbers it always got.
+    """
+    labels = info.labels
+    return labels if labels is not None and labels.k > 1 else None
+
+
 class Segmenter:
-    """A U-Net plus its Adam optimizer, trained on a ``PairSet`` through a ``segsynth.Trainer``."""
+    """A U-Net plus its Adam optimizer, trained on a ``PairSet`` through a ``segsynth.Trainer``.
+
+    Two kinds of output. By default one sigmoid logit per mask channel (binary masks, or
+    independent channels that may overlap). With ``exclusive`` the mask channels are K one-hot
+    classes (``segsynth.labels``): the net has K + 1 logits (the background first), is trained
+    with cross-entropy + Dice and predicts one class per pixel, because independent sigmoids
+    would let a pixel be artery and vein at once, or neither where both are likely.
+    """
 
     def __init__(
-        self, image_channels: int, mask_channels: int, depth: int, base_filters: int, lr: float
+        self, image_channels: int, mask_channels: int, depth: int, base_filters: int, lr: float,
+        exclusive: bool = False,
     ) -> None:
-        self.net = UNet(image_channels, mask_channels, depth=depth, base_filters=base_filters)
+        self.exclusive = exclusive
+        outputs = mask_channels + 1 if exclusive else mask_channels
+        self.net = UNet(image_channels, outputs, depth=depth, base_filters=base_filters)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        self.loss = class_segmentation_loss if exclusive else segmentation_loss
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint holds: the net and the optimizer (the RNG is saved by the trainer)."""
@@ -71,7 +93,7 @@ class Segmenter:
             weight = batch[2] if len(batch) > 2 else None
             with trainer.autocast():
                 logits = self.net(x)
-            loss = segmentation_loss(logits, y, weight)
+            loss = self.loss(logits, y, weight)
             trainer.backward(loss)
             trainer.step(self.optimizer)
             if step % LOG_EVERY == 0 or step == plan.steps:
@@ -81,7 +103,15 @@ class Segmenter:
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, trainer: segsynth.Trainer, batch_size: int = 8) -> torch.Tensor:
-        """Foreground probabilities ``(N, Cm, H, W)`` on the CPU (BatchNorm in inference mode)."""
+        """Foreground probabilities ``(N, Cm, H, W)`` on the CPU (BatchNorm in inference mode).
+
+        ``exclusive``: the softmax probabilities of the K foreground classes (the background's
+        is one minus their sum); ``predicted_classes`` turns them into one class per pixel.
+        """
+        if self.exclusive:
+            empty = (0, self.net.head.out_channels - 1, *images.shape[-2:])
+            return self._in_batches(images, trainer, batch_size, empty,
+                                    lambda x: torch.softmax(self.net(x).float(), dim=1)[:, 1:])
         empty = (0, self.net.head.out_channels, *images.shape[-2:])
         return self._in_batches(images, trainer, batch_size, empty,
                                 lambda x: torch.sigmoid(self.net(x).float()))
@@ -139,3 +169,11 @@ class Segmenter:
         if layer == "decoder":
             return int(self.net.head.in_channels)
         return int(self.net.up[0].up.in_channels) if len(self.net.up) else int(self.net.head.in_channels)
+
+
+def predicted_classes(probabilities: torch.Tensor) -> torch.Tensor:
+    """Class indices ``(N, H, W)`` (0 = background) of K-class probabilities ``(N, K, H, W)``:
+    the most probable of the K + 1 classes (the argmax of the softmax), the background's
+    probability being one minus the others'."""
+    background = 1.0 - probabilities.sum(dim=1, keepdim=True)
+    return torch.cat([background, probabilities], dim=1).argmax(dim=1)

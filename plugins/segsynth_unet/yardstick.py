@@ -11,7 +11,7 @@ this evaluator builds; the file's name and SHA-256 travel with every number meas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,34 @@ SHA_SHOWN = 12  # hex digits of the SHA-256 shown in titles: enough to tell two 
 
 @dataclass(frozen=True)
 class Shape:
-    """What a U-Net's weights are made for: channels in and out, poolings, first-level filters."""
+    """What a U-Net's weights are made for: channels in and out, poolings, first-level filters.
+
+    ``exclusive``: the masks are ``mask_channels`` one-hot classes and the net has one more
+    output (the background). A checkpoint's weights cannot say which kind they are, so shapes
+    compare by their outputs (``matches``), and a file read back is described by its outputs.
+    """
 
     image_channels: int
     mask_channels: int
     depth: int
     base_filters: int
+    exclusive: bool = field(default=False, compare=False)
+
+    @property
+    def outputs(self) -> int:
+        """Logits of the net's head."""
+        return self.mask_channels + 1 if self.exclusive else self.mask_channels
+
+    def matches(self, other: Shape) -> bool:
+        """Whether weights of ``other`` load into a net of this shape."""
+        return ((self.image_channels, self.outputs, self.depth, self.base_filters)
+                == (other.image_channels, other.outputs, other.depth, other.base_filters))
 
     def __str__(self) -> str:
+        masks = (f"{self.mask_channels} classes plus the background ({self.outputs} outputs)"
+                 if self.exclusive else f"{self.mask_channels}-channel masks")
         return (f"depth {self.depth} with base_filters {self.base_filters}, for "
-                f"{self.image_channels}-channel images and {self.mask_channels}-channel masks")
+                f"{self.image_channels}-channel images and {masks}")
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,10 @@ class LoadedYardstick:
 
 
 def checkpoint_shape(net_state: dict[str, Any]) -> Shape | None:
-    """The shape of the ``UNet`` whose ``state_dict`` is ``net_state``; ``None`` if it is not one."""
+    """The shape of the ``UNet`` whose ``state_dict`` is ``net_state``; ``None`` if it is not one.
+
+    Its ``mask_channels`` are the head's outputs (one per channel, as a sigmoid net has).
+    """
     stem, head = net_state.get("stem.0.weight"), net_state.get("head.weight")
     if not isinstance(stem, torch.Tensor) or not isinstance(head, torch.Tensor):
         return None
@@ -100,11 +121,11 @@ def load_yardstick(path: Path, wanted: Shape, lr: float) -> LoadedYardstick:
             "was not written by the `unet` segmenter or by unet_segmentation. Point it at one of "
             "their final.pt checkpoints."
         )
-    if found != wanted:
+    if not wanted.matches(found):
         raise segsynth.UserError(_mismatch(path, found, wanted))
     with torch.random.fork_rng(devices=[]):  # the init is overwritten: leave the global RNG alone
         segmenter = Segmenter(wanted.image_channels, wanted.mask_channels, wanted.depth,
-                              wanted.base_filters, lr)
+                              wanted.base_filters, lr, exclusive=wanted.exclusive)
     try:
         unpack_state({"net": segmenter.net}, {"net": net_state}, torch.device("cpu"))
     except (KeyError, RuntimeError) as exc:
@@ -119,10 +140,14 @@ def _mismatch(path: Path, found: Shape, wanted: Shape) -> str:
     """Say how the file's U-Net differs from the one built here, and what to change."""
     head = (f"{PARAM} {path} holds a U-Net of {found}, but this evaluator builds one of {wanted} "
             "(depth and base_filters from its params, channels from the dataset).")
-    if (found.image_channels, found.mask_channels) != (wanted.image_channels, wanted.mask_channels):
+    if (found.image_channels, found.outputs) != (wanted.image_channels, wanted.outputs):
+        classes = ""
+        if wanted.exclusive or found.outputs == wanted.outputs + 1:
+            classes = (" A segmenter of K exclusive classes (data labels with K > 1 classes) has "
+                       "K + 1 outputs, the background's included, and reads as K + 1-channel here.")
         return (f"{head} The channels cannot be changed by unet_segmentation's params: use a "
                 "checkpoint trained on images and masks with this dataset's channels, or make the "
-                "dataset yield the checkpoint's (its preprocessing params).")
+                f"dataset yield the checkpoint's (its preprocessing params).{classes}")
     return (f"{head} Set unet_segmentation params depth: {found.depth} and base_filters: "
             f"{found.base_filters} to match the file (depth {found.depth} must also suit the image "
             "size), or point reference_checkpoint at a checkpoint of the current shape.")
