@@ -48,6 +48,7 @@ __all__ = [
     "decode_label_file",
     "exclusive",
     "label_map_png",
+    "most_probable",
     "one_hot",
 ]
 
@@ -268,6 +269,14 @@ def class_index(masks: torch.Tensor) -> torch.Tensor:
     """
     best, arg = masks.max(dim=-3)
     return torch.where(best > 0.5, arg + 1, torch.zeros_like(arg))
+
+
+def most_probable(probabilities: torch.Tensor) -> torch.Tensor:
+    """One-hot ``(..., K, H, W)`` of each pixel's most probable class, given the K foreground
+    classes' probabilities: the background's is what they leave, ``1 - sum``."""
+    background = 1.0 - probabilities.sum(dim=-3, keepdim=True)
+    index = torch.cat([background, probabilities], dim=-3).argmax(dim=-3)
+    return one_hot(index, probabilities.shape[-3]).to(probabilities.dtype).to(probabilities.device)
 
 
 def exclusive(masks: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from segsynth.errors import UserError
 from segsynth.files import atomic_write_bytes
 from segsynth.folders import DERIVE_TASK, RunState, json_bytes
 from segsynth.imageio import read_mask_png, write_mask_png
-from segsynth.labels import exclusive
+from segsynth.labels import most_probable
 from segsynth.interfaces import DatasetInfo, PairSet
 from segsynth.steps.components import Components, load_checkpoint_file
 
@@ -74,8 +74,8 @@ def derive_masks(parts: Components, state: RunState, info: DatasetInfo, labelled
         source = f"trained on {parts.recipe.data.name!r} train split ({len(labelled)} pairs)"
     probabilities = segmenter.predict(target.images, trainer)
     masks = (probabilities >= block.derive_masks.threshold).float()
-    if info.labels is not None:  # K classes: each pixel to its most probable class, or background
-        masks = exclusive(probabilities.float())
+    if info.labels is not None:  # K classes: each pixel to its most probable class, background included
+        masks = most_probable(probabilities.float())
     if target.fovs is not None:
         masks = masks * target.fovs
     result = PairSet(images=target.images, masks=masks, fovs=target.fovs, ids=target.ids)
