@@ -17,7 +17,8 @@ stays readable top to bottom::
     trainer.finish(state, total)               # the final checkpoint sampling loads
 
 Under torchrun (see ``segsynth.distributed`` and docs/distributed.md) the same loop runs in
-every process: ``shard(data)`` gives this process its part of the training set,
+every process, and ``segsynth.processes`` (``Solo`` or ``Group``) is the one place that tells
+one process from several: ``shard(data)`` gives this process its part of the training set,
 ``wrapped(module)`` the ``DistributedDataParallel`` wrapper to call for forward passes,
 ``step`` averages any gradient DDP did not, ``log`` averages the losses over processes (so a
 NaN anywhere stops every process), and only rank 0 writes checkpoints, CSV and progress.
@@ -40,7 +41,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from segsynth import compiling, distributed, host_memory, interrupts
+from segsynth import compiling, host_memory, interrupts, processes
 from segsynth.checkpoint import CheckpointStore
 from segsynth.errors import Interrupted, TrainingDiverged, UserError
 from segsynth.params import device_name_problem
@@ -133,9 +134,9 @@ class Trainer:
         self.settings = settings
         self.resume_requested = resume
         self.local = local
-        self.world_size = 1 if local else distributed.world_size()
-        self.rank = 0 if local else distributed.rank()
-        self.device = distributed.place(resolve_device(settings.device))
+        self.processes = processes.choose(local)  # one process, or one of several (torchrun)
+        self.world_size, self.rank = self.processes.world_size, self.processes.rank
+        self.device = self.processes.place(resolve_device(settings.device))
         self.precision = resolve_precision(settings.precision, self.device)
         self.store = CheckpointStore(self.work_dir / CHECKPOINTS, keep=settings.keep_checkpoints)
         self._scaler = (
@@ -145,9 +146,6 @@ class Trainer:
         self._csv_fields: list[str] | None = None
         self._csv_rows: list[list[Any]] = []  # every logged row (losses.csv is written whole)
         self._last_flush: float | None = None
-        self._wrappers: dict[int, torch.nn.Module] = {}  # id(module) -> its DDP wrapper
-        self._wrapper_params: dict[int, set[int]] = {}  # id(wrapper) -> ids of its parameters
-        self._synced: set[int] = set()  # wrappers run with gradient sync since their last step
         if settings.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             if self.device.type == "cuda":
@@ -158,7 +156,7 @@ class Trainer:
     @property
     def is_main(self) -> bool:
         """Whether this process writes files (always, unless it is not rank 0 under torchrun)."""
-        return self.rank == 0
+        return self.processes.is_main
 
     def child(self, name: str) -> Trainer:
         """A trainer for a sub-task (e.g. one segmenter of an evaluator) in ``work_dir/name``."""
@@ -184,12 +182,7 @@ class Trainer:
         so that the processes do not draw the same random numbers; rank 0 keeps the
         single-process seed.
         """
-        torch.manual_seed(self._stream_seed(self.settings.seed + offset))
-
-    def _stream_seed(self, base: int, step: int = 0) -> int:
-        if self.rank == 0 and step == 0:
-            return base
-        return (base * 1_000_003 + self.rank * 7919 + step * 104_729) % (2**63 - 1)
+        torch.manual_seed(self.processes.stream_seed(self.settings.seed + offset))
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded from the run seed: use it for anything that must reproduce.
@@ -227,19 +220,7 @@ class Trainer:
         ``backward`` with all its trainable parameters (a penalty such as R1 goes into the same
         loss, not into a second ``backward``).
         """
-        if self.world_size == 1:
-            return module
-        wrapper = self._wrappers.get(id(module))
-        if wrapper is None:
-            wrapper = distributed.data_parallel(module, self.device)
-            wrapper.register_forward_pre_hook(self._note_synced_forward)
-            self._wrappers[id(module)] = wrapper
-            self._wrapper_params[id(wrapper)] = {id(p) for p in module.parameters()}
-        return wrapper
-
-    def _note_synced_forward(self, wrapper: torch.nn.Module, args: Any) -> None:
-        if torch.is_grad_enabled() and getattr(wrapper, "require_backward_grad_sync", True):
-            self._synced.add(id(wrapper))
+        return self.processes.wrap(module, self.device)
 
     def shard(self, data: Data) -> Data:
         """This process's part of a training set (a tensor or ``PairSet``): all of it in one process.
@@ -248,22 +229,7 @@ class Trainer:
         disjoint and together hold every sample. Draw batches from the part, with torch's
         global RNG, which is seeded differently per rank.
         """
-        if self.world_size == 1:
-            return data
-        n = len(data)  # type: ignore[arg-type]
-        if n < self.world_size:
-            raise UserError(
-                f"the training set of {self.work_dir.name} has {n} sample(s) but the run has "
-                f"{self.world_size} processes, and every process needs at least one; start "
-                f"fewer processes (torchrun --nproc-per-node) or train on more data."
-            )
-        index = distributed.shard_indices(n, self.rank, self.world_size)
-        if isinstance(data, torch.Tensor):
-            return data[index.to(data.device)]  # type: ignore[return-value]
-        subset = getattr(data, "subset", None)
-        if subset is None:
-            raise TypeError(f"cannot shard a {type(data).__name__}; pass a tensor or a PairSet")
-        return subset(index)  # type: ignore[no-any-return]
+        return self.processes.shard(data, self.work_dir.name)
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.settings.channels_last and tensor.dim() == 4 and self.device.type != "mps":
@@ -291,23 +257,13 @@ class Trainer:
         plugin calls directly) are averaged over the processes here, so every process applies
         the same update whatever the plugin does.
         """
-        if self.world_size > 1:
-            self._average_unsynced(optimizer)
+        self.processes.sync_gradients(optimizer)
         if self._scaler is not None:
             self._scaler.step(optimizer)
             self._scaler.update()
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-
-    def _average_unsynced(self, optimizer: torch.optim.Optimizer) -> None:
-        owned = [p for group in optimizer.param_groups for p in group["params"]]
-        owned_ids = {id(p) for p in owned}
-        synced: set[int] = set()
-        for key in self._synced:
-            synced |= self._wrapper_params[key]
-        distributed.average_gradients(p for p in owned if id(p) not in synced)
-        self._synced = {k for k in self._synced if not self._wrapper_params[k] & owned_ids}
 
     # ----------------------------------------------------------------- progress & logging
     def steps(self, start: int, total: int, desc: str) -> Iterator[int]:
@@ -344,8 +300,7 @@ class Trainer:
         """
         numbers = {k: float(v.detach().float().item() if isinstance(v, torch.Tensor) else v)
                    for k, v in values.items()}
-        if self.world_size > 1:  # the mean over processes; a NaN on one stops them all
-            numbers = distributed.mean_values(numbers)
+        numbers = self.processes.mean(numbers)  # over processes: a NaN on one stops them all
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
         if bad:
             self._flush_losses()  # the curve up to the last good step shows how it diverged
@@ -436,8 +391,7 @@ class Trainer:
             return 0
         if self.is_main:
             self._restore_losses(loaded)
-        if self.rank > 0:  # the checkpoint holds rank 0's random state; the others start anew
-            torch.manual_seed(self._stream_seed(self.settings.seed, loaded))
+        self.processes.reseed_after_resume(self.settings.seed, loaded)  # ranks > 0 start anew
         return loaded
 
     def checkpoint(self, step: int, state: dict[str, Any], force: bool = False) -> None:
@@ -448,16 +402,14 @@ class Trainer:
         """
         every = self.settings.checkpoint_every
         signum = interrupts.requested()
-        if self.world_size > 1:  # a signal seen by any process stops all of them at this step
-            signum = distributed.agree_on_stop(signum)
+        signum = self.processes.agree_on_stop(signum)  # a signal on any process stops all here
         if force or signum is not None or (every > 0 and step % every == 0):
             path = self.store.folder / f"step_{step:08d}.pt"
             if self.is_main:
                 path = self.store.save(step, _plain(state))
                 self._flush_losses()
             if signum is not None:
-                if self.world_size > 1:
-                    distributed.barrier()  # nobody exits (and gets the run torn down) before the save
+                self.processes.wait_for_save()  # nobody exits (and gets the run torn down) before it
                 name = signal.Signals(signum).name
                 raise Interrupted(
                     f"{name} received: stopped training in {self.work_dir} at step {step} and "
@@ -472,16 +424,12 @@ class Trainer:
         statistics are gathered per process), so all of them sample exactly what is saved.
         """
         plain = _plain(state)
-        if self.world_size > 1:
-            distributed.broadcast_tensors(_state_tensors(plain))
+        self.processes.take_main_state(plain)
         if self.is_main:
             self.store.save(step, plain, final=True)
             self._flush_losses()
-        if self.world_size > 1:
-            distributed.barrier()  # the final checkpoint exists for everyone who goes on
-            self._wrappers.clear()  # training is over: let the DDP wrappers go
-            self._wrapper_params.clear()
-            self._synced.clear()
+        self.processes.wait_for_save()  # the final checkpoint exists for everyone who goes on
+        self.processes.end_training()
 
     def load_final(self, state: dict[str, Any]) -> bool:
         """Restore a finished component; ``False`` when no final checkpoint exists."""
@@ -496,14 +444,3 @@ def _plain(state: dict[str, Any]) -> dict[str, Any]:
     from torch.nn.parallel import DistributedDataParallel
 
     return {k: v.module if isinstance(v, DistributedDataParallel) else v for k, v in state.items()}
-
-
-def _state_tensors(state: dict[str, Any]) -> list[torch.Tensor]:
-    """The tensors of ``state``'s modules (parameters and buffers) and its counter tensors."""
-    tensors: list[torch.Tensor] = []
-    for value in state.values():
-        if isinstance(value, torch.nn.Module):
-            tensors += [t for t in value.state_dict().values() if isinstance(t, torch.Tensor)]
-        elif isinstance(value, torch.Tensor):
-            tensors.append(value)
-    return tensors
