@@ -49,6 +49,7 @@ __all__ = [
     "exclusive",
     "label_map_png",
     "most_probable",
+    "most_probable_class",
     "one_hot",
 ]
 
@@ -271,11 +272,17 @@ def class_index(masks: torch.Tensor) -> torch.Tensor:
     return torch.where(best > 0.5, arg + 1, torch.zeros_like(arg))
 
 
-def most_probable(probabilities: torch.Tensor) -> torch.Tensor:
-    """One-hot ``(..., K, H, W)`` of each pixel's most probable class, given the K foreground
-    classes' probabilities: the background's is what they leave, ``1 - sum``."""
+def most_probable_class(probabilities: torch.Tensor) -> torch.Tensor:
+    """Class indices ``(..., H, W)`` (0 = background) of the K foreground classes' probabilities
+    ``(..., K, H, W)``: the most probable of the K + 1 classes, the background's probability
+    being what the others leave, ``1 - sum`` (a softmax's argmax, background included)."""
     background = 1.0 - probabilities.sum(dim=-3, keepdim=True)
-    index = torch.cat([background, probabilities], dim=-3).argmax(dim=-3)
+    return torch.cat([background, probabilities], dim=-3).argmax(dim=-3)
+
+
+def most_probable(probabilities: torch.Tensor) -> torch.Tensor:
+    """One-hot ``(..., K, H, W)`` of each pixel's ``most_probable_class``."""
+    index = most_probable_class(probabilities)
     return one_hot(index, probabilities.shape[-3]).to(probabilities.dtype).to(probabilities.device)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 import segsynth
-from segsynth.labels import LabelTable
+from segsynth.labels import LabelTable, most_probable_class
 from segsynth_unet.augment import random_dihedral, small_affine
 from segsynth_unet.loss import class_segmentation_loss, segmentation_loss
 from segsynth_unet.network import UNet
@@ -171,9 +171,6 @@ class Segmenter:
         return int(self.net.up[0].up.in_channels) if len(self.net.up) else int(self.net.head.in_channels)
 
 
-def predicted_classes(probabilities: torch.Tensor) -> torch.Tensor:
-    """Class indices ``(N, H, W)`` (0 = background) of K-class probabilities ``(N, K, H, W)``:
-    the most probable of the K + 1 classes (the argmax of the softmax), the background's
-    probability being one minus the others'."""
-    background = 1.0 - probabilities.sum(dim=1, keepdim=True)
-    return torch.cat([background, probabilities], dim=1).argmax(dim=1)
+#: Class indices ``(N, H, W)`` of the K-class probabilities ``predict`` returns: the most
+#: probable of the K + 1 classes (``segsynth.labels.most_probable_class``).
+predicted_classes = most_probable_class
