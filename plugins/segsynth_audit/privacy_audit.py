@@ -29,7 +29,7 @@ import torch
 from pydantic import Field, field_validator
 
 import segsynth
-from segsynth.labels import LabelTable, class_index, one_hot
+from segsynth.labels import LabelTable, exclusive
 from segsynth_audit.dcr import SpaceAudit, audit_space, nndr
 from segsynth_audit.distances import matched_distances
 from segsynth_audit.features import audit_shape, blurred_mask_features, pixel_features
@@ -165,7 +165,7 @@ class PrivacyAuditEvaluator(segsynth.Evaluator):
         Tanimoto distance over the K channels is ``1 - IoU`` of the class maps (overlap counted
         only where both hold the same class; background-only pixels count for neither).
         """
-        return masks if self.classes is None else one_hot(class_index(masks), self.classes.k).to(masks)
+        return masks if self.classes is None else exclusive(masks)
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(

@@ -14,7 +14,8 @@ import torch
 
 import segsynth
 from segsynth import measures
-from segsynth.labels import LabelTable, class_index, one_hot
+import segsynth.labels as class_maps
+from segsynth.labels import LabelTable, class_index, most_probable
 from segsynth_unet.segmenter import predicted_classes
 
 #: metric key -> table column label, in report order; ``{region}`` says where it was counted.
@@ -141,8 +142,7 @@ def mask_dice(
     alarm in another, not as found.
     """
     if exclusive:
-        k = probabilities.shape[1]
-        predicted = one_hot(predicted_classes(probabilities), k)
-        return measures.per_image_f1(predicted, one_hot(class_index(pairs.masks), k), pairs.fovs)
+        return measures.per_image_f1(most_probable(probabilities), class_maps.exclusive(pairs.masks),
+                                     pairs.fovs)
     predicted = (probabilities > threshold).float()
     return measures.per_image_f1(predicted, pairs.masks, pairs.fovs)
