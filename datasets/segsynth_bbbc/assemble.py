@@ -18,7 +18,7 @@ import torch
 import segsynth
 from segsynth.preprocess import Preprocess, fit_to_size, fov_from_image
 from segsynth_bbbc.labels import mask_channels
-from segsynth_bbbc.tiles import tile_windows
+from segsynth.tiling import tile_windows
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import segsynth
 from segsynth.adapters import PairedFilesDataset, expected_layout
+from segsynth.errors import UserError
 from segsynth.pairing import Sample
 from segsynth.preprocess import DecodeCache, FileRef, PairFiles, load_pairs
 from segsynth_folders.params import PairedFoldersParams
@@ -20,8 +22,17 @@ class PairedFolders(PairedFilesDataset[PairedFoldersParams]):
     )
 
     def describe(self) -> str:
-        classes = "" if self.params.labels is None else f", classes {self.params.labels.describe()}"
-        return f"paired folders under {self.params.root}{classes}"
+        p = self.params
+        classes = "" if p.labels is None else f", classes {p.labels.describe()}"
+        tiles = "" if p.tiles is None else f", {p.tiles.size}-px tiles"
+        return f"paired folders under {p.root}{classes}{tiles}"
+
+    def info(self) -> segsynth.DatasetInfo:
+        info = super().info()
+        if self.params.tiles is None:
+            return info
+        side = self.params.tiles.size
+        return dataclasses.replace(info, size=(side, side))
 
     def fov_files(self) -> bool:
         return self.params.fovs is not None
@@ -29,7 +40,7 @@ class PairedFolders(PairedFilesDataset[PairedFoldersParams]):
     def read(self, split: str) -> segsynth.PairSet:
         p = self.params
         files = [self._files(self.samples[sample_id]) for sample_id in self.splits[split]]
-        return load_pairs(
+        pairs = load_pairs(
             files,
             p.preprocess,
             image_mode=p.channels,
@@ -38,6 +49,12 @@ class PairedFolders(PairedFilesDataset[PairedFoldersParams]):
             cache=DecodeCache(p.cache_dir),
             labels=p.labels,
         )
+        if p.tiles is None:
+            return pairs
+        try:
+            return p.tiles.cut(pairs)
+        except ValueError as error:
+            raise UserError(f"paired_folders {split} split under {p.root}: {error}.") from error
 
     @staticmethod
     def _files(sample: Sample) -> PairFiles:

@@ -11,6 +11,7 @@ import segsynth
 from segsynth.labels import LabelTable
 from segsynth.pairing import check_name_pattern, check_relative_glob
 from segsynth.preprocess import CacheDir, Channels, DefaultPreprocess
+from segsynth.tiling import Tiling
 from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
 
 
@@ -77,6 +78,13 @@ class PairedFoldersParams(segsynth.Params):
     test_fraction: TestFraction = 0.2
     seed: SplitSeed = 0
     preprocess: DefaultPreprocess
+    tiles: Tiling | None = Field(
+        None,
+        description=(
+            "Cut each fitted sample into square tiles, e.g. {size: 128}: many local samples "
+            "from few large photographs, at full detail. None: whole samples."
+        ),
+    )
     cache_dir: CacheDir = None
 
     @field_validator("images", "masks", "fovs")
@@ -96,5 +104,11 @@ class PairedFoldersParams(segsynth.Params):
             raise ValueError(
                 "mask_threshold and labels exclude each other: a label map's values are class "
                 "numbers, not intensities to cut; remove mask_threshold"
+            )
+        if self.tiles is not None and self.tiles.size > min(self.preprocess.hw):
+            raise ValueError(
+                f"tiles.size {self.tiles.size} is larger than the fitted samples "
+                f"({self.preprocess.hw[0]}x{self.preprocess.hw[1]}, preprocess.size): lower "
+                "tiles.size or raise preprocess.size"
             )
         return self

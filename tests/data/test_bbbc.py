@@ -26,7 +26,7 @@ from segsynth_bbbc.bbbc038 import Bbbc038
 from segsynth_bbbc.bbbc039 import Bbbc039
 from segsynth_bbbc.crops import Bbbc039Crops, data_folder, read_manifest
 from segsynth_bbbc.labels import colour_labels, count_instances, stack_instances, touching_boundary
-from segsynth_bbbc.tiles import tile_starts, tile_windows
+from segsynth.tiling import tile_starts, tile_windows
 from datafixtures import load_refuses
 from toys import TOY_RECIPE
 
