@@ -7,7 +7,7 @@ without waiting for GANs; the real plugins have their own tests in tests/plugins
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -60,10 +60,13 @@ class ToyData(segsynth.DatasetAdapter):
         size: int = Field(16, ge=8)
         n_train: int = Field(6, ge=0)
         n_test: int = Field(4, ge=0)
+        #: the field of view: every pixel, a centred disc (a fundus-like black surround), or none
+        fov: Literal["all", "disc", "none"] = "all"
 
     def info(self) -> segsynth.DatasetInfo:
         s = self.params.size
-        return segsynth.DatasetInfo(image_channels=1, mask_channels=1, size=(s, s), has_fov=True)
+        return segsynth.DatasetInfo(image_channels=1, mask_channels=1, size=(s, s),
+                                    has_fov=self.params.fov != "none")
 
     def load(self, split: str) -> segsynth.PairSet:
         if split not in ("train", "test"):
@@ -79,7 +82,12 @@ class ToyData(segsynth.DatasetAdapter):
             masks.append((((yy - cy) ** 2 + (xx - cx) ** 2) <= r**2).float())
         m = torch.stack(masks)[:, None] if masks else torch.zeros(0, 1, s, s)
         images = (0.2 + 0.6 * m + 0.05 * torch.rand(m.shape, generator=g)).clamp(0, 1)
-        fov = torch.ones_like(m)
+        fov: torch.Tensor | None = torch.ones_like(m)
+        if self.params.fov == "disc":
+            fov = ((yy - s / 2 + 0.5) ** 2 + (xx - s / 2 + 0.5) ** 2 <= (s / 2) ** 2).float().expand_as(m)
+            m, images = m * fov, images * fov
+        elif self.params.fov == "none":
+            fov = None
         return segsynth.PairSet(images=images, masks=m, fovs=fov,
                                 ids=[f"{split}_{i}" for i in range(n)])
 

@@ -48,6 +48,7 @@ LOCK_NAME = ".lock"
 STATE_FILE = "state.json"
 RESOLVED_RECIPE = "recipe.resolved.yaml"
 FOREGROUND_MATCH = "stage1/foreground_match.json"  # synthesis.match_foreground targets
+FIELDS_OF_VIEW = "stage1/fields_of_view.json"  # synthesis.fields_of_view shapes
 LOSSES_FILE = "losses.csv"  # in each training task's folder (stage1/, stage2/, evaluation/*/...)
 RUN_LOG = "run.log"  # what the console showed during the run(s), with timestamps (segsynth.console)
 TENSORBOARD = "tensorboard"  # the tensorboard logger's event files, one folder per training task
@@ -396,6 +397,7 @@ class RunFolder:
     def derived_mask(self, sample_id: str) -> Path:
         return self.derived_masks / f"{sample_id}.png"
     foreground_match = property(lambda self: self.root / FOREGROUND_MATCH)
+    fields_of_view = property(lambda self: self.root / FIELDS_OF_VIEW)
     evaluation_dir = property(lambda self: self.root / EVALUATION)
     samples = property(lambda self: self.root / SAMPLES_DIR)
 

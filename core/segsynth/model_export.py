@@ -43,6 +43,7 @@ import segsynth
 from segsynth import folders
 from segsynth.checkpoint import CheckpointStore
 from segsynth.coverage_sampling import HistogramMatcher
+from segsynth.fov_paste import FieldsOfView, PastedSampler
 from segsynth.labels import LabelTable
 from segsynth.errors import UserError
 from segsynth.files import atomic_write_bytes, atomic_write_text
@@ -183,11 +184,20 @@ def _build(stage: Stage, info: DatasetInfo, registry: Registry, where: Path | st
     return entry.cls(params, info)  # type: ignore[call-arg]
 
 
-def _sampler(components: list[Any], single_stage: bool, matcher: HistogramMatcher | None = None) -> PairSampler:
-    """The pair sampler `synth sample` builds, from components (and the run's histogram matcher)."""
+def _sampler(components: list[Any], single_stage: bool, matcher: HistogramMatcher | None = None,
+             rims: FieldsOfView | None = None) -> PairSampler:
+    """The pair sampler `synth sample` builds, from components (and the run's histogram matcher
+    and fields of view)."""
     if single_stage:
-        return matched(components[0].sample_pairs, matcher)  # type: ignore[no-any-return]
-    return two_stage_sampler(components[0], components[1], matcher)
+        sampler: PairSampler = matched(components[0].sample_pairs, matcher)
+    else:
+        sampler = two_stage_sampler(components[0], components[1], matcher)
+    return sampler if rims is None else PastedSampler(sampler, rims)
+
+
+def _fields(config: dict[str, Any]) -> FieldsOfView | None:
+    shapes = config.get("fields_of_view")
+    return FieldsOfView.from_json(shapes) if isinstance(shapes, dict) else None
 
 
 def _matcher(config: dict[str, Any]) -> HistogramMatcher | None:
@@ -218,7 +228,7 @@ def build_model(
         _fill(stage, component, tensors, where)
         component.to(device)
         components.append(component)
-    return _sampler(components, len(components) == 1, _matcher(config))
+    return _sampler(components, len(components) == 1, _matcher(config), _fields(config))
 
 
 # ---------------------------------------------------------------------- export
@@ -298,6 +308,7 @@ def export_model(
     # what `synth sample RUN` draws, built the way it builds it
     reference = _draw(pipeline.load_finished_sampler(info))
     matcher = pipeline.foreground_matcher()  # synthesis.match_foreground's targets, if on
+    rims = pipeline.parts.fields_of_view()  # synthesis.fields_of_view's shapes, if on
 
     def pack() -> tuple[dict[str, Any], bytes]:
         """Config and weights of the current entries, checked: rebuilt, they draw ``reference``."""
@@ -307,6 +318,8 @@ def export_model(
         config = _config(loaded, info, stages, metrics, run_dir, license)
         if matcher is not None:
             config["foreground_match"] = matcher.to_json()
+        if rims is not None:
+            config["fields_of_view"] = rims.to_json()
         weights = _serialise(tensors)
         config["weights_sha256"] = hashlib.sha256(weights).hexdigest()
         rebuilt = build_model(config, _load_bytes(weights, WEIGHTS), registry, cpu)
@@ -322,7 +335,7 @@ def export_model(
         return config, weights
 
     pack()  # everything exportable reproduces the run, before anything is left out
-    _trim(stages, components, info, registry, reference, loaded.single_stage, matcher)
+    _trim(stages, components, info, registry, reference, loaded.single_stage, matcher, rims)
     config, weights = pack()
 
     folders.claim(dest, folders.MODEL, force, sources, "model export")
@@ -335,6 +348,7 @@ def export_model(
 def _trim(
     stages: list[Stage], components: list[Any], info: DatasetInfo, registry: Registry,
     reference: PairSet, single_stage: bool, matcher: HistogramMatcher | None = None,
+    rims: FieldsOfView | None = None,
 ) -> None:
     """Leave out every entry without which the check draw is still bit-identical."""
     for i, stage in enumerate(stages):
@@ -344,7 +358,7 @@ def _trim(
             fresh = _build(trial, info, registry, "export")
             _fill(trial, fresh, _tensors(stage.stage, components[i], trial.entries), "export")
             others = [fresh if j == i else c for j, c in enumerate(components)]
-            if _same(_draw(_sampler(others, single_stage, matcher)), reference):
+            if _same(_draw(_sampler(others, single_stage, matcher, rims)), reference):
                 stage.entries = trial.entries
 
 

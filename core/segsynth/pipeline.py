@@ -202,6 +202,7 @@ class Pipeline:
                 return self._stopped("stage2")
             sampler = two_stage_sampler(stage1, translator, matcher)
             context.translate = frozen_translate(translator)
+        sampler = self.parts.with_fields_of_view(sampler, train.fovs)
         self._between_steps("synthesis")
         synthetic = self.synthesize(state, info, sampler)
         if synthetic is None:  # not rank 0: evaluation and report are rank 0's alone

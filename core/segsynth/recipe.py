@@ -110,6 +110,13 @@ class SynthesisBlock(_Strict):
         "the shares of foreground-fraction bins (empty, sparse, then quantiles) match the real "
         "training masks (segsynth.coverage_sampling); null: take Stage I's masks as they come.",
     )
+    fields_of_view: bool = Field(
+        False,
+        description="Give each synthetic pair the field of view of a random real training sample "
+        "(image and mask zero outside it: a fundus photograph's black surround, an ultrasound "
+        "sector), so that a segmenter trained on the pairs learns that the rim is not "
+        "foreground (segsynth.fov_paste). Needs data with a field of view.",
+    )
 
 
 class ReportBlock(_Strict):

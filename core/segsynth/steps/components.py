@@ -17,6 +17,7 @@ from segsynth import distributed
 from segsynth.coverage_sampling import HistogramMatcher
 from segsynth.errors import UserError
 from segsynth.folders import RunFolder
+from segsynth.fov_paste import FieldsOfView, PastedSampler
 from segsynth.interfaces import DatasetAdapter, DatasetInfo, PairSet, Translator
 from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe
@@ -96,6 +97,36 @@ class Components:
             matcher.save(path)
         return matcher
 
+    def with_fields_of_view(self, sampler: PairSampler, train_fovs: torch.Tensor | None = None) -> PairSampler:
+        """``sampler``, pasting real fields of view onto its pairs when the recipe asks.
+
+        The shapes of the real training fields of view are kept in the run folder
+        (``RunFolder.fields_of_view``) so that `synth sample` pastes them without the data.
+        """
+        fields = self.fields_of_view(train_fovs)
+        return sampler if fields is None else PastedSampler(sampler, fields)
+
+    def fields_of_view(self, train_fovs: torch.Tensor | None = None) -> FieldsOfView | None:
+        """The real fields of view ``synthesis.fields_of_view`` pastes, or ``None`` when off."""
+        if not self.recipe.synthesis.fields_of_view:
+            return None
+        path = self.folder.fields_of_view
+        if train_fovs is None and path.exists():
+            return FieldsOfView.load(path)
+        if train_fovs is None:
+            adapter, _ = self.dataset()
+            train_fovs = adapter.load("train").fovs  # type: ignore[attr-defined]
+        if train_fovs is None:
+            raise UserError(
+                f"synthesis.fields_of_view is on but the data set ({self.recipe.data.name}) gives no "
+                "field of view: set preprocess.fov_from_threshold, name fov files, or turn "
+                "synthesis.fields_of_view off."
+            )
+        fields = FieldsOfView.from_fovs(train_fovs)
+        if distributed.is_main():
+            fields.save(path)
+        return fields
+
     def load_finished_sampler(self, info: DatasetInfo) -> PairSampler:
         """Rebuild the trained stages from their final checkpoints (for ``synth sample``)."""
         stage1 = self.stage1(info)
@@ -104,12 +135,12 @@ class Components:
         trainer1.load_final(stage1.state())
         matcher = self.foreground_matcher()
         if self.loaded.single_stage:
-            return matched(stage1.sample_pairs, matcher)
+            return self.with_fields_of_view(matched(stage1.sample_pairs, matcher))
         translator = self.stage2(info)
         trainer2 = self.trainer("stage2")
         translator.to(trainer2.device)
         trainer2.load_final(translator.state())
-        return two_stage_sampler(stage1, translator, matcher)
+        return self.with_fields_of_view(two_stage_sampler(stage1, translator, matcher))
 
 
 def load_checkpoint_file(path: Path, state: dict[str, Any], device: torch.device) -> None:
