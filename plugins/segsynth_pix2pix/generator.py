@@ -18,6 +18,7 @@ The bottleneck is followed by ReLU, the decoder's activation, as in the referenc
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -56,11 +57,20 @@ def _down_block(c_in: int, c_out: int, norm: NormKind | None, bottleneck: bool) 
     return nn.Sequential(*layers)
 
 
-def _up_block(c_in: int, c_out: int, norm: NormKind, dropout: float) -> nn.Sequential:
-    layers: list[nn.Module] = [
-        nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-        make_norm(norm, c_out),
-    ]
+Upsample = Literal["transpose", "resize"]
+
+
+def _upsampling(c_in: int, c_out: int, how: Upsample, bias: bool) -> list[nn.Module]:
+    """x2 upsampling: a 4x4 stride-2 transposed convolution (the paper's), or nearest-neighbour
+    resizing and a 3x3 convolution, whose kernel overlaps every output pixel equally and so
+    paints no checkerboard into flat regions (Odena, Dumoulin, Olah 2016)."""
+    if how == "transpose":
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=bias)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=bias)]
+
+
+def _up_block(c_in: int, c_out: int, norm: NormKind, dropout: float, how: Upsample = "transpose") -> nn.Sequential:
+    layers: list[nn.Module] = [*_upsampling(c_in, c_out, how, bias=False), make_norm(norm, c_out)]
     if dropout > 0:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.ReLU())
@@ -84,6 +94,7 @@ class UNetGenerator(nn.Module):
         norm: NormKind = "batch",
         dropout: float = 0.5,
         dropout_blocks: int = 3,
+        upsample: Upsample = "transpose",
     ) -> None:
         super().__init__()
         self.depth = unet_depth(size)
@@ -99,9 +110,9 @@ class UNetGenerator(nn.Module):
         for k, level in enumerate(range(self.depth - 1, 0, -1)):
             c_in = widths[level] if level == self.depth - 1 else 2 * widths[level]
             p = dropout if k < dropout_blocks else 0.0
-            self.up.append(_up_block(c_in, widths[level - 1], norm, p))
+            self.up.append(_up_block(c_in, widths[level - 1], norm, p, upsample))
         head_in = widths[0] if self.depth == 1 else 2 * widths[0]
-        self.head = nn.Sequential(nn.ConvTranspose2d(head_in, out_channels, 4, 2, 1), nn.Tanh())
+        self.head = nn.Sequential(*_upsampling(head_in, out_channels, upsample, bias=True), nn.Tanh())
 
     def forward(self, masks: Tensor) -> Tensor:
         skips: list[Tensor] = []

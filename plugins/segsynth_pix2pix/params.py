@@ -43,3 +43,9 @@ class Pix2PixParams(TranslatorTrainingParams):
     dropout_at_inference: bool = Field(
         True, description="Keep dropout on when rendering, so one mask gives varied images (paper)."
     )
+    upsample: Literal["transpose", "resize"] = Field(
+        "transpose",
+        description="Decoder upsampling: 'transpose' (paper: 4x4 stride-2 transposed convolutions) "
+        "or 'resize' (nearest-neighbour x2, then a 3x3 convolution: no checkerboard pattern in "
+        "flat regions, Odena et al. 2016).",
+    )

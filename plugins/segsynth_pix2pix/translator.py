@@ -49,7 +49,7 @@ class Pix2PixTranslator(PairedGANTranslator):
         p = params
         self.generator = UNetGenerator(
             info.mask_channels, info.image_channels, info.size, base_filters=p.base_filters, norm=p.norm,
-            dropout=p.dropout, dropout_blocks=p.dropout_blocks,
+            dropout=p.dropout, dropout_blocks=p.dropout_blocks, upsample=p.upsample,
         )
         self.discriminator = PatchDiscriminator(
             info.mask_channels + info.image_channels,

@@ -55,6 +55,26 @@ def test_generator_widths_double_and_cap_at_eight_times() -> None:
     assert dropouts == [True, True, True, False, False, False, False]
 
 
+def test_resize_upsampling_paints_no_checkerboard_on_a_flat_input() -> None:
+    """A flat map upsampled by a transposed 4x4/2 convolution comes out with a period-2 pattern
+    (each output pixel sums a different subset of kernel taps); resize + 3x3 stays flat inside."""
+    from segsynth_pix2pix.generator import _upsampling
+
+    flat = torch.ones(1, 8, 6, 6)
+    torch.manual_seed(0)
+    transpose = torch.nn.Sequential(*_upsampling(8, 4, "transpose", bias=False))
+    resize = torch.nn.Sequential(*_upsampling(8, 4, "resize", bias=False))
+    with torch.no_grad():
+        inside_t = transpose(flat)[..., 2:-2, 2:-2]
+        inside_r = resize(flat)[..., 2:-2, 2:-2]
+    assert inside_r.shape == inside_t.shape == (1, 4, 8, 8)
+    assert float(inside_r.std(dim=(-2, -1)).max()) < 1e-5
+    assert float(inside_t.std(dim=(-2, -1)).min()) > 1e-3
+    g = UNetGenerator(1, 3, (32, 32), base_filters=4, upsample="resize")
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules())
+    assert g(torch.zeros(2, 1, 32, 32)).shape == (2, 3, 32, 32)
+
+
 def test_patchgan_grid_and_receptive_field() -> None:
     d = PatchDiscriminator(4, base_filters=4, n_layers=3)
     assert d(torch.zeros(1, 4, 256, 256)).shape == (1, 1, 30, 30)
