@@ -39,6 +39,7 @@ TOOLKIT: dict[str, str] = {
                 "train/test check, files found by glob, paired by id and split",
     "pairing": "finding files by glob and pairing them by an id in their names",
     "splits": "train/test splits from id lists or a seeded draw",
+    "tiling": "cutting fitted samples into tiles (placement, field-of-view share, the tiles block)",
     "params": "parameter types several plugins share (steps, batch sizes, learning rates, "
               "Adam betas, EMA decay, augmentation policies, tanh threshold)",
     "gan": "reusable GAN pieces: straight-through binarisation, generator EMA and batch-norm "
@@ -58,7 +59,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (PEP 562): torch 
     from segsynth import (
         adapters, checkpoint, coverage, coverage_sampling, files, gan, gan_base, images, labels,
         measures,
-        pairing, params, preprocess, splits, testing,
+        pairing, params, preprocess, splits, testing, tiling,
     )
     from segsynth.api import Run, load, open_run, run
     from segsynth.hookspecs import API_VERSION, hookimpl

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 import segsynth
 from segsynth.adapters import PairedFilesDataset, expected_layout
-from segsynth.errors import UserError
 from segsynth.pairing import Sample
 from segsynth.preprocess import DecodeCache, FileRef, PairFiles, load_pairs
 from segsynth_folders.params import PairedFoldersParams
@@ -54,7 +53,7 @@ class PairedFolders(PairedFilesDataset[PairedFoldersParams]):
         try:
             return p.tiles.cut(pairs)
         except ValueError as error:
-            raise UserError(f"paired_folders {split} split under {p.root}: {error}.") from error
+            raise segsynth.UserError(f"paired_folders {split} split under {p.root}: {error}.") from error
 
     @staticmethod
     def _files(sample: Sample) -> PairFiles:
