@@ -1,7 +1,8 @@
 """recipes/retina-hrf.yaml at toy size on 3 real HRF photographs (skipped without ../shared/data).
 
 The recipe as shipped, with only the step counts, widths and the split shrunk: 2 training and 1
-test photograph, each 3504x2336 JPEG decoded and downscaled to 64 px at load time. It checks
+test photograph, each 3504x2336 JPEG decoded, downscaled to 96 px at load time and cut into
+32-px tiles as the recipe cuts 1024 px into 128-px ones. It checks
 what the toy size can check: the fixed split is read from the recipe's list files, the field of
 view comes from the threshold, every stage and evaluator of the recipe runs, and the Stage-I
 options the recipe relies on (geometry, diversity) train.
@@ -24,12 +25,12 @@ TOY = [
     "stage1.params.steps=6", "stage1.params.batch_size=4", "stage1.params.base_filters=4",
     "stage1.params.max_filters=16", "stage1.params.bn_stat_samples=8",
     "stage2.params.steps=4", "stage2.params.base_filters=4", "stage2.params.batch_size=2",
-    "synthesis.count=6", "synthesis.batch_size=3",
+    "synthesis.count=24", "synthesis.batch_size=8",
     "evaluation.unet_segmentation.params.steps=4", "evaluation.unet_segmentation.params.base_filters=4",
     "evaluation.unet_segmentation.params.seeds=1",
     "evaluation.unet_segmentation.params.train_on=[real, synthetic@real_count]",
     "evaluation.unet_segmentation.params.feature_distances=false",
-    "data.params.preprocess.size=64",
+    "data.params.preprocess.size=96", "data.params.tiles.size=32",
     "trainer.threads=1", "trainer.checkpoint_every=0", "trainer.precision=fp32",
 ]
 
@@ -69,18 +70,23 @@ def test_retina_hrf_recipe_runs_end_to_end_on_three_photographs(tmp_path: Path) 
     # real vessel masks at 64 px: a few percent foreground, never empty, never most of the picture
     assert 0.005 < metrics["maskstats.foreground_fraction.real_mean"] < 0.3
     manifest = (out / "synthetic" / "manifest.csv").read_text().splitlines()
-    assert len(manifest) == 1 + 6
+    assert len(manifest) == 1 + 24
 
 
 @pytest.mark.skipif(not HRF.is_dir(), reason="../shared/data/HRF is not beside the repository")
 def test_data_inspect_shows_the_fixed_split(tmp_path: Path) -> None:
     args = ["data", "inspect", str(RECIPE), "--set", f"data.params.root={HRF}",
-            "--set", "data.params.preprocess.size=32", "--preview", str(tmp_path / "preview.png")]
+            "--set", "data.params.preprocess.size=64", "--set", "data.params.tiles.size=32",
+            "--preview", str(tmp_path / "preview.png")]
     for item in _split_files(tmp_path):
         args += ["--set", item]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "train: 2 pairs" in result.output and "test: 1 pairs" in result.output
     id_lines = [line.strip() for line in result.output.splitlines() if line.strip().startswith("ids:")]
-    assert sorted(id_lines) == ["ids: 01_g", "ids: 02_dr, 02_h"] or sorted(id_lines) == ["ids: 01_g", "ids: 02_h, 02_dr"]
+    train_ids, test_ids = (line.removeprefix("ids: ").split(", ") for line in id_lines)
+    # 2 x 2 tiles of 32 px per 64-px photograph, each named after its photograph
+    assert sorted({i.rsplit("_t", 1)[0] for i in train_ids}) == ["02_dr", "02_h"]
+    assert {i.rsplit("_t", 1)[0] for i in test_ids} == {"01_g"}
+    assert f"train: {len(train_ids)} pairs" in result.output and f"test: {len(test_ids)} pairs" in result.output
+    assert 2 < len(train_ids) <= 8 and 1 < len(test_ids) <= 4
     assert "field of view covers" in result.output
