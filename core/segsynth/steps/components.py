@@ -8,8 +8,9 @@ from their final checkpoints.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import torch
 
@@ -23,6 +24,13 @@ from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe
 from segsynth.steps.synthesis import PairSampler, matched, two_stage_sampler
 from segsynth.trainer import Trainer, TrainerSettings
+
+
+class _Saved(Protocol):
+    def save(self, path: Path) -> None: ...
+
+
+Kept = TypeVar("Kept", bound=_Saved)
 
 
 class Components:
@@ -86,16 +94,10 @@ class Components:
         block = self.recipe.synthesis.match_foreground
         if block is None:
             return None
-        path = self.folder.foreground_match
-        if train_masks is None and path.exists():
-            return HistogramMatcher.load(path)
-        if train_masks is None:
-            adapter, _ = self.dataset()
-            train_masks = adapter.load("train").masks  # type: ignore[attr-defined]
-        matcher = HistogramMatcher.from_masks(train_masks, block.bins, block.oversample)
-        if distributed.is_main():
-            matcher.save(path)
-        return matcher
+        return self._kept(
+            self.folder.foreground_match, train_masks, lambda pairs: pairs.masks, HistogramMatcher.load,
+            lambda masks: HistogramMatcher.from_masks(masks, block.bins, block.oversample),
+        )
 
     def with_fields_of_view(self, sampler: PairSampler, train_fovs: torch.Tensor | None = None) -> PairSampler:
         """``sampler``, pasting real fields of view onto its pairs when the recipe asks.
@@ -110,22 +112,35 @@ class Components:
         """The real fields of view ``synthesis.fields_of_view`` pastes, or ``None`` when off."""
         if not self.recipe.synthesis.fields_of_view:
             return None
-        path = self.folder.fields_of_view
-        if train_fovs is None and path.exists():
-            return FieldsOfView.load(path)
-        if train_fovs is None:
-            adapter, _ = self.dataset()
-            train_fovs = adapter.load("train").fovs  # type: ignore[attr-defined]
-        if train_fovs is None:
+        return self._kept(self.folder.fields_of_view, train_fovs, self._fovs_of, FieldsOfView.load,
+                          FieldsOfView.from_fovs)
+
+    def _fovs_of(self, pairs: PairSet) -> torch.Tensor:
+        if pairs.fovs is None:
             raise UserError(
                 f"synthesis.fields_of_view is on but the data set ({self.recipe.data.name}) gives no "
                 "field of view: set preprocess.fov_from_threshold, name fov files, or turn "
                 "synthesis.fields_of_view off."
             )
-        fields = FieldsOfView.from_fovs(train_fovs)
+        return pairs.fovs
+
+    def _kept(self, path: Path, given: torch.Tensor | None, part: Callable[[PairSet], torch.Tensor],
+              load: Callable[[Path], Kept], build: Callable[[torch.Tensor], Kept]) -> Kept:
+        """A synthesis target drawn from the real training data and kept in the run folder.
+
+        During a run it is built from ``given`` (a part of the training pairs) and saved at
+        ``path``; `synth sample` reads it back from there, and only a run folder without it
+        (an older run) loads the training data again to build it.
+        """
+        if given is None and path.exists():
+            return load(path)
+        if given is None:
+            adapter, _ = self.dataset()
+            given = part(adapter.load("train"))  # type: ignore[attr-defined]
+        kept = build(given)
         if distributed.is_main():
-            fields.save(path)
-        return fields
+            kept.save(path)
+        return kept
 
     def load_finished_sampler(self, info: DatasetInfo) -> PairSampler:
         """Rebuild the trained stages from their final checkpoints (for ``synth sample``)."""
