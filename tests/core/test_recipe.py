@@ -25,7 +25,7 @@ def test_valid_recipe_fills_component_defaults(toy_plugin, write_recipe):
     assert loaded.recipe.name == "toy"
     resolved = loaded.resolved()
     assert resolved["stage2"]["params"] == {"steps": 12, "lr": 0.1}  # lr default filled in
-    assert resolved["data"]["params"] == {"size": 16, "n_train": 6, "n_test": 4}
+    assert resolved["data"]["params"] == {"size": 16, "n_train": 6, "n_test": 4, "fov": "all"}
 
 
 def test_typo_in_top_level_key_names_key_and_line(toy_plugin, write_recipe):
