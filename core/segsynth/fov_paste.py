@@ -28,17 +28,11 @@ from segsynth.files import atomic_write_text
 __all__ = ["FieldsOfView", "PastedSampler"]
 
 
-def _runs(row: list[int]) -> list[int]:
-    """Run lengths of a flat 0/1 list, starting with a run of zeros (possibly empty)."""
-    runs, value, length = [], 0, 0
-    for bit in row:
-        if bit == value:
-            length += 1
-        else:
-            runs.append(length)
-            value, length = bit, 1
-    runs.append(length)
-    return runs
+def _runs(flat: torch.Tensor) -> list[int]:
+    """Run lengths of a flat 0/1 tensor, starting with a run of zeros (possibly empty)."""
+    changes = (torch.nonzero(flat[1:] != flat[:-1]).flatten() + 1).tolist()
+    runs = torch.diff(torch.tensor([0, *changes, flat.numel()])).tolist()
+    return [0, *runs] if int(flat[0]) == 1 else runs
 
 
 def _unruns(runs: list[int], size: int) -> torch.Tensor:
@@ -85,7 +79,7 @@ class FieldsOfView:
     def to_json(self) -> dict[str, Any]:
         """Shapes as run lengths (a rim tile is a handful of runs), with their counts."""
         height, width = self.shapes.shape[-2:]
-        rows = [_runs(shape.flatten().to(torch.int64).tolist()) for shape in self.shapes]
+        rows = [_runs(shape.flatten().to(torch.int64)) for shape in self.shapes]
         return {"size": [int(height), int(width)],
                 "shapes": [{"count": int(c), "runs": r} for c, r in zip(self.counts.tolist(), rows, strict=True)]}
 
