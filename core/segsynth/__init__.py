@@ -32,6 +32,8 @@ __version__ = "0.1.0"
 #: each offers. ``segsynth.<module>`` loads one on first use.
 TOOLKIT: dict[str, str] = {
     "measures": "confusion counts, F1/Dice, AUC, histogram KL",
+    "feature_distances": "distances between two sets of feature vectors: KID and k-NN "
+                         "precision/recall (balanced draws)",
     "images": "reading image files correctly (bit depth, palettes, EXIF) or refusing them clearly",
     "preprocess": "fitting samples to the training size; the decoded-image cache; the shared "
                   "preprocessing params of file-based data sets",
@@ -57,8 +59,8 @@ TOOLKIT: dict[str, str] = {
 
 if TYPE_CHECKING:  # the names below are imported on first use (PEP 562): torch loads only then
     from segsynth import (
-        adapters, checkpoint, coverage, coverage_sampling, files, gan, gan_base, images, labels,
-        measures,
+        adapters, checkpoint, coverage, coverage_sampling, feature_distances, files, gan, gan_base,
+        images, labels, measures,
         pairing, params, preprocess, splits, testing, tiling,
     )
     from segsynth.api import Run, load, open_run, run

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 import segsynth
-from segsynth_unet.distances import TooFewSamples, balanced_precision_recall, kernel_inception_distance
+from segsynth.feature_distances import TooFewSamples, balanced_precision_recall, kernel_inception_distance
 from segsynth_unet.rendering import StageII, render_batches
 from segsynth_unet.scoring import mask_dice, region_label
 from segsynth_unet.segmenter import Segmenter

@@ -14,7 +14,7 @@ import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings
 from square_data import bright_squares
 from segsynth_unet import evaluator as evaluator_module
-from segsynth_unet.distances import (
+from segsynth.feature_distances import (
     TooFewSamples,
     balanced_precision_recall,
     kernel_inception_distance,

@@ -1,9 +1,10 @@
-"""Distances between two sets of image embeddings: KID and k-NN precision/recall.
+"""Distances between two sets of embeddings: KID and k-NN precision/recall.
 
 Both compare *distributions* of feature vectors ``(N, D)`` rather than images one by one, so
 they say whether the synthetic images look like real ones as a population (realism: precision)
 and whether they cover what real images show (diversity: recall, KID). They are pure torch
-functions of the features; which network made the features is the caller's business.
+functions of the features; what made the features is the caller's business (the U-Net
+evaluator embeds images with a segmenter, ``mask_statistics`` compares coarse mask layouts).
 
 - Kernel Inception Distance (Binkowski et al. 2018, "Demystifying MMD GANs"): the unbiased
   estimate of the squared maximum mean discrepancy with the cubic polynomial kernel
@@ -22,6 +23,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+__all__ = [
+    "KID",
+    "BalancedPrecisionRecall",
+    "PrecisionRecall",
+    "TooFewSamples",
+    "balanced_precision_recall",
+    "kernel_inception_distance",
+    "knn_radii",
+    "manifold_coverage",
+    "mmd2_unbiased",
+    "polynomial_kernel",
+    "precision_recall",
+]
 
 #: rows of a distance matrix computed at once; keeps memory at CHUNK x N doubles for big sets
 CHUNK = 1024
