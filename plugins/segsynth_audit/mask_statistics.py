@@ -7,7 +7,8 @@ two histograms per statistic.
 
 Coverage (``segsynth_audit.coverage``): the shares of empty and sparse masks in each set, the
 KS statistic and the real-test-vs-train reference per statistic, the mean pairwise mask
-distance (diversity) of each set, and a figure of the per-mask distributions of real train,
+distance (diversity) of each set, the k-NN precision/recall of the synthetic masks' coarse
+layouts against the real test masks (``segsynth_audit.layout``), and a figure of the per-mask distributions of real train,
 real test and synthetic masks. ``segsynth.coverage`` turns these into the run's coverage
 warnings; ``coverage_gate`` makes a run with warnings fail (exit 5).
 
@@ -53,6 +54,8 @@ from segsynth_audit.coverage import SET_LABELS, MeasuredSet, ks_statistic, measu
 from segsynth_audit.coverage import TABLE_TITLE as COVERAGE_TABLE_TITLE
 from segsynth_audit.distribution import Comparison, compare
 from segsynth_audit.figures import coverage_figure, statistics_figure
+from segsynth_audit.layout import TABLE_TITLE as LAYOUT_TABLE_TITLE
+from segsynth_audit.layout import layout_precision_recall
 from segsynth_audit.shape_stats import STATISTICS, mask_statistics
 
 TABLE_TITLE = "Mask statistics, real train vs synthetic"
@@ -61,6 +64,7 @@ CLASS_MIX_TITLE = "Class frequencies, real train vs synthetic"
 FIGURE_TITLE = "Mask statistics: real train vs synthetic histograms"
 COVERAGE_FIGURE_TITLE = "Coverage: per-mask distributions and empty/sparse shares, real vs synthetic"
 DIVERSITY_OFFSET = 100  # generator offsets of the diversity pair draws (+0 real, +1 synthetic, +2 test)
+LAYOUT_OFFSET = 110  # generator offset of the balanced draws of the masks' precision/recall
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -106,6 +110,17 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
                 "Mask pairs (seeded draw; every pair when a set has fewer) whose mean 1 - Dice "
                 "is each set's diversity."
             ),
+        )
+        layout_grid: int = Field(
+            16, ge=2, le=256,
+            description=(
+                "Raster (cells per side, relative to the mask) of the mask layouts whose k-NN "
+                "precision/recall against the real test masks is maskstats.prd.* (segsynth_audit.layout)."
+            ),
+        )
+        prd_k: int = Field(3, ge=1, le=50, description="Neighbours whose distance is each mask's k-NN radius.")
+        prd_draws: int = Field(
+            10, ge=1, le=1000, description="Equal-size draws averaged for the masks' precision/recall."
         )
         coverage_gate: bool = Field(
             False,
@@ -292,6 +307,12 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
         coverage = measure_coverage(sets, p.empty_fraction, p.sparse_fraction, p.diversity_pairs, generators)
         result.metrics.update(coverage.metrics)
         result.notes.extend(coverage.notes)
+        if "test" in sets:
+            layout = layout_precision_recall(real.masks, sets["test"].masks, synthetic.masks, p.layout_grid,
+                                             p.prd_k, p.prd_draws, trainer.generator(LAYOUT_OFFSET))
+            result.metrics.update(layout.metrics)
+            result.notes.extend(layout.notes)
+            result.tables[LAYOUT_TABLE_TITLE] = layout.rows()
         result.tables[COVERAGE_TABLE_TITLE] = coverage.rows
         if p.coverage_gate:
             result.metrics[GATE_METRIC] = 1.0

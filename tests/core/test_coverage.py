@@ -54,6 +54,24 @@ def test_collapse_fires_on_the_issues_fundus_numbers_and_not_on_a_healthy_run() 
     assert kinds({"maskstats.diversity.ratio": float("nan")}) == []
 
 
+def test_the_masks_recall_decides_collapse_and_the_images_recall_then_blames_stage_two() -> None:
+    # HRF tiles, run C: masks cover the real ones, pix2pix's images do not (prd.recall 0.18 of 0.95)
+    images_off = {"prd.recall": 0.18, "prd.real_train_vs_test.recall": 0.95,
+                  "maskstats.prd.recall": 0.4, "maskstats.prd.real_train_vs_test.recall": 0.53}
+    found = assess(images_off)
+    assert [f.kind for f in found] == ["images"]
+    assert "Stage II" in found[0].message and "0.180" in found[0].message and "0.400" in found[0].message
+    # the masks themselves miss most real layouts: Stage I has collapsed, whatever the images say
+    masks_off = {**images_off, "maskstats.prd.recall": 0.03}
+    found = assess(masks_off)
+    assert [f.kind for f in found] == ["collapsed"]
+    assert "maskstats.prd.recall" in found[0].message and "0.030" in found[0].message
+    # both fine, or just above 0.2x the floor: nothing
+    assert kinds({**images_off, "prd.recall": 0.6}) == []
+    assert kinds({"maskstats.prd.recall": 0.107, "maskstats.prd.real_train_vs_test.recall": 0.53}) == []
+    assert kinds({"maskstats.prd.recall": 0.105, "maskstats.prd.real_train_vs_test.recall": 0.53}) == ["collapsed"]
+
+
 def test_dropped_shares_need_a_large_relative_gap_worth_three_real_masks() -> None:
     found = assess(DROPPED)
     assert [f.kind for f in found] == ["dropped", "dropped"]

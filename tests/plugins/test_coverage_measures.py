@@ -153,6 +153,53 @@ def test_collapse_detector_fires_on_a_collapsed_set_and_not_on_a_diverse_one(tmp
     assert assess(good) == []
 
 
+def lines(n: int, seed: int, angle: float | None = None, size: int = 32) -> torch.Tensor:
+    """``(n, 1, size, size)`` masks of one 2-px straight line each through a random point, at a
+    random angle or all at ``angle`` (radians): thin structures that Dice calls all different."""
+    g = torch.Generator().manual_seed(seed)
+    ys, xs = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    masks = torch.zeros(n, 1, size, size)
+    for i in range(n):
+        theta = float(torch.rand(1, generator=g)) * torch.pi if angle is None else angle
+        cy, cx = (torch.rand(2, generator=g) * size).tolist()
+        distance = (xs - cx) * torch.sin(torch.tensor(theta)) - (ys - cy) * torch.cos(torch.tensor(theta))
+        masks[i, 0] = (distance.abs() <= 1.0).float()
+    return masks
+
+
+def test_layout_recall_sees_a_collapse_that_dice_diversity_misses(tmp_path: Path) -> None:
+    """One orientation at every offset (the HRF DCGAN drew its tile vessels this way): pairs
+    share few pixels, so mean pairwise 1 - Dice stays real-like, but the layouts cover a sliver
+    of the real ones and the masks' recall falls far below its real floor."""
+    info = segsynth.DatasetInfo(image_channels=1, mask_channels=1, size=(32, 32))
+    as_pairs = lambda m: PairSet(m.clone(), m)  # noqa: E731
+    real, test = as_pairs(lines(60, 1)), as_pairs(lines(60, 2))
+    evaluator = Stats(Stats.Params(layout_grid=8), info)
+    one_way = evaluator.evaluate(real, test, as_pairs(lines(60, 3, angle=0.8)), make_trainer(tmp_path / "a")).metrics
+    assert one_way["maskstats.diversity.ratio"] > 0.8  # Dice diversity sees nothing wrong
+    floor = one_way["maskstats.prd.real_train_vs_test.recall"]
+    assert floor > 0.5
+    assert one_way["maskstats.prd.recall"] < 0.2 * floor
+    assert one_way["maskstats.prd.precision"] > 0.3  # each synthetic line is a plausible one
+    assert [f.kind for f in assess(one_way)] == ["collapsed"]
+    every_way = evaluator.evaluate(real, test, as_pairs(lines(60, 4)), make_trainer(tmp_path / "b")).metrics
+    assert every_way["maskstats.prd.recall"] == pytest.approx(floor, abs=0.2)
+    assert assess(every_way) == []
+
+
+def test_layout_features_are_the_foreground_share_per_cell_per_class() -> None:
+    from segsynth_audit.layout import layout_features
+
+    masks = torch.zeros(2, 2, 8, 8)
+    masks[0, 0, :4, :4] = 1.0  # class 1 fills the top-left quarter
+    masks[1, 1, :, :2] = 1.0  # class 2 a 2-px column at the left edge
+    features = layout_features(masks, 2)
+    assert features.shape == (2, 8)
+    assert features[0].tolist() == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert features[1].tolist() == [0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.5, 0.0]
+    assert layout_features(masks[:, 0], 16).shape == (2, 64)  # (N, H, W); grid capped at the size
+
+
 # ---------------------------------------------------------------------- false positives on empty truths
 def empty_and_full_test(fov: bool = False) -> PairSet:
     """Two test samples with empty truth and two with a 6x6 square; optional FOV leaving a 1-px border."""
