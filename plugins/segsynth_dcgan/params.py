@@ -72,7 +72,10 @@ class DCGANParams(GanGeneratorParams):
         default_factory=MaskGeometry,
         description="Random flips, rotations and scalings of the real masks G learns from "
         "(segsynth.gan.random_geometry): unlike augment, G learns to make them too, so use "
-        "only transforms that give plausible masks (a mirrored fundus is the other eye).",
+        "only transforms that give plausible masks (a mirrored fundus is the other eye). With "
+        "flip_h on, D's augment leaves out its own left-right flip: at ADA strength 1 that flip is a "
+        "coin toss that hides which way a fake is mirrored, and G then draws one of each mirror "
+        "pair only.",
     )
     augment: AugmentParams = Field(
         default_factory=AugmentParams,

@@ -150,6 +150,26 @@ def test_augmentation_is_differentiable_and_keeps_shape() -> None:
     assert set(torch.unique(aug(binary)).tolist()) <= {-1.0, 0.0, 1.0}
 
 
+def test_d_does_not_mirror_fakes_when_the_real_masks_are_already_mirrored() -> None:
+    """A coin-toss flip of everything D sees (ADA at p = 1) hides which way a mask is mirrored,
+    so G may draw one of each mirror pair only; with geometry.flip_h the flip is left out of D's
+    augmentation, and nothing else of it changes."""
+    info = segsynth.DatasetInfo(image_channels=1, mask_channels=1, size=(32, 32))
+    asym = -torch.ones(64, 1, 32, 32)
+    asym[:, 0, :, :4] = 1.0  # a bar on the left: its mirror has it on the right
+    mirrored = DCGANMaskGenerator(Params(base_filters=4, geometry={"flip_h": True}), info)
+    assert mirrored.augment.settings.flip is False
+    assert mirrored.augment.settings.translation == AugmentParams().translation
+    assert mirrored.augment.settings.cutout == AugmentParams().cutout  # only the flip is gone
+    plain = DCGANMaskGenerator(Params(base_filters=4, augment={"translation": 0, "cutout": 0}), info)
+    unflipped = DCGANMaskGenerator(
+        Params(base_filters=4, augment={"translation": 0, "cutout": 0}, geometry={"flip_h": True}), info
+    )
+    torch.manual_seed(4)
+    assert (plain.augment(asym)[:, 0, :, -4:] > 0).all(dim=(1, 2)).sum() > 16  # p = 1: about half flipped
+    assert torch.equal(unflipped.augment(asym), asym)
+
+
 def test_cutout_gradient_is_zero_exactly_in_the_cut() -> None:
     torch.manual_seed(1)
     aug = DiffAugment(AugmentParams(translation=0, flip=False, cutout=0.5))
