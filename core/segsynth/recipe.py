@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from segsynth.errors import UserError
 from segsynth.interfaces import Params
@@ -138,13 +138,33 @@ class DeriveMasks(_Strict):
 
 
 class Stage2Data(_Strict):
-    """Train Stage II on another data set than Stage I (e.g. MESSIDOR images, DRIVE masks)."""
+    """What Stage II trains on: another data set than Stage I's (e.g. MESSIDOR images, DRIVE
+    masks), and/or only the pairs that lie inside their field of view."""
 
-    name: str = Field(description="Dataset adapter for Stage II's training pairs.")
+    name: str | None = Field(
+        None, description="Dataset adapter for Stage II's training pairs; null: the recipe's `data`."
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Its parameters.")
     derive_masks: DeriveMasks | None = Field(
         None, description="Make its masks with a segmenter trained on `data` (when it has none)."
     )
+    min_fov: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Train Stage II only on the pairs whose field of view covers at least this "
+        "share of the sample (1.0: tiles wholly inside it). With synthesis.fields_of_view the rim "
+        "comes from a real field of view pasted after Stage II, so the translator need not learn "
+        "where a rim goes; trained on rim tiles it paints black patches wherever a mask is empty "
+        "(HRF tiles, docs/results.md). 0 keeps every pair.",
+    )
+
+    @model_validator(mode="after")
+    def _name_for_params(self) -> Stage2Data:
+        if self.name is None and (self.params or self.derive_masks is not None):
+            raise ValueError(
+                "params and derive_masks belong to another data set: give its adapter as name, "
+                "or remove them to train Stage II on the recipe's data"
+            )
+        return self
 
 
 class Recipe(_Strict):
@@ -559,7 +579,7 @@ def validate(
         if why:
             problems.append(f"loggers -> {i} -> name: {why}")
     stage2_data = segmenter = None
-    if recipe.stage2_data is not None:
+    if recipe.stage2_data is not None and recipe.stage2_data.name is not None:
         block = recipe.stage2_data
         stage2_data = check("dataset", ComponentRef(name=block.name, params=block.params), ("stage2_data",))
         if block.derive_masks is not None:

@@ -27,10 +27,42 @@ from segsynth.steps.components import Components, load_checkpoint_file
 
 def stage2_pairs(parts: Components, state: RunState, info: DatasetInfo, train: PairSet,
                  skipped: list[str], log: Callable[[str], None]) -> PairSet:
-    """Stage II's training pairs: the recipe's own, or ``stage2_data`` (masks derived if asked)."""
+    """Stage II's training pairs: the recipe's own, or ``stage2_data`` (masks derived if asked),
+    keeping only those inside their field of view when ``stage2_data.min_fov`` asks."""
     block = parts.recipe.stage2_data
     if block is None:
         return train
+    pairs = train if block.name is None else _other_pairs(parts, state, info, train, skipped, log)
+    return inside_fov(pairs, block.min_fov, log) if block.min_fov > 0 else pairs
+
+
+def inside_fov(pairs: PairSet, min_fov: float, log: Callable[[str], None]) -> PairSet:
+    """The pairs whose field of view covers at least ``min_fov`` of the sample."""
+    if pairs.fovs is None:
+        raise UserError(
+            f"stage2_data.min_fov is {min_fov:g} but Stage II's training pairs have no field of "
+            "view: set preprocess.fov_from_threshold or name fov files in the data set, or remove "
+            "stage2_data.min_fov."
+        )
+    share = (pairs.fovs > 0.5).flatten(1).double().mean(dim=1)
+    keep = torch.nonzero(share >= min_fov - 1e-9).flatten()
+    if len(keep) == 0:
+        raise UserError(
+            f"stage2_data.min_fov is {min_fov:g} but none of Stage II's {len(pairs)} training pairs "
+            f"has that much field of view (the most any has is {float(share.max()):.3f}); lower it."
+        )
+    log(f"stage2: trains on the {len(keep)} of {len(pairs)} pairs whose field of view covers at "
+        f"least {min_fov:.0%} of the sample (stage2_data.min_fov)")
+    index = keep.tolist()
+    return PairSet(images=pairs.images[keep], masks=pairs.masks[keep], fovs=pairs.fovs[keep],
+                   ids=[pairs.ids[i] for i in index])
+
+
+def _other_pairs(parts: Components, state: RunState, info: DatasetInfo, train: PairSet,
+                 skipped: list[str], log: Callable[[str], None]) -> PairSet:
+    """The pairs of the ``stage2_data`` data set, masks derived when it asks."""
+    block = parts.recipe.stage2_data
+    assert block is not None and block.name is not None
     entry = parts.registry.get("dataset", block.name, "stage2_data -> name")
     adapter = entry.cls(parts.loaded.stage2_data_params)  # type: ignore[call-arg]
     other: DatasetInfo = adapter.info()  # type: ignore[attr-defined]
