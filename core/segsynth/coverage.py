@@ -140,6 +140,7 @@ def _number(metrics: dict[str, float], key: str) -> float | None:
 
 def _collapse(metrics: dict[str, float]) -> list[Finding]:
     found = []
+    mask_recall = _number(metrics, f"{MASK_PRD}.recall")
     masks = _low_recall(metrics, f"{MASK_PRD}.recall", f"{MASK_PRD_FLOOR}.recall")
     images = _low_recall(metrics, PRD_RECALL, PRD_FLOOR_RECALL)
     if masks is not None:
@@ -151,26 +152,21 @@ def _collapse(metrics: dict[str, float]) -> list[Finding]:
             f"{COLLAPSE_RECALL_FACTOR:g}x the real train-vs-test recall {floor:.3f}.",
             (f"{MASK_PRD}.recall", f"{MASK_PRD_FLOOR}.recall"),
         ))
-    elif images is not None and _number(metrics, f"{MASK_PRD}.recall") is None:
-        recall, floor = images
-        found.append(Finding(
-            "collapsed",
-            f"Stage I has collapsed: recall (prd.recall, the share of real test images with a "
-            f"synthetic image near them) is {recall:.3f}, below {COLLAPSE_RECALL_FACTOR:g}x the "
-            f"real train-vs-test recall {floor:.3f}.",
-            (PRD_RECALL, PRD_FLOOR_RECALL),
-        ))
     elif images is not None:
         recall, floor = images
-        found.append(Finding(
-            "images",
-            f"The synthetic images cover few real test images: recall in a real-trained "
-            f"segmenter's features (prd.recall) is {recall:.3f}, below {COLLAPSE_RECALL_FACTOR:g}x "
-            f"the real train-vs-test recall {floor:.3f}, while the masks cover the real ones "
-            f"(maskstats.prd.recall {_number(metrics, f'{MASK_PRD}.recall'):.3f}): Stage II renders "
-            "images unlike the real ones (look at the synthetic pairs and the intensity KL).",
-            (PRD_RECALL, PRD_FLOOR_RECALL, f"{MASK_PRD}.recall"),
-        ))
+        facts = (f"recall (prd.recall, the share of real test images with a synthetic image near "
+                 f"them in a real-trained segmenter's features) is {recall:.3f}, below "
+                 f"{COLLAPSE_RECALL_FACTOR:g}x the real train-vs-test recall {floor:.3f}")
+        if mask_recall is None:  # no mask_statistics: the images' recall stands in for the masks'
+            found.append(Finding("collapsed", f"Stage I has collapsed: {facts}.", (PRD_RECALL, PRD_FLOOR_RECALL)))
+        else:
+            found.append(Finding(
+                "images",
+                f"The synthetic images cover few real test images: {facts}, while the masks cover "
+                f"the real ones (maskstats.prd.recall {mask_recall:.3f}): Stage II renders images "
+                "unlike the real ones (look at the synthetic pairs and the intensity KL).",
+                (PRD_RECALL, PRD_FLOOR_RECALL, f"{MASK_PRD}.recall"),
+            ))
     ratio = _number(metrics, f"{DIVERSITY}.ratio")
     if ratio is not None and ratio < COLLAPSE_DIVERSITY_RATIO:
         synthetic, real = _number(metrics, f"{DIVERSITY}.synthetic"), _number(metrics, f"{DIVERSITY}.real")
@@ -332,7 +328,8 @@ def summary_rows(metrics: dict[str, float]) -> list[dict[str, str]]:
         ("recall (coverage, segmenter features)", PRD_RECALL, PRD_FLOOR_RECALL, "real train vs test", ".3f"),
         ("mask precision (layouts)", f"{MASK_PRD}.precision", f"{MASK_PRD_FLOOR}.precision",
          "real train vs test", ".3f"),
-        ("mask recall (layouts)", f"{MASK_PRD}.recall", f"{MASK_PRD_FLOOR}.recall", "real train vs test", ".3f"),
+        ("mask recall (layouts)", f"{MASK_PRD}.recall", f"{MASK_PRD_FLOOR}.recall",
+         "real train vs test", ".3f"),
         ("mask diversity (mean pairwise 1 - Dice)", f"{DIVERSITY}.synthetic", f"{DIVERSITY}.real",
          "real train", ".3f"),
         *((f"share of {_kind_label(metrics, kind)}", share_key(kind, "synthetic"),
@@ -356,6 +353,7 @@ def card_section(found: list[Finding]) -> str:
     return (
         "## Coverage warnings\n\n"
         "The run that made this data set found that its synthetic pairs do not cover the real "
-        "distribution (of masks, or of images for the kind images). Segmenters trained on these pairs may fail on the kinds of real images listed "
+        "distribution (of masks; of images for the kind images). Segmenters trained on these "
+        "pairs may fail on the kinds of real images listed "
         f"here:\n\n{items}\n"
     )

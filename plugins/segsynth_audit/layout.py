@@ -32,6 +32,8 @@ from segsynth.feature_distances import TooFewSamples, balanced_precision_recall
 __all__ = ["TABLE_TITLE", "LayoutPrecisionRecall", "layout_features", "layout_precision_recall"]
 
 TABLE_TITLE = "Coverage: precision/recall of mask layouts against the real test masks"
+#: metric key prefix -> what it compares, in the report's table
+COMPARED = {MASK_PRD: "synthetic vs real test", MASK_PRD_FLOOR: "real train vs real test (floor)"}
 
 
 def layout_features(masks: torch.Tensor, grid: int) -> torch.Tensor:
@@ -54,7 +56,7 @@ class LayoutPrecisionRecall:
     def rows(self) -> list[dict[str, Any]]:
         """The report's table: synthetic, then the real floor, precision and recall each."""
         rows = []
-        for label, key in (("synthetic vs real test", MASK_PRD), ("real train vs real test (floor)", MASK_PRD_FLOOR)):
+        for key, label in COMPARED.items():
             if f"{key}.recall" in self.metrics:
                 rows.append({"compared": label,
                              "precision": round(self.metrics[f"{key}.precision"], 3),

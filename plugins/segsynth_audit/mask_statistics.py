@@ -8,8 +8,8 @@ two histograms per statistic.
 Coverage (``segsynth_audit.coverage``): the shares of empty and sparse masks in each set, the
 KS statistic and the real-test-vs-train reference per statistic, the mean pairwise mask
 distance (diversity) of each set, the k-NN precision/recall of the synthetic masks' coarse
-layouts against the real test masks (``segsynth_audit.layout``), and a figure of the per-mask distributions of real train,
-real test and synthetic masks. ``segsynth.coverage`` turns these into the run's coverage
+layouts against the real test masks (``segsynth_audit.layout``), and a figure of the per-mask
+distributions of real train, real test and synthetic masks. ``segsynth.coverage`` turns these into the run's coverage
 warnings; ``coverage_gate`` makes a run with warnings fail (exit 5).
 
 Scope, by design:
@@ -118,7 +118,9 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
                 "precision/recall against the real test masks is maskstats.prd.* (segsynth_audit.layout)."
             ),
         )
-        prd_k: int = Field(3, ge=1, le=50, description="Neighbours whose distance is each mask's k-NN radius.")
+        prd_k: int = Field(
+            3, ge=1, le=50, description="Neighbours whose distance is each mask's k-NN radius."
+        )
         prd_draws: int = Field(
             10, ge=1, le=1000, description="Equal-size draws averaged for the masks' precision/recall."
         )
