@@ -93,9 +93,17 @@ def generator_kit(cls: type, **settings: Any) -> tuple[Callable[..., Any], Calla
     return params_maker(cls.Params, **{**TINY_GENERATOR, **settings}), seeded_builder(cls)
 
 
-def cpu_trainer(path: Path, every: int = 0, resume: bool = False, seed: int = 0) -> Trainer:
-    """A quiet CPU trainer in ``path``, checkpointing every ``every`` steps (0: only the final one)."""
-    settings = TrainerSettings(device="cpu", progress=False, checkpoint_every=every, seed=seed)
+def cpu_trainer(
+    path: Path, every: int = 0, resume: bool = False, seed: int = 0, precision: str = "fp32",
+    channels_last: bool | str = "auto",
+) -> Trainer:
+    """A quiet CPU trainer in ``path``, checkpointing every ``every`` steps (0: only the final one).
+
+    fp32 unless asked: ``precision: auto`` is bf16 on a CPU with native bf16 and fp32 on others,
+    and these tests compare with numbers recorded once, which must not depend on the CPU.
+    """
+    settings = TrainerSettings(device="cpu", progress=False, checkpoint_every=every, seed=seed,
+                               precision=precision, channels_last=channels_last)
     return Trainer(path, settings, resume=resume)
 
 
@@ -245,9 +253,10 @@ def check_final_checkpoint_reloads_sampler(
     build: Callable[..., Any], tiny: Callable[..., Any], tmp_path: Path
 ) -> None:
     """A differently initialised model samples exactly like the trained one once it loads
-    the final checkpoint (so later commands can sample a finished run)."""
+    the final checkpoint (so later commands can sample a finished run), also when it was trained
+    on the CPU fast path (bf16, channels-last) and is loaded by a plain trainer."""
     model = build(tiny(steps=3))
-    model.fit(disks(4), cpu_trainer(tmp_path))
+    model.fit(disks(4), cpu_trainer(tmp_path, precision="bf16", channels_last=True))
     expected = model.sample(6, seeded(7))
     fresh = build(tiny(steps=3), seed=42)
     assert not torch.equal(fresh.sample(6, seeded(7)), expected)  # differs before loading
@@ -374,10 +383,11 @@ def check_learning_rates_decay(t: Any, tmp_path: Path, lr_g: float, lr_d: float)
 
 def check_final_checkpoint_reloads_translator(make: Callable[[], Any], tmp_path: Path) -> None:
     """A differently initialised translator renders exactly like the trained one once it loads
-    the final checkpoint."""
+    the final checkpoint: trained on the CPU fast path (bf16, channels-last), loaded by a plain
+    trainer, as ``synth sample`` loads a run's checkpoints."""
     pairs = bar_pairs(3, 32)
     t = make()
-    t.fit(pairs, cpu_trainer(tmp_path))
+    t.fit(pairs, cpu_trainer(tmp_path, precision="bf16", channels_last=True))
     torch.manual_seed(42)
     fresh = make()
     a = t.translate(pairs.masks, seeded(3))

@@ -183,7 +183,7 @@ class Pipeline:
             record.write_run_files(self.folder, self.loaded, self.registry, probe_trainer, state,
                                    self.resume_changes, self.options.argv, self._log)
         self._log(f"segsynth: run {self.recipe.name!r} in {self.run_dir} on {probe_trainer.device} "
-                  f"({probe_trainer.precision})")
+                  f"({probe_trainer.precision}{', channels-last' if probe_trainer.channels_last else ''})")
         self._log(f"data: {len(train)} train and {len(test)} test pairs of {info.size[0]}x{info.size[1]} "
                   f"({load_seconds:.1f}s)")
 

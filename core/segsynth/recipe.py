@@ -68,7 +68,9 @@ class TrainerBlock(_Strict):
     """Options of the core trainer, shared by every training stage."""
 
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="Autocast precision; auto = bf16/fp16 on GPU, fp32 on CPU."
+        "auto",
+        description="Autocast precision; auto = bf16 (fp16 where bf16 is missing) on GPU, bf16 on a CPU "
+        "with native bf16 units (AVX-512 BF16 or AMX), fp32 on other CPUs and MPS.",
     )
     checkpoint_every: int = Field(
         200, ge=0, le=MAX_STEPS,
@@ -78,7 +80,11 @@ class TrainerBlock(_Strict):
     deterministic: bool = Field(
         False, description="Use deterministic algorithms (slower; exact reproducibility)."
     )
-    channels_last: bool = Field(False, description="Channels-last memory format for conv nets.")
+    channels_last: Literal["auto"] | bool = Field(
+        "auto",
+        description="Channels-last memory format for conv nets and their batches; auto = on with bf16 "
+        "on a CPU (the CPU fast path), off elsewhere.",
+    )
     compile: Literal["auto", "on", "off"] | bool = Field(
         "auto",
         description="torch.compile the networks' training passes (sampling stays eager): auto = on "

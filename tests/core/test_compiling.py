@@ -85,7 +85,7 @@ def test_compiled_training_matches_eager_and_writes_the_same_checkpoint_keys(tmp
 
 def test_an_uncompiled_checkpoint_resumes_in_a_compiled_run(tmp_path, counting_compile):
     straight, _ = _fit(tmp_path / "a", "off", steps=6)
-    settings = dict(device="cpu", progress=False, checkpoint_every=3)
+    settings = dict(device="cpu", progress=False, checkpoint_every=3, precision="fp32")  # as _fit's
     net = _net()
     trainer = Trainer(tmp_path / "b", TrainerSettings(**settings, compile="off"))
     _run(trainer, net, 4)  # "killed" after step 4, newest checkpoint at step 3

@@ -13,6 +13,7 @@ from segsynth.errors import UserError
 from segsynth.pipeline import Pipeline, RunOptions
 from segsynth.plugins import get_registry
 from segsynth.recipe import load_recipe
+from segsynth.trainer import cpu_has_native_bf16
 
 
 def _run(path, out, **options):  # type: ignore[no-untyped-def]
@@ -35,6 +36,9 @@ def test_run_writes_pairs_manifest_metrics_report(toy_plugin, write_recipe, tmp_
     assert resolved["stage2"]["params"]["lr"] == 0.1 and resolved["seed"] == 3
     env = json.loads((out / "environment.json").read_text())
     assert env["seed"] == 3 and env["torch"]
+    # what precision: auto / channels_last: auto resolved to on this machine is on record
+    native = cpu_has_native_bf16()
+    assert (env["precision"], env["channels_last"]) == (("bf16", True) if native else ("fp32", False))
     html = result.report.read_text()
     assert "Real and synthetic pairs" in html and "toy.gap" in html and "data:image/png;base64" in html
     assert (out / "report" / "losses_stage1.png").exists()

@@ -41,7 +41,9 @@ BINARY_METRICS = {"f1", "mean_image_f1", "macro_f1", "precision", "recall", "spe
 
 
 def make_trainer(path: Path) -> Trainer:
-    return Trainer(path, TrainerSettings(device="cpu", progress=False, checkpoint_every=0), resume=False)
+    # fp32: the toy's floors must hold on every CPU (auto is bf16 only where the CPU has it)
+    settings = TrainerSettings(device="cpu", progress=False, checkpoint_every=0, precision="fp32")
+    return Trainer(path, settings, resume=False)
 
 
 def with_fov(pairs: PairSet, margin: int = 2) -> PairSet:

@@ -62,10 +62,10 @@ def test_doctor_advice_follows_the_cpu_bf16_probe(monkeypatch):
     from segsynth import doctor
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
-    assert doctor.cpu_has_native_bf16() and "precision: bf16" in doctor.cpu_bf16_advice()
+    assert doctor.cpu_has_native_bf16() and "auto runs bf16 + channels-last" in doctor.cpu_bf16_advice()
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert not doctor.cpu_has_native_bf16() and "keep trainer.precision fp32" in doctor.cpu_bf16_advice()
+    assert not doctor.cpu_has_native_bf16() and "auto stays fp32" in doctor.cpu_bf16_advice()
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
     assert not doctor.cpu_has_native_bf16()  # a torch without the probe reads as "no"
     result = CliRunner().invoke(app, ["doctor"])

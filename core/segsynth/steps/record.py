@@ -34,6 +34,7 @@ def environment(loaded: LoadedRecipe, registry: Registry, trainer: Trainer, argv
         "seed": loaded.recipe.seed,
         "device": str(trainer.device),
         "precision": trainer.precision,
+        "channels_last": trainer.channels_last,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,
