@@ -361,6 +361,16 @@ LossWeight = Annotated[float, Bounds(
     "a loss weight", 0, MAX_LOSS_WEIGHT, "0 turns the term off; in float32 a term weighted more "
     "than a million times another swallows it (typical values: 1 to 100)",
 )]
+#: k of a k-nearest-neighbour measure (the neighbour whose distance is a sample's radius): 1 .. 100.
+Neighbours = Annotated[int, Bounds(
+    "a number of neighbours", 1, 100, "k-NN radii need at least one neighbour, and far beyond 10 "
+    "every sample's ball covers most of the set (typical: 3 or 5)",
+)]
+#: Repeats of a seeded random draw whose results are averaged: 1 .. 1000.
+Draws = Annotated[int, Bounds(
+    "a number of draws", 1, 1000, "1 draws once; the spread shrinks slowly beyond a few tens "
+    "(typical: 10)",
+)]
 #: CPU threads for torch: 1 .. 1024 (torch's pool crashes the process far above that).
 Threads = Annotated[int, Bounds(
     "a number of threads", 1, MAX_THREADS, "torch's thread pool fails far above that; the number "

@@ -49,7 +49,7 @@ from segsynth.coverage import (
 )
 from segsynth.labels import LabelTable, class_index, one_hot
 from segsynth.measures import class_keys
-from segsynth.params import Count
+from segsynth.params import Count, Draws, Neighbours
 from segsynth_audit.coverage import SET_LABELS, MeasuredSet, ks_statistic, measure_coverage
 from segsynth_audit.coverage import TABLE_TITLE as COVERAGE_TABLE_TITLE
 from segsynth_audit.distribution import Comparison, compare
@@ -118,12 +118,8 @@ class MaskStatisticsEvaluator(segsynth.Evaluator):
                 "precision/recall against the real test masks is maskstats.prd.* (segsynth_audit.layout)."
             ),
         )
-        prd_k: int = Field(
-            3, ge=1, le=50, description="Neighbours whose distance is each mask's k-NN radius."
-        )
-        prd_draws: int = Field(
-            10, ge=1, le=1000, description="Equal-size draws averaged for the masks' precision/recall."
-        )
+        prd_k: Neighbours = Field(3, description="Neighbours whose distance is each mask's k-NN radius.")
+        prd_draws: Draws = Field(10, description="Equal-size draws averaged for the masks' precision/recall.")
         coverage_gate: bool = Field(
             False,
             description=(

@@ -24,7 +24,7 @@ from segsynth import measures
 from segsynth.coverage import EMPTY_FP_RATE, EMPTY_FP_RATIO, EMPTY_FP_SAMPLES, EMPTY_FRACTION
 from segsynth.files import atomic_write_csv, atomic_write_text
 from segsynth.labels import LabelTable, one_hot
-from segsynth.params import MAX_COUNT, BatchSize, Count, LearningRate, Steps
+from segsynth.params import MAX_COUNT, BatchSize, Count, Draws, LearningRate, Neighbours, Steps
 from segsynth_unet.empty_truth import empty_fp_rate, near_empty
 from segsynth_unet.figure import confusion_figure, prediction_grid
 from segsynth_unet.network import max_depth
@@ -208,11 +208,9 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         kid_subset_size: int = Field(
             1000, ge=2, le=MAX_COUNT, description="Images drawn from each set per KID subset (capped at the set size)."
         )
-        prd_k: int = Field(
-            3, ge=1, le=100, description="k of the k-nearest-neighbour manifolds of precision/recall."
-        )
-        prd_draws: int = Field(
-            10, ge=1, le=1000,
+        prd_k: Neighbours = Field(3, description="k of the k-nearest-neighbour manifolds of precision/recall.")
+        prd_draws: Draws = Field(
+            10,
             description=(
                 "Precision/recall compare equally many real and synthetic images: the larger set "
                 "is subsampled this many times and the results averaged."
