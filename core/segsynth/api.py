@@ -177,19 +177,20 @@ class Run:
     def sample(
         self, n: int, out: str | Path | None = None, seed: int | None = None,
         batch_size: int | None = None, force: bool = False, device: str | None = None,
-        progress: bool = True, png_level: int | None = None,
+        progress: bool = True, png_level: int | None = None, overrides: list[str] | None = None,
     ) -> Path:
         """Draw ``n`` new pairs from the final checkpoints; return their folder.
 
         ``png_level`` (0-9) trades file size for writing speed; ``None`` writes the files (and
-        SHA-256s) a run writes.
+        SHA-256s) a run writes. ``overrides`` (``--set`` items) change sampling-only parameters,
+        e.g. ``["stage2.params.sampling_steps=32"]`` for a diffusion translator.
         """
         from segsynth.rundir import sample_run
 
         if n < 1:
             raise UserError(f"n must be at least 1, not {n}.")
         return sample_run(self.path, _registry(self.registry), n, Path(out) if out else None,
-                          seed, batch_size, force, device, progress, png_level)
+                          seed, batch_size, force, device, progress, png_level, overrides)
 
     def evaluate(self, device: str | None = None, progress: bool = True) -> dict[str, float]:
         """Run the recipe's evaluators again; rewrite metrics and report; return the metrics."""

@@ -190,11 +190,16 @@ def sample(
     force: Annotated[bool, typer.Option(help="Overwrite a non-empty destination.")] = False,
     progress: Annotated[bool, typer.Option(help="Bars on a terminal; --no-progress: plain progress lines, as in a log file.")] = True,
     png_level: Annotated[int | None, typer.Option(min=0, max=9, help="PNG compression level 0-9 (default: zlib's 6, the files `synth run` writes; 1 writes several times faster, files somewhat larger, other SHA-256s; same pixels).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Change a sampling-only parameter of the trained models, e.g. "
+        "stage2.params.sampling_steps=32 (repeatable; `synth plugins show NAME` marks them).",
+    )] = None,
 ) -> None:
     """Draw N new pairs from a finished run's checkpoints, without retraining."""
     from segsynth import api
 
-    dest = api.open_run(run_dir).sample(n, out, seed, batch_size, force, device, progress, png_level)
+    dest = api.open_run(run_dir).sample(n, out, seed, batch_size, force, device, progress, png_level,
+                                        set_ or [])
     typer.echo(f"samples: {dest}")
 
 
@@ -455,9 +460,12 @@ def params_yaml(name: str, params: Any) -> str:
 
     from pydantic import TypeAdapter
 
+    from segsynth.params import is_sampling_only
+
     lines = [f"name: {name}", "params:"]
     for field_name, info in params.model_fields.items():
-        note = f"  # {info.description}" if info.description else ""
+        mark = "[sampling-only: `synth sample --set` may change it] " if is_sampling_only(info) else ""
+        note = f"  # {mark}{info.description}" if info.description else ""
         if info.is_required():
             lines.append(f"  # {field_name}:   (required){note.replace('  #', '', 1)}")
             continue

@@ -414,6 +414,25 @@ EmaDecay = Annotated[float, AfterValidator(_ema_decay)]
 #: A cut on a tanh generator's output, strictly inside (-1, 1) or every pixel lands on one side.
 TanhThreshold = Annotated[float, AfterValidator(_tanh_threshold)]
 
+#: ``json_schema_extra`` of a field that changes only how a *trained* model draws samples (a
+#: diffusion model's DDIM steps, a cut on its output, a batch size, a clean-up of the result),
+#: never what its checkpoint means. ``synth sample --set`` may change such a field, and a
+#: resumed run may change it until its synthetic pairs are written; every other field is fixed
+#: once a stage has trained. Use it as ``Field(..., json_schema_extra=SAMPLING_ONLY)``.
+SAMPLING_ONLY: dict[str, Any] = {"sampling_only": True}
+
+
+def is_sampling_only(info: Any) -> bool:
+    """Whether a pydantic ``FieldInfo`` carries the ``SAMPLING_ONLY`` mark."""
+    extra = getattr(info, "json_schema_extra", None)
+    return isinstance(extra, Mapping) and extra.get("sampling_only") is True
+
+
+def sampling_fields(params: type[Params] | Params) -> frozenset[str]:
+    """Names of the fields of ``params`` (a ``Params`` class or instance) marked ``SAMPLING_ONLY``."""
+    cls = params if isinstance(params, type) else type(params)
+    return frozenset(name for name, info in cls.model_fields.items() if is_sampling_only(info))
+
 
 
 class GanGeneratorParams(Params):
@@ -447,7 +466,7 @@ class GanGeneratorParams(Params):
         "through, so it must judge shapes rather than soft values; false = the papers' plain GANs.",
     )
     min_piece_pixels: int = Field(
-        0, ge=0, le=1_000_000,
+        0, ge=0, le=1_000_000, json_schema_extra=SAMPLING_ONLY,
         description="Clear every 8-connected piece of a sampled mask smaller than this many "
         "pixels (segsynth.gan.remove_small_pieces); 0 keeps the generator's masks as they are. "
         "Set it below the smallest real piece and check the audit's pieces-per-mask.",

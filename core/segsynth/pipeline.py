@@ -125,7 +125,7 @@ class Pipeline:
     def check_folder(self) -> None:
         """Refuse to clobber an earlier run without --force; writes nothing (runs before data loads)."""
         if self.folder.check_before_run(self.options.force, self.options.resume):
-            self.resume_changes = check_run_folder(self.folder, self.loaded.resolved())
+            self.resume_changes = check_run_folder(self.folder, self.loaded.resolved(), self.loaded.sampling_fields())
 
     # ------------------------------------------------------------------ the run
     def run(self) -> RunResult:

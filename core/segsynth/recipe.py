@@ -267,6 +267,16 @@ class LoadedRecipe:
                 derive["segmenter"]["params"] = self.segmenter_params.model_dump(mode="json")
         return out
 
+    def sampling_fields(self) -> dict[str, frozenset[str]]:
+        """Each stage's sampling-only parameters (``segsynth.params.SAMPLING_ONLY``): what
+        ``synth sample --set`` and a resume before synthesis may change on a trained run."""
+        from segsynth.params import sampling_fields
+
+        out = {"stage1": sampling_fields(self.stage1_params)}
+        if self.stage2_params is not None:
+            out["stage2"] = sampling_fields(self.stage2_params)
+        return out
+
     @property
     def single_stage(self) -> bool:
         """True when ``stage1`` is a pair generator (and there is no Stage II)."""

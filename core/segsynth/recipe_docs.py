@@ -14,6 +14,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from segsynth.params import is_sampling_only
 from segsynth.plugins import KIND_LABEL, Registry
 from segsynth.recipe import (
     ComponentRef,
@@ -69,9 +70,10 @@ def _cell(text: str) -> str:
 def _table(model: type[BaseModel]) -> list[str]:
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for name, info in model.model_fields.items():
+        mark = "*Sampling-only* (`synth sample --set` may change it): " if is_sampling_only(info) else ""
         lines.append(
             f"| `{name}` | {_cell(_type_name(info))} | {_cell(_default(info))} | "
-            f"{_cell(info.description or '')} |"
+            f"{_cell(mark + (info.description or ''))} |"
         )
     return lines
 

@@ -10,8 +10,9 @@ silently mix two experiments in one folder, or fail deep inside ``load_state_dic
   ``description``, what the ``report`` shows and where numbers are logged (``loggers``);
 * **allowed while the step has not finished**: more ``steps`` for a stage still training (never
   fewer: the checkpoints may already be past them; a learning-rate decay follows the new
-  count from the step it resumes at), the ``synthesis`` block before the pairs are written,
-  the ``evaluation`` list before any evaluator has finished;
+  count from the step it resumes at), the ``synthesis`` block and a stage's sampling-only
+  parameters (``segsynth.params.SAMPLING_ONLY``: a diffusion model's DDIM steps, say) before
+  the pairs are written, the ``evaluation`` list before any evaluator has finished;
 * **everything else is refused** (exit 2) with the list of changes, before anything is loaded.
 
 ``recipe.resolved.yaml`` is then rewritten with what the run really uses, and ``state.json``
@@ -20,7 +21,7 @@ records each accepted change (``resumed_with``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,12 +80,19 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + ".")
 
 
-def refusal(change: Change, finished: Callable[[str], bool]) -> str | None:
-    """Why ``change`` cannot be made on resume, or ``None`` if it can."""
+def refusal(
+    change: Change, finished: Callable[[str], bool], sampling: Mapping[str, frozenset[str]] | None = None,
+) -> str | None:
+    """Why ``change`` cannot be made on resume, or ``None`` if it can.
+
+    ``sampling`` maps a stage to its plugin's sampling-only fields (``segsynth.params.sampling_fields``).
+    """
     path = change.path
     if any(_under(path, p) for p in ALWAYS):
         return None
     stage = path.split(".")[0]
+    if stage in STAGES and any(path == f"{stage}.params.{name}" for name in (sampling or {}).get(stage, ())):
+        return "the synthetic pairs are already written" if finished("synthesis") else None
     if stage in STAGES and path == f"{stage}.params.steps":
         if finished(stage):
             return f"{stage} has finished training"
@@ -100,10 +108,11 @@ def refusal(change: Change, finished: Callable[[str], bool]) -> str | None:
 
 def check_resume(
     old: dict[str, Any], new: dict[str, Any], finished: Callable[[str], bool], run_dir: Any,
+    sampling: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Change]:
     """Return the accepted changes, or raise ``UserError`` listing every refused one."""
     found = changes(old, new)
-    refused = [(c, why) for c in found if (why := refusal(c, finished)) is not None]
+    refused = [(c, why) for c in found if (why := refusal(c, finished, sampling)) is not None]
     if refused:
         lines = "\n".join(f"{c.line()}  ({why})" for c, why in refused)
         raise UserError(
@@ -112,16 +121,20 @@ def check_resume(
             f"checkpoints cannot follow:\n{lines}\nUndo these changes to continue the run, or "
             "start a new run with --out DIR (or replace this one with --force). A resume may "
             "change the device and trainer speed settings, add steps to an unfinished stage, "
-            "and change synthesis/evaluation before they have run."
+            "and change synthesis, a stage's sampling-only parameters (`synth plugins show NAME` "
+            "marks them) and evaluation before they have run."
         )
     return found
 
 
-def check_run_folder(folder: Any, resolved: dict[str, Any]) -> list[Change]:
+def check_run_folder(
+    folder: Any, resolved: dict[str, Any], sampling: Mapping[str, frozenset[str]] | None = None,
+) -> list[Change]:
     """Compare ``resolved`` with the recipe the run in ``folder`` (a ``RunFolder``) started with.
 
     Returns the accepted changes (none when the run never wrote its recipe); raises
-    ``UserError`` for what the checkpoints cannot follow.
+    ``UserError`` for what the checkpoints cannot follow. ``sampling``: each stage's
+    sampling-only fields, which may change until the synthetic pairs are written.
     """
     import yaml
 
@@ -144,14 +157,14 @@ def check_run_folder(folder: Any, resolved: dict[str, Any]) -> list[Change]:
 
     old = old if isinstance(old, dict) else {}
     try:
-        return check_resume(old, resolved, finished, folder.root)
+        return check_resume(old, resolved, finished, folder.root, sampling)
     except UserError as refused:
         respelled = _in_current_spelling(old)
         if respelled is None:
             raise
         # a parameter renamed since the run started (old spellings still validate) is no change
         try:
-            return check_resume(respelled, resolved, finished, folder.root)
+            return check_resume(respelled, resolved, finished, folder.root, sampling)
         except UserError:
             raise refused from None
 

@@ -29,14 +29,42 @@ from segsynth.plugins import Registry
 from segsynth.recipe import LoadedRecipe, load_recipe
 
 
-def open_run(run_dir: Path, registry: Registry) -> LoadedRecipe:
+def open_run(run_dir: Path, registry: Registry, sampling_overrides: list[str] | None = None) -> LoadedRecipe:
+    """The run's resolved recipe; ``sampling_overrides`` (``--set`` items) may change only its
+    stages' sampling-only parameters (``segsynth.params.SAMPLING_ONLY``)."""
     recipe = RunFolder(run_dir).resolved_recipe
     if not recipe.exists():
         raise UserError(
             f"{run_dir} holds no {RESOLVED_RECIPE}, so it is not a segsynth run folder; "
             "give the folder `synth run` printed (by default runs/<name>)."
         )
-    return load_recipe(recipe, registry)
+    loaded = load_recipe(recipe, registry)
+    if not sampling_overrides:
+        return loaded
+    allowed = sorted(f"{stage}.params.{name}" for stage, names in loaded.sampling_fields().items()
+                     for name in names)
+    for item in sampling_overrides:
+        key = item.partition("=")[0].strip()
+        if key not in allowed:
+            can = ", ".join(allowed) if allowed else "nothing: its plugins mark no parameter as sampling-only"
+            raise UserError(
+                f"--set {item!r} cannot change a trained run: {key or 'that key'} is not a "
+                f"sampling-only parameter of run {run_dir}'s plugins, so changing it would "
+                f"contradict the checkpoints. Sampling may change: {can}. To change anything "
+                "else, train a new run (`synth run RECIPE --set ...`)."
+            )
+    return load_recipe(recipe, registry, sampling_overrides)
+
+
+def sampling_suffix(loaded: LoadedRecipe, overrides: list[str]) -> str:
+    """``-stage2-sampling_steps32``-style name part for the default samples folder, so that
+    pairs drawn with other sampling settings do not land in (and collide with) the plain one."""
+    resolved = loaded.resolved()
+    parts = []
+    for item in overrides:
+        stage, _, name = item.partition("=")[0].strip().split(".")
+        parts.append(f"-{stage}-{name}{resolved[stage]['params'][name]}")
+    return "".join(parts)
 
 
 def _require_final(run_dir: Path, stage: str) -> Path:
@@ -67,18 +95,23 @@ def _gate_status(run_dir: Path) -> tuple[str, str | None]:
 def sample_run(
     run_dir: Path, registry: Registry, n: int, dest: Path | None = None, seed: int | None = None,
     batch_size: int | None = None, force: bool = False, device: str | None = None,
-    progress: bool = True, png_level: int | None = None,
+    progress: bool = True, png_level: int | None = None, overrides: list[str] | None = None,
 ) -> Path:
     """Draw ``n`` new pairs from a finished run's final checkpoints into ``dest``.
 
     The default seed differs from the run's own, so the new pairs are new; the manifest records
     the seed, the SHA-256 of both checkpoints that made them and the run's privacy-gate status
     (a run that failed its gate still samples, for inspection, but says so loudly).
+    ``overrides`` (``--set``) change sampling-only parameters, e.g. a diffusion model's DDIM
+    steps; the manifest records them and the default folder's name carries them.
     """
-    loaded = open_run(run_dir, registry)
+    overrides = list(overrides or [])
+    loaded = open_run(run_dir, registry, overrides)
     checkpoints = {stage: _require_final(run_dir, stage) for stage in loaded.stages}
     seed = loaded.recipe.seed + 1 if seed is None else seed
-    dest = dest or folders.default_samples(run_dir, seed, n)
+    if dest is None:
+        dest = folders.default_samples(run_dir, seed, n)
+        dest = dest.with_name(dest.name + sampling_suffix(loaded, overrides))
     sources = [folders.Source(run_dir, allowed=(folders.SAMPLES_DIR,))]
     folders.check_not_overlapping(dest, sources, "sample")
     folders.check_replaceable(dest, folders.SAMPLES, force)
@@ -91,6 +124,8 @@ def sample_run(
     sampler = pipeline.load_finished_sampler(info)
     batch = batch_size or loaded.recipe.synthesis.batch_size
     extra = {f"{stage}_sha256": sha256_file(path) for stage, path in checkpoints.items()}
+    if overrides:
+        extra["sampling_overrides"] = "; ".join(item.strip() for item in overrides)
     t0 = time.perf_counter()
     # drawn and written as a stream; the destination is claimed once the first batch is drawn
     synthesize_files(dest, sampler, n, batch, seed, progress, extra={**extra, "privacy_gate": gate},

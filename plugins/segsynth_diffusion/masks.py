@@ -17,13 +17,20 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 import segsynth
 from segsynth import DatasetInfo, Trainer
-from segsynth.gan import exclusive_classes, masks_to_tanh_scale, one_hot_masks, random_pairs
+from segsynth.gan import (
+    exclusive_classes,
+    hysteresis_cut,
+    masks_to_tanh_scale,
+    one_hot_masks,
+    random_pairs,
+    remove_small_pieces,
+)
 from segsynth.labels import exclusive
-from segsynth.params import BatchSize, TanhThreshold
+from segsynth.params import SAMPLING_ONLY, BatchSize, TanhThreshold
 from segsynth_diffusion.denoiser import Denoiser
 from segsynth_diffusion.params import DiffusionParams
 
@@ -42,12 +49,36 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
     class Params(DiffusionParams):
         """Recipe ``stage1.params`` of the diffusion mask generator."""
 
-        sample_batch_size: BatchSize = Field(64, description="Masks denoised together per forward pass when sampling.")
+        sample_batch_size: BatchSize = Field(
+            64, json_schema_extra=SAMPLING_ONLY, description="Masks denoised together per forward pass when sampling."
+        )
         threshold: TanhThreshold = Field(
-            0.0,
+            0.0, json_schema_extra=SAMPLING_ONLY,
             description="Cut on the denoised sample, in (-1, 1): 0.0 here is 0.5 on the [0, 1] mask "
             "scale. Pixels above it become foreground (1); class maps (K > 1) take each pixel's largest channel.",
         )
+        hysteresis_low: TanhThreshold | None = Field(
+            None, json_schema_extra=SAMPLING_ONLY,
+            description="Second, lower cut (below threshold): a pixel above it is foreground too if it "
+            "is 8-connected to a pixel above threshold (segsynth.gan.hysteresis_cut), so a thin vessel "
+            "whose value dips under the cut for a pixel or two stays one piece. null: one cut. Binary masks only.",
+        )
+        min_piece_pixels: int = Field(
+            0, ge=0, le=1_000_000, json_schema_extra=SAMPLING_ONLY,
+            description="Clear every 8-connected piece of a sampled mask smaller than this many "
+            "pixels (segsynth.gan.remove_small_pieces), after the cut; 0 keeps every piece. Set it "
+            "below the smallest real piece and check the mask statistics' pieces per mask.",
+        )
+
+        @model_validator(mode="after")
+        def _cuts_in_order(self) -> DiffusionMaskGenerator.Params:
+            """A low cut at or above the threshold would be the threshold alone: a typo, surely."""
+            if self.hysteresis_low is not None and self.hysteresis_low >= self.threshold:
+                raise ValueError(
+                    f"hysteresis_low ({self.hysteresis_low}) must be below threshold ({self.threshold}); "
+                    "it is the lower of the two cuts (null turns it off)"
+                )
+            return self
 
     params: Params
 
@@ -90,7 +121,15 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """``n`` masks of 0/1: denoised samples cut at ``threshold``, or with classes the exact
+        """``n`` masks of 0/1: denoised samples cut at ``threshold`` (or with hysteresis down to
+        ``hysteresis_low``), pieces under ``min_piece_pixels`` cleared; or with classes the exact
         one-hot map of each pixel's largest channel."""
         raw = self.sample_raw(n, generator)
-        return one_hot_masks(raw) if self.classes else (raw > self.params.threshold).float()
+        if self.classes:
+            return one_hot_masks(raw)
+        p = self.params
+        if p.hysteresis_low is None:
+            masks = (raw > p.threshold).float()
+        else:
+            masks = hysteresis_cut(raw, p.threshold, p.hysteresis_low)
+        return remove_small_pieces(masks, p.min_piece_pixels)

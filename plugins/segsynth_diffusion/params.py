@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 import segsynth
 from segsynth.params import (
+    SAMPLING_ONLY,
     AdamBetas,
     BatchSize,
     EmaDecay,
@@ -76,7 +77,7 @@ class DiffusionParams(segsynth.Params):
         1000, ge=2, le=MAX_TRAIN_TIMESTEPS, description="Noise levels of the training schedule (1000 in DDPM)."
     )
     sampling_steps: int = Field(
-        20, ge=1, le=MAX_TRAIN_TIMESTEPS,
+        20, ge=1, le=MAX_TRAIN_TIMESTEPS, json_schema_extra=SAMPLING_ONLY,
         description="Deterministic DDIM denoising steps per sample (at most train_timesteps): "
         "sampling time grows linearly with it; 10 to 50 is the usual range.",
     )

@@ -17,7 +17,7 @@ from torch import Tensor
 import segsynth
 from segsynth import DatasetInfo, PairSet, Trainer
 from segsynth.gan import check_pair_shapes, random_pairs
-from segsynth.params import BatchSize
+from segsynth.params import SAMPLING_ONLY, BatchSize
 from segsynth_diffusion.denoiser import Denoiser
 from segsynth_diffusion.params import DiffusionParams
 
@@ -37,7 +37,9 @@ class DiffusionTranslator(segsynth.Translator):
     class Params(DiffusionParams):
         """Recipe ``stage2.params`` of the diffusion translator."""
 
-        translate_batch_size: BatchSize = Field(16, description="Masks rendered together per forward pass.")
+        translate_batch_size: BatchSize = Field(
+            16, json_schema_extra=SAMPLING_ONLY, description="Masks rendered together per forward pass."
+        )
 
     params: Params
 

@@ -294,6 +294,29 @@ def test_remove_small_pieces_keeps_only_pieces_at_least_the_size() -> None:
     assert torch.equal(remove_small_pieces(masks, 2)[0, 0, 12:14, 12:14], masks[0, 0, 12:14, 12:14])
 
 
+def test_hysteresis_cut_keeps_faint_pixels_only_where_they_join_confident_ones() -> None:
+    from segsynth.gan import hysteresis_cut
+
+    raw = -torch.ones(2, 1, 8, 16)
+    raw[0, 0, 3, 0:6] = 0.8    # a confident stretch of vessel,
+    raw[0, 0, 3, 6:8] = -0.3   # a faint dip (under the cut at 0),
+    raw[0, 0, 3, 8:14] = 0.7   # and confident vessel again: one vessel
+    raw[0, 0, 6, 2] = -0.3     # a faint speck joined to nothing
+    raw[0, 0, 7, 14] = 0.5     # a confident speck
+    raw[1, 0, 1, 1] = -0.3     # a second sample with a faint speck only
+    single = (raw > 0).float()
+    cut = hysteresis_cut(raw, 0.0, -0.5)
+    assert cut[0, 0, 3, 0:14].sum() == 14  # the dip is kept: one piece instead of two
+    assert cut[0, 0, 6, 2] == 0 and cut[0, 0, 7, 14] == 1 and cut[1].sum() == 0
+    assert torch.equal(cut - single, ((raw > -0.5) & (raw <= 0)).float() * cut)  # only adds to the single cut
+    assert cut.sum() - single.sum() == 2
+    # diagonal neighbours join (8-connectivity); a low cut at or above the high one is the single cut
+    diagonal = -torch.ones(1, 1, 4, 4)
+    diagonal[0, 0, 0, 0], diagonal[0, 0, 1, 1] = 0.9, -0.2
+    assert hysteresis_cut(diagonal, 0.0, -0.5)[0, 0, 1, 1] == 1
+    assert torch.equal(hysteresis_cut(raw, 0.0, 0.0), single)
+
+
 def test_random_geometry_keeps_masks_binary_and_is_identity_when_off() -> None:
     from segsynth.gan import random_geometry
 

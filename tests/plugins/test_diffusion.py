@@ -104,6 +104,19 @@ def test_threshold_cuts_the_denoised_sample() -> None:
     assert torch.equal(cut, (raw > 0.3).float())
 
 
+def test_hysteresis_and_piece_clean_up_apply_to_the_same_denoised_sample() -> None:
+    from segsynth.gan import hysteresis_cut, remove_small_pieces
+
+    raw = build(tiny()).sample_raw(4, checks.seeded(0))
+    joined = build(tiny(hysteresis_low=-0.4)).sample(4, checks.seeded(0))
+    assert torch.equal(joined, hysteresis_cut(raw, 0.0, -0.4))
+    assert joined.sum() >= (raw > 0).sum()  # hysteresis only adds pixels to the single cut
+    cleaned = build(tiny(hysteresis_low=-0.4, min_piece_pixels=5)).sample(4, checks.seeded(0))
+    assert torch.equal(cleaned, remove_small_pieces(joined, 5))
+    with pytest.raises(ValueError, match="must be below threshold"):
+        tiny(hysteresis_low=0.1)
+
+
 @pytest.mark.parametrize(
     "check",
     [checks.check_fit_rejects_wrong_masks, checks.check_final_checkpoint_reloads_sampler],
@@ -256,3 +269,44 @@ def test_quickstart_diffusion_recipe_runs_and_a_seed_reproduces_its_files(tmp_pa
     )
     assert again.exit_code == 0, again.output
     assert _hashes(tmp_path / "again") == first  # the run's seed, the run's bytes
+
+
+@pytest.mark.filterwarnings("ignore:.*coverage warning")  # 4 toy pairs cannot cover the real masks
+def test_a_trained_run_samples_with_other_ddim_steps_and_refuses_other_changes(tmp_path: Path) -> None:
+    """DDIM steps are a sampling choice: ``synth sample --set`` and a resume before synthesis
+    may change them on trained checkpoints; a training parameter may not be changed either way."""
+    out = tmp_path / "run"
+    args = ["run", str(ROOT / "recipes" / "quickstart-diffusion.yaml"), "--out", str(out), "--device", "cpu",
+            "--no-progress", "--until", "stage2"]
+    for item in TOY_RUN:
+        args += ["--set", item]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    # a resume before synthesis takes 3 DDIM steps per image instead of the recipe's 2
+    resumed = CliRunner().invoke(app, [*args[:-2], "--resume", "--until", "synthesis",
+                                       "--set", "stage2.params.sampling_steps=3"])
+    assert resumed.exit_code == 0, resumed.output
+    recorded = (out / "recipe.resolved.yaml").read_text()
+    assert recorded.count("sampling_steps: 3") == 1 and recorded.count("sampling_steps: 2") == 1
+    written = _hashes(out / "synthetic")
+
+    def sample(*extra: str) -> Any:
+        return CliRunner().invoke(app, ["sample", str(out), "-n", "4", "--seed", "0", "--device", "cpu",
+                                        "--no-progress", *extra])
+
+    two = sample("--set", "stage2.params.sampling_steps=2")
+    assert two.exit_code == 0, two.output
+    folder = out / "samples" / "seed0-n4-stage2-sampling_steps2"  # the setting is in the default name
+    other = _hashes(folder)
+    assert [h[:64] for h in other] == [h[:64] for h in written]  # the same Stage-I masks
+    assert all(a[64:] != b[64:] for a, b in zip(other, written, strict=True))  # other images
+    with (folder / "manifest.csv").open(newline="") as f:
+        assert next(csv.DictReader(f))["sampling_overrides"] == "stage2.params.sampling_steps=2"
+    assert sample().exit_code == 0
+    assert _hashes(out / "samples" / "seed0-n4") == written  # the run's own setting, the run's bytes
+
+    training = sample("--set", "stage2.params.lr=0.1")
+    assert training.exit_code == 2
+    assert "stage2.params.lr is not a sampling-only parameter" in " ".join(training.output.split())
+    assert "stage2.params.sampling_steps" in training.output
+    late = CliRunner().invoke(app, [*args[:-2], "--resume", "--set", "stage2.params.sampling_steps=4"])
+    assert late.exit_code == 2 and "the synthetic pairs are already written" in late.output
