@@ -253,8 +253,9 @@ def main() -> None:
         print(f"S={steps:>3}: {row['seconds_per_pair'] * 1000:.1f} ms/pair, synthetic F1 "
               f"{_cell(row['synthetic.f1'])}, KID {_cell(row['kid.segmenter'])}, "
               f"pieces/mask {_cell(row['maskstats.components.synthetic_mean'])}", flush=True)
-    result = {"bench": "sampling_steps", "run": str(args.run_dir), "threads": torch.get_num_threads(),
-              "rows": rows}
+    size = open_run(args.run_dir, get_registry()).resolved()["data"]["params"].get("size")
+    result = {"benchmark": "sampling_steps", "run": str(args.run_dir), "threads": torch.get_num_threads(),
+              "size": size, "rows": rows}
     (args.out / "sampling_steps.json").write_text(json.dumps(result, indent=1))
     (args.out / "sampling_steps.md").write_text(markdown(rows, args.run_dir))
     plot(rows, args.out / "sampling_steps.png")

@@ -64,6 +64,10 @@ def test_bench_script_runs_at_smoke_size_and_reports(smoke_runs, script):
     if script == "bench_sampling":
         assert "pairs/s" in stdout
         rates = result["pairs_per_second"].values()
+    elif script == "bench_sampling_steps":
+        assert [row["sampling_steps"] for row in result["rows"]] == [1, 2]  # one fork per step count
+        assert all(0.0 <= row["synthetic.f1"] <= 1.0 for row in result["rows"])
+        rates = [1.0 / row["seconds_per_pair"] for row in result["rows"]]
     else:
         assert "images/s per step" in stdout and "fast path / fp32 eager" in stdout
         assert result["baseline"]["steps"] == result["fast"]["steps"] == 2
