@@ -102,12 +102,10 @@ def fork(run_dir: Path, dest: Path, stages: list[str]) -> None:
         final = source.final_checkpoint(stage)
         for path in final.parent.glob(final.name + "*"):  # final.pt and its .sha256
             shutil.copy2(path, dest / stage / "checkpoints" / path.name)
-        for extra in ("losses.csv",):
-            if (run_dir / stage / extra).exists():
-                shutil.copy2(run_dir / stage / extra, dest / stage / extra)
-    for name in ("environment.json",):
-        if (run_dir / name).exists():
-            shutil.copy2(run_dir / name, dest / name)
+        if (run_dir / stage / "losses.csv").exists():
+            shutil.copy2(run_dir / stage / "losses.csv", dest / stage / "losses.csv")
+    if (run_dir / "environment.json").exists():
+        shutil.copy2(run_dir / "environment.json", dest / "environment.json")
     (dest / "state.json").write_text(json.dumps({"steps": kept}, indent=1))
 
 

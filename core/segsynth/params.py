@@ -422,6 +422,15 @@ TanhThreshold = Annotated[float, AfterValidator(_tanh_threshold)]
 SAMPLING_ONLY: dict[str, Any] = {"sampling_only": True}
 
 
+#: The sampling-only clean-up every mask generator spells alike (``segsynth.gan.remove_small_pieces``).
+MinPiecePixels = Annotated[int, Field(
+    ge=0, le=1_000_000, json_schema_extra=SAMPLING_ONLY,
+    description="Clear every 8-connected piece of a sampled mask smaller than this many "
+    "pixels (segsynth.gan.remove_small_pieces), after the cut; 0 keeps the generator's masks as "
+    "they are. Set it below the smallest real piece and check the mask statistics' pieces per mask.",
+)]
+
+
 def is_sampling_only(info: Any) -> bool:
     """Whether a pydantic ``FieldInfo`` carries the ``SAMPLING_ONLY`` mark."""
     extra = getattr(info, "json_schema_extra", None)
@@ -465,12 +474,7 @@ class GanGeneratorParams(Params):
         "0/1 (-1/+1), or with exclusive classes as exact one-hot maps, gradient passed straight "
         "through, so it must judge shapes rather than soft values; false = the papers' plain GANs.",
     )
-    min_piece_pixels: int = Field(
-        0, ge=0, le=1_000_000, json_schema_extra=SAMPLING_ONLY,
-        description="Clear every 8-connected piece of a sampled mask smaller than this many "
-        "pixels (segsynth.gan.remove_small_pieces); 0 keeps the generator's masks as they are. "
-        "Set it below the smallest real piece and check the audit's pieces-per-mask.",
-    )
+    min_piece_pixels: MinPiecePixels = 0
     bn_stat_samples: CountOrNone = Field(
         512,
         description="Latent codes used after training to re-estimate the sampling generator's "

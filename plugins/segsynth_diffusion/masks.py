@@ -30,7 +30,7 @@ from segsynth.gan import (
     remove_small_pieces,
 )
 from segsynth.labels import exclusive
-from segsynth.params import SAMPLING_ONLY, BatchSize, TanhThreshold
+from segsynth.params import SAMPLING_ONLY, BatchSize, MinPiecePixels, TanhThreshold
 from segsynth_diffusion.denoiser import Denoiser
 from segsynth_diffusion.params import DiffusionParams
 
@@ -63,12 +63,7 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
             "is 8-connected to a pixel above threshold (segsynth.gan.hysteresis_cut), so a thin vessel "
             "whose value dips under the cut for a pixel or two stays one piece. null: one cut. Binary masks only.",
         )
-        min_piece_pixels: int = Field(
-            0, ge=0, le=1_000_000, json_schema_extra=SAMPLING_ONLY,
-            description="Clear every 8-connected piece of a sampled mask smaller than this many "
-            "pixels (segsynth.gan.remove_small_pieces), after the cut; 0 keeps every piece. Set it "
-            "below the smallest real piece and check the mask statistics' pieces per mask.",
-        )
+        min_piece_pixels: MinPiecePixels = 0
 
         @model_validator(mode="after")
         def _cuts_in_order(self) -> DiffusionMaskGenerator.Params:
