@@ -72,7 +72,7 @@ class DCGANMaskGenerator(MaskGAN):
         )
         self.discriminator = DCGANDiscriminator(
             info.mask_channels, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm,
-            minibatch_std=p.minibatch_std,
+            minibatch_std=p.minibatch_std, patch_depth=p.patch_depth,
         )
         self._build_optimizers()
         self.augment = DiffAugment(discriminator_augment(p))
@@ -150,7 +150,7 @@ class DCGANMaskGenerator(MaskGAN):
             # on the soft output (tanh values or class probabilities): the binarised fakes hide
             # how far apart two codes' masks are
             ratio = mode_seeking_ratio(self._soft_masks(fake_out), z)
-            g_total = g_loss + p.mode_seeking / (ratio + 1e-5)
+            g_total = g_total + p.mode_seeking / (ratio + 1e-5)
         trainer.backward(g_total)
         trainer.step(self.opt_g)
         D.requires_grad_(True)

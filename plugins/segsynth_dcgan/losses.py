@@ -59,6 +59,9 @@ def r1_penalty(
     half-precision double backward underflows.
     """
     x = real.detach().requires_grad_(True)
-    logits = discriminator(x).float()
-    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    # one score per sample: a patch discriminator's logits are averaged first, as its loss does,
+    # so the penalty weighs the same whatever the number of patches (summing them would scale it
+    # by the patch count squared and pin D flat)
+    scores = discriminator(x).float().reshape(x.shape[0], -1).mean(dim=1)
+    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
     return grad.square().sum(dim=tuple(range(1, grad.dim()))).mean()

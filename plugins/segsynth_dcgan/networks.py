@@ -121,7 +121,15 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Mask in ``[-1, 1]`` ``(N, C, H, W)`` -> one real/fake logit per sample, shape ``(N,)``.
+    """Mask in ``[-1, 1]`` ``(N, C, H, W)`` -> real/fake logits, flattened: ``(N,)`` or ``(N * h * w,)``.
+
+    By default D halves the mask down to 4x4 and gives one logit per mask (DCGAN). With
+    ``patch_depth = n`` it stops after ``n`` halvings and a 3x3 convolution gives one logit per
+    position of the ``size / 2**n`` map, each judging a patch of the mask (a PatchGAN, Isola et
+    al. 2017, as pix2pix's own D): on a few hundred tiles a whole-mask D soon tells every
+    training tile apart and G gets one verdict per mask; a patch D sees many local samples per
+    mask and has to judge local vessel shape, where G has something to learn. The losses
+    average over every logit, so nothing downstream changes.
 
     With ``spectral_norm`` every convolution is spectrally normalised (Miyato et al. 2018) and
     batch norm is left out: the two fight each other, and SN alone already bounds D's Lipschitz
@@ -136,9 +144,18 @@ class DCGANDiscriminator(nn.Module):
         max_filters: int = 512,
         spectral_norm: bool = False,
         minibatch_std: bool = False,
+        patch_depth: int = 0,
     ) -> None:
         super().__init__()
         self.depth = dcgan_depth(size)
+        if patch_depth < 0 or patch_depth >= self.depth:
+            raise segsynth.UserError(
+                f"the dcgan discriminator's patch_depth must be 0 (one logit per mask) or between 1 "
+                f"and {self.depth - 1} for {size[0]}x{size[1]} masks (it halves the size that many "
+                f"times before judging patches), got {patch_depth}."
+            )
+        self.patch_depth = patch_depth
+        halvings = patch_depth or self.depth
         use_bn = not spectral_norm
         width = _channels(0, base_filters, max_filters)
         # first layer: no batch norm (Radford et al.), so the input statistics reach D unaltered
@@ -146,7 +163,7 @@ class DCGANDiscriminator(nn.Module):
             nn.Conv2d(in_channels, width, 4, 2, 1, bias=True),
             nn.LeakyReLU(0.2, inplace=True),
         ]
-        for level in range(1, self.depth):  # size / 2 -> 4
+        for level in range(1, halvings):  # size / 2 -> 4 (or -> the patch map)
             wider = _channels(level, base_filters, max_filters)
             layers.append(nn.Conv2d(width, wider, 4, 2, 1, bias=not use_bn))
             if use_bn:
@@ -156,7 +173,10 @@ class DCGANDiscriminator(nn.Module):
         if minibatch_std:  # one more channel at 4x4: the group's spread (segsynth.gan.MinibatchStd)
             layers.append(MinibatchStd())
             width += 1
-        layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=True))  # 4x4 -> 1x1 logit
+        if patch_depth:
+            layers.append(nn.Conv2d(width, 1, 3, 1, 1, bias=True))  # one logit per map position
+        else:
+            layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=True))  # 4x4 -> 1x1 logit
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
         if spectral_norm:

@@ -56,6 +56,16 @@ class DCGANParams(GanGeneratorParams):
         "layer, so a batch of near-identical fakes is easy to reject: against Stage-I mode "
         "collapse on tiny sets of large masks (issue #19: one vessel tree for every code).",
     )
+    patch_depth: int = Field(
+        0,
+        ge=0,
+        le=8,
+        description="0: D gives one logit per mask (DCGAN). n > 0: D halves the mask n times and "
+        "gives one logit per position of that map, each judging a patch (PatchGAN; 3 at 128 px "
+        "gives a 16x16 map of 38-px patches): more, local verdicts per mask, so a few hundred "
+        "tiles are harder for D to memorise and G learns local vessel shape. Must be below "
+        "log2(size) - 2.",
+    )
     mode_seeking: LossWeight = Field(
         0.0,
         description="Weight of the mode-seeking term (Mao et al. 2019): G is penalised by "

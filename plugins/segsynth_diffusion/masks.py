@@ -61,7 +61,8 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
             None, json_schema_extra=SAMPLING_ONLY,
             description="Second, lower cut (below threshold): a pixel above it is foreground too if it "
             "is 8-connected to a pixel above threshold (segsynth.gan.hysteresis_cut), so a thin vessel "
-            "whose value dips under the cut for a pixel or two stays one piece. null: one cut. Binary masks only.",
+            "whose value dips under the cut for a pixel or two stays one piece. null: one cut. Binary "
+            "masks only: class maps take each pixel's largest channel, and a run with classes refuses it.",
         )
         min_piece_pixels: MinPiecePixels = 0
 
@@ -83,6 +84,12 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
         k = exclusive_classes(info)
         self.classes = k if k > 1 else 0
         channels = self.classes + 1 if self.classes else info.mask_channels
+        if self.classes and params.hysteresis_low is not None:
+            raise segsynth.UserError(
+                f"diffusion_masks: hysteresis_low ({params.hysteresis_low}) is a second cut for binary "
+                f"masks, but this data set has {self.classes} exclusive classes, whose maps take each "
+                f"pixel's largest channel (no cut to lower); set stage1.params.hysteresis_low to null."
+            )
         self.denoiser = Denoiser("diffusion_masks", params, info.size, channels)
 
     def state(self) -> dict[str, Any]:
@@ -117,12 +124,12 @@ class DiffusionMaskGenerator(segsynth.MaskGenerator):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` masks of 0/1: denoised samples cut at ``threshold`` (or with hysteresis down to
-        ``hysteresis_low``), pieces under ``min_piece_pixels`` cleared; or with classes the exact
-        one-hot map of each pixel's largest channel."""
+        ``hysteresis_low``), or with classes the exact one-hot map of each pixel's largest
+        channel; then pieces under ``min_piece_pixels`` cleared (per class)."""
         raw = self.sample_raw(n, generator)
-        if self.classes:
-            return one_hot_masks(raw)
         p = self.params
+        if self.classes:  # pieces are cleared per class, as the GANs do
+            return remove_small_pieces(one_hot_masks(raw), p.min_piece_pixels)
         if p.hysteresis_low is None:
             masks = (raw > p.threshold).float()
         else:

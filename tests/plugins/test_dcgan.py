@@ -136,6 +136,15 @@ def test_r1_penalty_is_squared_input_gradient_and_trains_d() -> None:
     assert torch.allclose(w.grad, 2 * w.detach())  # d||w||^2 / dw
 
 
+def test_r1_penalty_of_a_patch_discriminator_uses_each_samples_mean_logit() -> None:
+    w = torch.tensor([[[[1.0, -2.0], [3.0, 0.5]]]])
+    def pixel_d(x: torch.Tensor) -> torch.Tensor:  # one logit per pixel, flattened as D gives them
+        return (x * w).flatten()
+
+    # the mean of the 4 logits has gradient w / 4: the penalty is |w|^2 / 16, not |w|^2
+    assert r1_penalty(pixel_d, torch.randn(5, 1, 2, 2)).item() == pytest.approx((1 + 4 + 9 + 0.25) / 16)
+
+
 # ---------------------------------------------------------------------------- augmentation
 def test_augmentation_is_differentiable_and_keeps_shape() -> None:
     torch.manual_seed(0)
@@ -291,9 +300,10 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         {"geometry": {"flip_h": True, "flip_v": True, "degrees": 20, "scale": 0.1}},
         {"diversity": 2.0},
         {"spatial_latent": True},
+        {"patch_depth": 2, "r1_gamma": 1.0, "r1_every": 1, "augment": {"adaptive": True, "interval": 1}},
     ],
     ids=["hinge", "spectral_norm", "r1", "hinge+sn+r1", "soft_fakes", "no_ema", "no_augment", "ada",
-         "mbstd+mode_seeking", "geometry", "diversity", "spatial_latent"],
+         "mbstd+mode_seeking", "geometry", "diversity", "spatial_latent", "patch+r1+ada"],
 )
 def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) -> None:
     model = build(tiny(steps=3, **changes))
@@ -309,6 +319,30 @@ def test_minibatch_std_adds_one_input_to_the_last_layer() -> None:
     last_plain, last_std = plain.net[-1], with_std.net[-1]
     assert last_std.in_channels == last_plain.in_channels + 1
     assert with_std(torch.randn(4, 1, 32, 32)).shape == (4,)
+
+
+def test_patch_discriminator_judges_every_patch_of_the_mask() -> None:
+    torch.manual_seed(0)
+    patch = DCGANDiscriminator(1, (64, 64), 4, 32, patch_depth=2)
+    whole = DCGANDiscriminator(1, (64, 64), 4, 32)
+    assert patch.num_down_blocks == 2 and whole.num_down_blocks == 4
+    masks = torch.randn(3, 1, 64, 64)
+    assert patch(masks).shape == (3 * 16 * 16,)  # one logit per position of the 16x16 map
+    assert whole(masks).shape == (3,)
+    # each logit sees a patch: changing one corner leaves the logits of the far corner alone
+    # (in eval mode: training-mode batch norm couples every position through its statistics)
+    patch.eval()
+    changed = masks.clone()
+    changed[:, :, :16, :16] = -1.0
+    before, after = patch(masks).view(3, 16, 16), patch(changed).view(3, 16, 16)
+    assert not torch.equal(before[:, :4, :4], after[:, :4, :4])
+    assert torch.equal(before[:, 8:, 8:], after[:, 8:, 8:])
+
+
+@pytest.mark.parametrize("depth", [-1, 4])
+def test_patch_depth_must_leave_a_map(depth: int) -> None:
+    with pytest.raises(segsynth.UserError, match="patch_depth must be 0 .* between 1 and 3 for 64x64"):
+        DCGANDiscriminator(1, (64, 64), 4, 32, patch_depth=depth)
 
 
 def test_min_piece_pixels_clears_speckle_from_samples() -> None:

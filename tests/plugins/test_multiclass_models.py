@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -211,3 +212,24 @@ def test_translator_resumes_k_class_training(name: str, tmp_path: Path) -> None:
     checks.assert_same_losses(tmp_path)
     assert torch.equal(straight.translate(pairs.masks, checks.seeded(2)),
                        resumed.translate(pairs.masks, checks.seeded(2)))
+
+
+# ---------------------------------------------------------------------------- diffusion clean-ups
+def test_diffusion_masks_refuse_a_second_cut_on_class_maps() -> None:
+    params = DiffusionMaskGenerator.Params(**DIFFUSION, hysteresis_low=-0.5)
+    with pytest.raises(UserError, match=r"hysteresis_low \(-0.5\) is a second cut for binary masks.*3 exclusive"):
+        DiffusionMaskGenerator(params, INFO)
+
+
+def test_diffusion_masks_clear_small_pieces_per_class(tmp_path: Path) -> None:
+    raw_model = _build(GENERATORS, "diffusion_masks", 2)
+    cleaned_model = _build(GENERATORS, "diffusion_masks", 2)
+    cleaned_model.params = cleaned_model.params.model_copy(update={"min_piece_pixels": 6})
+    raw = raw_model.sample(4, checks.seeded(3))
+    cleaned = cleaned_model.sample(4, checks.seeded(3))
+    from scipy import ndimage
+
+    sizes = [int(s) for m in cleaned for c in m
+             for s in np.bincount(ndimage.label(c.numpy() > 0.5, np.ones((3, 3)))[0].ravel())[1:]]
+    assert sizes and min(sizes) >= 6
+    assert torch.all(cleaned <= raw) and cleaned.sum() < raw.sum()  # the untrained model's speckle went
