@@ -126,10 +126,11 @@ class DCGANDiscriminator(nn.Module):
     By default D halves the mask down to 4x4 and gives one logit per mask (DCGAN). With
     ``patch_depth = n`` it stops after ``n`` halvings and a 3x3 convolution gives one logit per
     position of the ``size / 2**n`` map, each judging a patch of the mask (a PatchGAN, Isola et
-    al. 2017, as pix2pix's own D): on a few hundred tiles a whole-mask D soon tells every
-    training tile apart and G gets one verdict per mask; a patch D sees many local samples per
-    mask and has to judge local vessel shape, where G has something to learn. The losses
-    average over every logit, so nothing downstream changes.
+    al. 2017, as pix2pix's own D). The idea: a whole-mask D soon tells every one of a few
+    hundred training tiles apart and G gets one verdict per mask, while a patch D gives many
+    local verdicts. On HRF tiles it did the opposite (G collapsed onto a few local patterns;
+    docs/results.md), so it is an option to measure, not a default. The losses average over
+    every logit (and R1 over each sample's mean logit), so nothing downstream changes.
 
     With ``spectral_norm`` every convolution is spectrally normalised (Miyato et al. 2018) and
     batch norm is left out: the two fight each other, and SN alone already bounds D's Lipschitz

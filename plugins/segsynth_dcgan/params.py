@@ -62,9 +62,9 @@ class DCGANParams(GanGeneratorParams):
         le=8,
         description="0: D gives one logit per mask (DCGAN). n > 0: D halves the mask n times and "
         "gives one logit per position of that map, each judging a patch (PatchGAN; 3 at 128 px "
-        "gives a 16x16 map of 38-px patches): more, local verdicts per mask, so a few hundred "
-        "tiles are harder for D to memorise and G learns local vessel shape. Must be below "
-        "log2(size) - 2.",
+        "gives a 16x16 map of 38-px patches): more, local verdicts per mask. Must be below "
+        "log2(size) - 2. Measured on HRF tiles it made Stage I collapse (docs/results.md): try it "
+        "with the coverage measures watching.",
     )
     mode_seeking: LossWeight = Field(
         0.0,
