@@ -111,6 +111,15 @@ def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def piece_sizes(masks: torch.Tensor) -> list[int]:
+    """Pixel counts of every 8-connected piece in every channel of 0/1 ``masks`` (N, C, H, W)."""
+    import numpy as np
+    from scipy import ndimage
+
+    return [int(size) for mask in masks for plane in mask
+            for size in np.bincount(ndimage.label(plane.numpy() > 0.5, np.ones((3, 3)))[0].ravel())[1:]]
+
+
 def read_losses(path: Path) -> list[dict[str, str]]:
     """The rows of the loss CSV a trainer wrote in ``path``."""
     with (path / "losses.csv").open(newline="") as f:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
@@ -227,9 +226,6 @@ def test_diffusion_masks_clear_small_pieces_per_class(tmp_path: Path) -> None:
     cleaned_model.params = cleaned_model.params.model_copy(update={"min_piece_pixels": 6})
     raw = raw_model.sample(4, checks.seeded(3))
     cleaned = cleaned_model.sample(4, checks.seeded(3))
-    from scipy import ndimage
-
-    sizes = [int(s) for m in cleaned for c in m
-             for s in np.bincount(ndimage.label(c.numpy() > 0.5, np.ones((3, 3)))[0].ravel())[1:]]
+    sizes = checks.piece_sizes(cleaned)
     assert sizes and min(sizes) >= 6
     assert torch.all(cleaned <= raw) and cleaned.sum() < raw.sum()  # the untrained model's speckle went
