@@ -18,8 +18,14 @@ from segsynth.coverage_sampling import balanced_weights
 from segsynth.gan import mode_seeking_ratio, pair_overlap, random_geometry
 from segsynth.gan_base import MaskGAN
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
-from segsynth_dcgan.losses import discriminator_loss, generator_loss, r1_penalty
-from segsynth_dcgan.networks import SPATIAL_LATENT_SIDE, DCGANDiscriminator, DCGANGenerator
+from segsynth_dcgan.losses import (
+    discriminator_loss,
+    generator_loss,
+    kl_to_standard_normal,
+    r1_penalty,
+    reconstruction_loss,
+)
+from segsynth_dcgan.networks import SPATIAL_LATENT_SIDE, DCGANDiscriminator, DCGANEncoder, DCGANGenerator
 from segsynth_dcgan.params import DCGANParams
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,17 +77,35 @@ class DCGANMaskGenerator(MaskGAN):
             spatial_latent=p.spatial_latent, class_logits=self.class_logits,
         )
         self.discriminator = DCGANDiscriminator(
-            info.mask_channels, info.size, p.base_filters, p.max_filters, spectral_norm=p.spectral_norm,
+            info.mask_channels, info.size, p.disc_filters or p.base_filters, p.max_filters,
+            spectral_norm=p.spectral_norm,
             minibatch_std=p.minibatch_std, patch_depth=p.patch_depth,
         )
+        self.encoder: DCGANEncoder | None = None
+        if p.encoder.reconstruction > 0:
+            if p.spatial_latent:
+                raise segsynth.UserError(
+                    "stage1 dcgan: encoder.reconstruction and spatial_latent cannot be combined (the "
+                    "encoder gives one code per mask, spatial_latent asks for a 4x4 map of codes). "
+                    "Set one of stage1.params.encoder.reconstruction: 0 or spatial_latent: false."
+                )
+            self.encoder = DCGANEncoder(info.mask_channels, info.size, p.nz, p.base_filters, p.max_filters)
         self._build_optimizers()
+        if self.encoder is not None:
+            # one optimizer step for G and its encoder: a second optimizer would need its own
+            # gradient-scaler step under fp16, after the scaler has already moved on
+            self.opt_g.add_param_group({"params": list(self.encoder.parameters())})
         self.augment = DiffAugment(discriminator_augment(p))
         self._draw_weights: torch.Tensor | None = None  # balance_foreground's draw weights
         self._real_overlap = torch.zeros(())  # pair_overlap of the real masks, set by fit
 
     def extra_state(self) -> dict[str, Any]:
-        """ADA's strength and overfitting statistics travel with the checkpoint."""
-        return {"augment": self.augment}
+        """ADA's strength and overfitting statistics travel with the checkpoint, and the encoder
+        when there is one (its weights are in ``opt_g``'s second parameter group)."""
+        state: dict[str, Any] = {"augment": self.augment}
+        if self.encoder is not None:
+            state["encoder"] = self.encoder
+        return state
 
     # ------------------------------------------------------------------ training
     def _before_training(self, real: torch.Tensor) -> None:
@@ -94,12 +118,33 @@ class DCGANMaskGenerator(MaskGAN):
         if p.diversity > 0:
             self._real_overlap = _real_pair_overlap(real)
 
+    def _reconstruction_term(self, G: torch.nn.Module, real: torch.Tensor, trainer: Trainer) -> torch.Tensor:
+        """VAE-GAN's term (``encoder``): G redraws each real mask from a code its encoder gives.
+
+        The code is drawn from the encoder's Gaussian (reparameterised, so both nets learn from
+        it); the KL term pulls those Gaussians towards N(0, I), where sampling draws its codes.
+        The adversarial loss only asks that fakes look real, which a G can satisfy with a few
+        layouts; this term asks that every real mask have codes of its own.
+        """
+        p = self.params.encoder
+        assert self.encoder is not None
+        E = trainer.wrapped(self.encoder)
+        with trainer.autocast():
+            mean, log_var = E(real)
+            code = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
+            redrawn = G(code.reshape(real.shape[0], *self.code_shape))
+        rec = reconstruction_loss(redrawn, real, self.class_logits)
+        self._last_reconstruction = rec.detach()
+        return p.reconstruction * rec + p.kl * kl_to_standard_normal(mean, log_var)
+
     def _train_step(self, step: int, real: torch.Tensor, trainer: Trainer) -> dict[str, Any]:
         """One training step and what it logs: the losses, plus ADA's ``p`` and ``r_t`` when adaptive."""
         d_loss, g_loss = self._update(step, real, trainer)
         logged: dict[str, Any] = {"d_loss": d_loss, "g_loss": g_loss}
         if self.params.augment.enabled and self.params.augment.adaptive:
             logged.update(p=self.augment.p, r_t=self.augment.r_t)
+        if self.encoder is not None:
+            logged["rec"] = self._last_reconstruction
         return logged
 
     def _update(
@@ -151,6 +196,8 @@ class DCGANMaskGenerator(MaskGAN):
             # how far apart two codes' masks are
             ratio = mode_seeking_ratio(self._soft_masks(fake_out), z)
             g_total = g_total + p.mode_seeking / (ratio + 1e-5)
+        if self.encoder is not None:
+            g_total = g_total + self._reconstruction_term(G, real, trainer)
         trainer.backward(g_total)
         trainer.step(self.opt_g)
         D.requires_grad_(True)

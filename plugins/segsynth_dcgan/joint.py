@@ -45,6 +45,13 @@ class JointDCGAN(DCGANMaskGenerator, segsynth.PairGenerator):
                 "and a stage2 translator), or binary data: drop the data set's class setting "
                 "(data.params.labels, or data.params.classes for the built-in data sets)."
             )
+        if params.encoder.reconstruction > 0:
+            # the reconstruction term scores mask pixels as 0/1; half of a joint tensor is image
+            raise segsynth.UserError(
+                "stage1 dcgan_joint does not take the encoder option (its reconstruction term scores "
+                "binary mask pixels, and dcgan_joint generates images too). Remove "
+                "stage1.params.encoder, or use a two-stage recipe (stage1: dcgan)."
+            )
         joint = segsynth.DatasetInfo(
             image_channels=info.image_channels,
             mask_channels=info.mask_channels + info.image_channels,

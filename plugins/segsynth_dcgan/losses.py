@@ -65,3 +65,27 @@ def r1_penalty(
     scores = discriminator(x).float().reshape(x.shape[0], -1).mean(dim=1)
     (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
     return grad.square().sum(dim=tuple(range(1, grad.dim()))).mean()
+
+
+def reconstruction_loss(redrawn: torch.Tensor, real: torch.Tensor, class_logits: bool) -> torch.Tensor:
+    """How far G's redrawing of real masks is from them (the ``encoder`` option), per pixel.
+
+    Binary masks: the binary cross-entropy of the tanh output read as a probability,
+    ``(out + 1) / 2``, against the 0/1 mask. That is the logistic loss on twice the
+    pre-activation, whose gradient does not vanish where the tanh has saturated on the wrong
+    side (an L1 or squared error does: the adversarial loss pushes outputs to +-1 early, and
+    such a pixel could then never be corrected). Class maps: cross-entropy of the K + 1 class
+    logits against each pixel's class (background where no foreground channel is on).
+    """
+    if not class_logits:
+        probability = ((redrawn.float() + 1.0) / 2.0).clamp(1e-4, 1.0 - 1e-4)
+        return F.binary_cross_entropy(probability, (real > 0).float())
+    on = real > 0
+    target = torch.cat([~on.any(dim=1, keepdim=True), on], dim=1).float().argmax(dim=1)
+    return F.cross_entropy(redrawn.float(), target)
+
+
+def kl_to_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, I)), summed over the code and averaged over the batch."""
+    kl = 0.5 * (mean.float().square() + log_var.float().exp() - 1.0 - log_var.float())
+    return kl.sum(dim=1).mean()

@@ -146,6 +146,7 @@ class DCGANDiscriminator(nn.Module):
         spectral_norm: bool = False,
         minibatch_std: bool = False,
         patch_depth: int = 0,
+        outputs: int = 1,
     ) -> None:
         super().__init__()
         self.depth = dcgan_depth(size)
@@ -177,7 +178,7 @@ class DCGANDiscriminator(nn.Module):
         if patch_depth:
             layers.append(nn.Conv2d(width, 1, 3, 1, 1, bias=True))  # one logit per map position
         else:
-            layers.append(nn.Conv2d(width, 1, 4, 1, 0, bias=True))  # 4x4 -> 1x1 logit
+            layers.append(nn.Conv2d(width, outputs, 4, 1, 0, bias=True))  # 4x4 -> 1x1 logit(s)
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
         if spectral_norm:
@@ -192,3 +193,20 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
+
+
+class DCGANEncoder(nn.Module):
+    """Mask in ``[-1, 1]`` -> the mean and log-variance of a Gaussian over latent codes ``(N, nz)``.
+
+    The discriminator's convolution stack (batch norm, no minibatch feature) with ``2 * nz``
+    outputs instead of one logit: the VAE-GAN encoder of the ``encoder`` option. The
+    log-variance starts near 0 (unit variance) because the last layer's weights are small.
+    """
+
+    def __init__(self, in_channels: int, size: tuple[int, int], nz: int, base_filters: int, max_filters: int) -> None:
+        super().__init__()
+        self.body = DCGANDiscriminator(in_channels, size, base_filters, max_filters, outputs=2 * nz)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_var = self.body.net(x).flatten(1).float().chunk(2, dim=1)
+        return mean, log_var.clamp(-10.0, 10.0)

@@ -33,10 +33,37 @@ class MaskGeometry(segsynth.Params):
     scale: float = Field(0.0, ge=0.0, lt=0.5, description="Zoom by a factor in [1 - scale, 1 + scale].")
 
 
+class EncoderParams(segsynth.Params):
+    """Recipe ``stage1.params.encoder``: an encoder that ties every real mask to a code (VAE-GAN)."""
+
+    reconstruction: LossWeight = Field(
+        0.0,
+        description="Weight of the reconstruction term: an encoder maps each real mask to a "
+        "Gaussian over codes, and G must redraw the mask from a code drawn from it (binary "
+        "cross-entropy of the tanh output read as a probability; cross-entropy for class maps). Every real mask then "
+        "has codes that G maps to it, which the adversarial loss alone does not ask for: against "
+        "Stage I covering a few layouts only (issue #19). 0 turns the encoder off; about 1-10.",
+    )
+    kl: LossWeight = Field(
+        0.01,
+        description="Weight of the Kullback-Leibler divergence of the encoder's Gaussians from "
+        "N(0, I) (summed over the code, averaged over the batch): it keeps the codes of real "
+        "masks where sampling draws codes from. Too small and sampled codes land between the "
+        "real masks' codes, too large and the reconstructions blur.",
+    )
+
+
 class DCGANParams(GanGeneratorParams):
     """Recipe ``stage1.params`` of the dcgan mask generator."""
 
     nz: Width = Field(100, description="Length of the latent code z (100 in DCGAN).")
+    disc_filters: Width | None = Field(
+        None,
+        description="Channels of the discriminator's full-resolution layer (doubled per halving, "
+        "capped at max_filters); null means base_filters. D runs three times per step (real, "
+        "fake, and for G's update), so a narrower D is most of a step's saving, and on 20 "
+        "masks a full-width D wins the game anyway.",
+    )
     loss: LossName = Field(
         "nonsaturating",
         description="'nonsaturating' (cross-entropy, the paper's) or 'hinge' adversarial loss.",
@@ -102,6 +129,11 @@ class DCGANParams(GanGeneratorParams):
         "Keeps rare empty/sparse tiles in front of D so G learns to make them.",
     )
     balance_bins: int = Field(8, ge=3, le=50, description="Bins for balance_foreground.")
+    encoder: EncoderParams = Field(
+        default_factory=EncoderParams,
+        description="An encoder of real masks and a reconstruction term (VAE-GAN, Larsen et al. "
+        "2016): off while encoder.reconstruction is 0.",
+    )
     spatial_latent: bool = Field(
         False,
         description="Draw z as a 4x4 map of independent codes (nz, 4, 4) instead of one code "

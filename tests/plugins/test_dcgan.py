@@ -18,8 +18,14 @@ import segsynth
 import gan_checks as checks
 from segsynth_dcgan.augment import AugmentParams, DiffAugment
 from segsynth_dcgan.component import DCGANMaskGenerator
-from segsynth_dcgan.losses import discriminator_loss, generator_loss, r1_penalty
-from segsynth_dcgan.networks import DCGANDiscriminator, DCGANGenerator, dcgan_depth
+from segsynth_dcgan.losses import (
+    discriminator_loss,
+    generator_loss,
+    kl_to_standard_normal,
+    r1_penalty,
+    reconstruction_loss,
+)
+from segsynth_dcgan.networks import DCGANDiscriminator, DCGANEncoder, DCGANGenerator, dcgan_depth
 
 Params = DCGANMaskGenerator.Params
 
@@ -300,18 +306,104 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         {"diversity": 2.0},
         {"spatial_latent": True},
         {"patch_depth": 2, "r1_gamma": 1.0, "r1_every": 1, "augment": {"adaptive": True, "interval": 1}},
+        {"encoder": {"reconstruction": 10.0}, "geometry": {"flip_h": True}},
+        {"disc_filters": 2},
     ],
     ids=["hinge", "spectral_norm", "r1", "hinge+sn+r1", "soft_fakes", "no_ema", "no_augment", "ada",
-         "mbstd+mode_seeking", "geometry", "diversity", "spatial_latent", "patch+r1+ada"],
+         "mbstd+mode_seeking", "geometry", "diversity", "spatial_latent", "patch+r1+ada", "encoder",
+         "narrow_d"],
 )
 def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) -> None:
     model = build(tiny(steps=3, **changes))
     rows = checks.check_variant_trains(model, "discriminator", 3, tmp_path)
     if model.params.augment.adaptive:
         assert {"p", "r_t"} <= rows[0].keys()
+    if model.encoder is not None:
+        assert float(rows[0]["rec"]) > 0.0
+
+
+# ---------------------------------------------------------------------------- encoder (VAE-GAN)
+def test_reconstruction_and_kl_formulas() -> None:
+    real = torch.tensor([[[[1.0, -1.0], [-1.0, -1.0]]]])
+    # binary: cross-entropy of (out + 1) / 2, kept off 0 and 1 by 1e-4 so a saturated wrong pixel
+    # still has a gradient
+    assert reconstruction_loss(real, real, class_logits=False).item() == pytest.approx(1e-4, rel=1e-3)
+    assert reconstruction_loss(torch.zeros_like(real), real, class_logits=False).item() == pytest.approx(math.log(2))
+    assert reconstruction_loss(-real, real, class_logits=False).item() == pytest.approx(-math.log(1e-4), rel=1e-3)
+    # class maps: foreground channels in [-1, 1] (class 1 at the top left, class 2 at the top right)
+    two = torch.tensor([[[[1.0, -1.0], [-1.0, -1.0]], [[-1.0, 1.0], [-1.0, -1.0]]]])
+    logits = torch.full((1, 3, 2, 2), -20.0)
+    logits[0, 1, 0, 0] = logits[0, 2, 0, 1] = logits[0, 0, 1, 0] = logits[0, 0, 1, 1] = 20.0
+    assert reconstruction_loss(logits, two, class_logits=True).item() < 1e-6
+    assert reconstruction_loss(logits.flip(1), two, class_logits=True).item() > 10.0
+    zero = torch.zeros(3, 5)
+    assert kl_to_standard_normal(zero, zero).item() == 0.0
+    # one unit of mean in each of 5 dimensions: KL = 5 * 1/2
+    assert kl_to_standard_normal(torch.ones(3, 5), zero).item() == pytest.approx(2.5)
+    # variance e instead of 1 in each of 5 dimensions: 5 * (e - 1 - 1) / 2
+    assert kl_to_standard_normal(zero, torch.ones(3, 5)).item() == pytest.approx(2.5 * (math.e - 2))
+
+
+def test_encoder_gives_a_gaussian_per_mask() -> None:
+    encoder = DCGANEncoder(1, (32, 32), nz=7, base_filters=4, max_filters=16)
+    mean, log_var = encoder(torch.randn(5, 1, 32, 32))
+    assert mean.shape == log_var.shape == (5, 7)
+
+
+def test_encoder_is_checkpointed_and_trained_with_the_generator(tmp_path: Path) -> None:
+    params = tiny(steps=8, log_every=2, encoder={"reconstruction": 10.0})
+    straight, second = checks.fit_straight_and_resumed(
+        lambda steps: DCGANMaskGenerator(params.model_copy(update={"steps": steps}), checks.INFO32),
+        checks.disks(6), tmp_path, steps=8, every=4, resumed_seed=99,
+    )
+    checks.assert_same_state(straight, second, ("generator", "discriminator", "ema", "encoder"), ("opt_g",))
+    checks.assert_same_losses(tmp_path)
+    # the encoder's weights are the optimizer's second group: one step moves G and E together
+    assert len(straight.opt_g.param_groups) == 2
+    assert straight.opt_g.param_groups[1]["params"][0] is next(straight.encoder.parameters())
+
+
+def test_reconstruction_term_teaches_generator_and_encoder_to_redraw_real_masks(tmp_path: Path) -> None:
+    """Steps on the reconstruction term alone (no adversary): G, fed the encoder's codes, comes
+    to redraw each of 8 distinct disks, which needs codes that tell the disks apart."""
+    masks = checks.disks(8)
+    real = masks * 2 - 1
+    model = build(tiny(nz=16, base_filters=16, encoder={"reconstruction": 1.0, "kl": 0.001}))
+    trainer = checks.cpu_trainer(tmp_path)
+    encoder_before = [t.detach().clone() for t in model.encoder.parameters()]
+    optimizer = torch.optim.Adam([*model.generator.parameters(), *model.encoder.parameters()], lr=2e-3, betas=(0.5, 0.999))
+    for _ in range(150):
+        loss = model._reconstruction_term(model.generator, real, trainer)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
+    model.encoder.eval()
+    model.generator.eval()
+    with torch.no_grad():
+        mean, _ = model.encoder(real)
+        redrawn = model.generator(mean)
+    wrong = ((redrawn > 0) != (real > 0)).float().mean().item()
+    # drawing background everywhere gets the foreground share wrong (about 0.11); drawing the
+    # one best average disk for all eight would still miss most of each disk
+    assert wrong < 0.25 * masks.mean().item()
+
+
+def test_encoder_refuses_a_spatial_latent() -> None:
+    with pytest.raises(segsynth.UserError, match="spatial_latent"):
+        build(tiny(spatial_latent=True, encoder={"reconstruction": 1.0}))
 
 
 # ---------------------------------------------------------------------------- against collapse
+def test_disc_filters_narrows_the_discriminator_only() -> None:
+    plain = build(tiny(base_filters=8))
+    narrow = build(tiny(base_filters=8, disc_filters=4))
+    assert narrow.discriminator.net[0].out_channels == 4 and plain.discriminator.net[0].out_channels == 8
+    assert sum(t.numel() for t in narrow.discriminator.parameters()) < sum(
+        t.numel() for t in plain.discriminator.parameters()) / 3
+    assert all(torch.equal(a, b) for a, b in zip(plain.generator.parameters(), narrow.generator.parameters()))
+
+
 def test_minibatch_std_adds_one_input_to_the_last_layer() -> None:
     plain = DCGANDiscriminator(1, (32, 32), 4, 32)
     with_std = DCGANDiscriminator(1, (32, 32), 4, 32, minibatch_std=True)

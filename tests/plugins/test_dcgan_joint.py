@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -40,6 +41,11 @@ def test_generator_makes_mask_plus_image_channels():
     assert masks.shape == (5, 1, 32, 32) and images.shape == (5, 3, 32, 32)
     assert set(masks.unique().tolist()) <= {0.0, 1.0}
     assert images.min() >= 0 and images.max() <= 1
+
+
+def test_encoder_option_is_refused_by_name():
+    with pytest.raises(segsynth.UserError, match="stage1.params.encoder"):
+        _model(encoder={"reconstruction": 1.0})
 
 
 def test_joint_training_learns_masks_and_images_that_agree(tmp_path):
