@@ -128,7 +128,7 @@ def test_non_finite_numbers_are_refused_by_validate(key, value):
 
 
 def test_lr_inf_written_in_the_recipe_file_is_refused(tmp_path):
-    recipe = _recipe_with(tmp_path, "    steps: 1500\n", "    steps: 1500\n    lr: .inf\n")
+    recipe = _recipe_with(tmp_path, "    steps: 1200\n", "    steps: 1200\n    lr: .inf\n")
     result = _cli("recipe", "validate", str(recipe))
     assert result.exit_code == 2, result.output
     assert "stage1 -> params -> lr: must be a finite number, got inf" in result.output
@@ -307,7 +307,7 @@ def test_recipe_files_yaml_cannot_turn_into_data_are_refused(tmp_path, text):
 
 
 def test_a_value_nested_too_deeply_for_copying_is_refused(tmp_path):
-    recipe = _recipe_with(tmp_path, "    steps: 1500\n", "    steps: " + "[" * 600 + "]" * 600 + "\n")
+    recipe = _recipe_with(tmp_path, "    steps: 1200\n", "    steps: " + "[" * 600 + "]" * 600 + "\n")
     result = _cli("recipe", "validate", str(recipe), "--set", "seed=1")
     assert result.exit_code == 2, result.output
 
