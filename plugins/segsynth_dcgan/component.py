@@ -98,6 +98,7 @@ class DCGANMaskGenerator(MaskGAN):
         self.augment = DiffAugment(discriminator_augment(p))
         self._draw_weights: torch.Tensor | None = None  # balance_foreground's draw weights
         self._real_overlap = torch.zeros(())  # pair_overlap of the real masks, set by fit
+        self._last_reconstruction = torch.zeros(())  # the encoder's last term, for the log
 
     def extra_state(self) -> dict[str, Any]:
         """ADA's strength and overfitting statistics travel with the checkpoint, and the encoder
