@@ -684,16 +684,20 @@ def machine_warnings(loaded: LoadedRecipe) -> list[str]:
     """
     import os
 
-    from segsynth.trainer import resolve_device
+    from segsynth.trainer import emulated_bf16_note, resolve_device
 
     notes = []
     try:
-        resolve_device(loaded.recipe.device)
+        device = resolve_device(loaded.recipe.device)
     except UserError as exc:
         notes.append(
             f"{exc} The recipe itself is valid: `synth run` stops with exit 2 here and runs it as "
             "is where that device exists."
         )
+    else:
+        bf16 = emulated_bf16_note(loaded.recipe.trainer.precision, device)
+        if bf16:
+            notes.append(bf16)
     threads, cores = loaded.recipe.trainer.threads, os.cpu_count()
     if threads and cores and threads > cores:
         notes.append(

@@ -78,3 +78,55 @@ def test_a_default_trainer_sets_up_the_fast_path_only_on_native_bf16(
     with trainer.autocast():
         out = conv(batch)
     assert out.dtype == (torch.bfloat16 if native else torch.float32)
+
+
+@pytest.fixture
+def fresh_bf16_warning(monkeypatch):
+    """The emulated-bf16 warning is once per process; each test starts as a new process would."""
+    import segsynth.trainer as trainer_module
+    monkeypatch.setattr(trainer_module, "_emulated_bf16_warned", False)
+
+
+@pytest.mark.parametrize(("native", "requested", "warns"), [
+    (False, "bf16", True),   # emulated: a recipe tuned on a bf16 CPU would run for hours
+    (True, "bf16", False),   # the CPU has the units: the fast path, no warning
+    (False, "auto", False),  # auto already stays fp32 there
+    (False, "fp32", False),
+])
+def test_explicit_bf16_on_a_cpu_without_bf16_units_warns_once_and_says_what_to_set(
+    tmp_path, monkeypatch, fresh_bf16_warning, native, requested, warns
+):
+    from segsynth.trainer import EmulatedBf16Warning
+
+    import warnings
+
+    _native_bf16(monkeypatch, native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name in ("a", "b"):  # a run makes many trainers: one warning, not one per trainer
+            trainer = Trainer(tmp_path / name, TrainerSettings(device="cpu", progress=False, precision=requested))
+    warnings_seen = [w for w in caught if issubclass(w.category, EmulatedBf16Warning)]
+    assert len(warnings_seen) == (1 if warns else 0)
+    assert trainer.precision == ("fp32" if requested == "auto" else requested)  # explicit is still obeyed
+    if warns:
+        text = str(warnings_seen[0].message)
+        assert "trainer.precision=auto" in text and "no native bf16" in text and "slower than fp32" in text
+
+
+def test_recipe_validation_warns_about_emulated_bf16_and_the_shipped_cpu_recipes_do_not_ask_for_it(
+    monkeypatch, fresh_bf16_warning
+):
+    from pathlib import Path
+
+    from segsynth.plugins import get_registry
+    from segsynth.recipe import load_recipe, machine_warnings
+
+    _native_bf16(monkeypatch, False)
+    recipes = Path(__file__).resolve().parents[2] / "recipes"
+    flagged = {path.name for path in recipes.glob("*.yaml")
+               if any("no native bf16" in note for note in machine_warnings(load_recipe(path, get_registry())))}
+    # the GPU recipe asks for bf16 on purpose; its device is cuda, which this CPU machine lacks,
+    # so only the device note applies to it; no CPU recipe may force emulated bf16
+    assert flagged == set()
+    loaded = load_recipe(recipes / "quickstart.yaml", get_registry(), ["trainer.precision=bf16"])
+    assert any("no native bf16" in note for note in machine_warnings(loaded))
