@@ -68,7 +68,10 @@ PEAK_BF16 = [("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H2
 
 #: Order of the parts: the torchrun check and sampling first (short, and pass/fail matters
 #: most), pix2pix at batch 4 last, so that a run cut short by ``--budget`` loses the least.
-PARTS = ["torchrun", "sampling", "unet", "pix2pix_b1", "dcgan", "pix2pix_b4"]
+#: ``unet_b16`` / ``pix2pix_b16`` ask whether a bigger batch reaches #17's 40 % MFU target (batch
+#: >= 4); ``sampling_level1`` is the same sampling with ``--compress-level 1`` (cheaper PNGs).
+PARTS = ["torchrun", "sampling", "unet", "pix2pix_b1", "dcgan", "pix2pix_b4", "unet_b16", "pix2pix_b16",
+         "sampling_level1"]
 
 
 @dataclass
@@ -92,15 +95,16 @@ def training_case(name: str, toy: bool) -> Case:
     masks = (torch.rand(8, 1, size, size, generator=g) > 0.9).float()
     pairs = segsynth.PairSet(images=torch.rand(8, 3, size, size, generator=g), masks=masks)
     info = segsynth.DatasetInfo(image_channels=3, mask_channels=1, size=(size, size))
-    if name == "unet":
-        batch = 2 if toy else 4
+    base, _, batch_tag = name.partition("_b")
+    if name == "unet" or base == "unet":
+        batch = (4 if batch_tag else 2) if toy else int(batch_tag or 4)
 
         def make(steps: int) -> Any:
             return UNetSegmenter(UNetSegmenter.Params(steps=steps, batch_size=batch, base_filters=filters,
                                                       depth=4), info)
         data = pairs
     elif name.startswith("pix2pix"):
-        batch = 1 if name == "pix2pix_b1" else (2 if toy else 4)
+        batch = 1 if name == "pix2pix_b1" else ((4 if batch_tag == "16" else 2) if toy else int(batch_tag or 4))
 
         def make(steps: int) -> Any:
             return Pix2PixTranslator(Pix2PixTranslator.Params(
@@ -177,8 +181,12 @@ def run_training(name: str, args: argparse.Namespace, settings: TrainerSettings,
             "peak_rss_mib": peak_rss_mib(), "compile_fallback": fallback or None}
 
 
-def run_sampling(args: argparse.Namespace) -> dict:
-    """bench/bench_sampling.py through its own command line, in this process (no second CUDA init)."""
+def run_sampling(args: argparse.Namespace, compress_level: int | None = None) -> dict:
+    """bench/bench_sampling.py through its own command line, in this process (no second CUDA init).
+
+    ``compress_level`` (``sampling_level1``) is ``synth sample --png-level``: zlib level 1 instead
+    of the default 6, the writer's main cost.
+    """
     import bench_sampling
 
     size, count, batch, filters = (32, 4, 2, 4) if args.toy else (512, 160, 16, 64)
@@ -189,6 +197,8 @@ def run_sampling(args: argparse.Namespace) -> dict:
         result = Path(tmp) / "sampling.jsonl"
         argv = ["bench_sampling.py", "--device", args.device, "--size", str(size), "--count", str(count),
                 "--batch", str(batch), "--filters", str(filters), "--json", str(result)]
+        if compress_level is not None:
+            argv += ["--compress-level", str(compress_level)]
         saved, sys.argv = sys.argv, argv
         try:
             bench_sampling.main()
@@ -200,7 +210,9 @@ def run_sampling(args: argparse.Namespace) -> dict:
             "write_png_per_second": rates["write_png"], "ms_per_step": batch / rates["generate"] * 1e3,
             "end_to_end_vs_forward": rates["end_to_end"] / rates["generate"],
             "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-            "peak_rss_mib": peak_rss_mib(), "precision": "fp32 eager (sampling has no bf16 option)"}
+            "peak_rss_mib": peak_rss_mib(), "compress_level": compress_level,
+            "precision": "fp32 eager (sampling has no bf16 option)"
+            + (f", PNG level {compress_level}" if compress_level is not None else "")}
 
 
 def run_torchrun(args: argparse.Namespace, out: Path) -> dict:
@@ -349,6 +361,8 @@ def main() -> None:
                 result = run_torchrun(args, args.out)
             elif part == "sampling":
                 result = run_sampling(args)
+            elif part == "sampling_level1":
+                result = run_sampling(args, compress_level=1)
             else:
                 result = run_training(part, args, settings, peak)
         except (Exception, SystemExit) as err:  # one failure must not cost the other parts

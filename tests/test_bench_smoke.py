@@ -90,9 +90,12 @@ def test_gpu_bench_runs_at_toy_size_on_cpu_and_writes_json_and_markdown(tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((out / "gpu_bench.json").read_text())
     parts = report["benchmarks"]
-    assert set(parts) == {"torchrun", "sampling", "unet", "pix2pix_b1", "pix2pix_b4", "dcgan"}
+    assert set(parts) == {"torchrun", "sampling", "sampling_level1", "unet", "pix2pix_b1", "pix2pix_b4", "dcgan",
+                          "unet_b16", "pix2pix_b16"}
     assert not [name for name, r in parts.items() if "error" in r], json.dumps(parts, indent=1)
-    for name in ("unet", "pix2pix_b1", "pix2pix_b4", "dcgan"):
+    assert (parts["unet_b16"]["batch"], parts["pix2pix_b16"]["batch"]) == (4, 4)  # toy size of batch 16
+    assert parts["sampling_level1"]["compress_level"] == 1 and parts["sampling"]["compress_level"] is None
+    for name in ("unet", "pix2pix_b1", "pix2pix_b4", "dcgan", "unet_b16", "pix2pix_b16"):
         r = parts[name]
         assert r["flops_per_step"] > 0 and r["mfu"] is None  # no peak on a CPU: MFU is null
         assert all(math.isfinite(r[k]) and r[k] > 0 for k in
