@@ -84,6 +84,16 @@ class Case:
     images_per_step: int
 
 
+def part_batch(name: str, toy: bool) -> int:
+    """The batch a training part asks for: its ``_bN`` suffix, else 4; toy size keeps batch 1 and
+    shrinks the others to 2, or to 4 for the batch-16 parts (still bigger than the plain ones)."""
+    tag = name.partition("_b")[2]
+    batch = int(tag) if tag else 4
+    if not toy or batch == 1:
+        return batch
+    return 4 if batch > 4 else 2
+
+
 def training_case(name: str, toy: bool) -> Case:
     """The components and settings of recipes/retina.yaml (or toy ones), on random tensors."""
     from segsynth_dcgan.component import DCGANMaskGenerator
@@ -95,16 +105,15 @@ def training_case(name: str, toy: bool) -> Case:
     masks = (torch.rand(8, 1, size, size, generator=g) > 0.9).float()
     pairs = segsynth.PairSet(images=torch.rand(8, 3, size, size, generator=g), masks=masks)
     info = segsynth.DatasetInfo(image_channels=3, mask_channels=1, size=(size, size))
-    base, _, batch_tag = name.partition("_b")
-    if name == "unet" or base == "unet":
-        batch = (4 if batch_tag else 2) if toy else int(batch_tag or 4)
+    if name.startswith("unet"):
+        batch = part_batch(name, toy)
 
         def make(steps: int) -> Any:
             return UNetSegmenter(UNetSegmenter.Params(steps=steps, batch_size=batch, base_filters=filters,
                                                       depth=4), info)
         data = pairs
     elif name.startswith("pix2pix"):
-        batch = 1 if name == "pix2pix_b1" else ((4 if batch_tag == "16" else 2) if toy else int(batch_tag or 4))
+        batch = part_batch(name, toy)
 
         def make(steps: int) -> Any:
             return Pix2PixTranslator(Pix2PixTranslator.Params(
