@@ -17,6 +17,17 @@ from toys import TOY_RECIPE, ToyPlugin  # noqa: E402
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # tqdm reads this: no bars in test logs
 
+# Under pytest-xdist (`-n auto`, pyproject's addopts) each core runs its own worker: a worker, and
+# every `synth` / bench subprocess it starts, then gets one intra-op thread, because two workers
+# with a thread per core each would fight over the cores (OpenMP threads that wait for a
+# descheduled partner spin, and a test runs several times slower than alone).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture
 def toy_plugin(segsynth_plugin):  # type: ignore[no-untyped-def]  # noqa: F811

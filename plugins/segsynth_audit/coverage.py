@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import ks_2samp
 
 from segsynth.coverage import DIVERSITY, MEASURED, SHARES, share_key
 from segsynth_audit.distribution import compare
@@ -66,6 +65,8 @@ def ks_statistic(a: np.ndarray, b: np.ndarray) -> float | None:
     a, b = a[~np.isnan(a)], b[~np.isnan(b)]
     if a.size == 0 or b.size == 0:
         return None
+    from scipy.stats import ks_2samp  # here, not at import: scipy.stats costs every `synth` start ~1 s
+
     return float(ks_2samp(a, b).statistic)
 
 

@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import wasserstein_distance
 
 __all__ = ["Comparison", "compare"]
 
@@ -55,6 +54,8 @@ def compare(real: np.ndarray, synthetic: np.ndarray) -> Comparison:
     synthetic_mean, synthetic_std = _summary(synthetic)
     distance: float | None = None
     if real.size and synthetic.size:
+        from scipy.stats import wasserstein_distance  # lazily: scipy.stats slows every `synth` start
+
         raw = float(wasserstein_distance(real, synthetic))
         if raw == 0.0:
             distance = 0.0

@@ -23,11 +23,11 @@ from toy_subprocess import quiet_env, start_and_wait_for_checkpoint, toy_command
 
 TOY = [
     "data.params.size=32", "data.params.n_train=6", "data.params.n_test=4",
-    "stage1.params.steps=300", "stage1.params.batch_size=4", "stage1.params.base_filters=8",
+    "stage1.params.steps=150", "stage1.params.batch_size=4", "stage1.params.base_filters=8",
     "stage1.params.bn_stat_samples=16", "stage1.params.log_every=5",
     "stage2.params.steps=5", "stage2.params.base_filters=8",
     "synthesis.count=4", "synthesis.batch_size=4",
-    "evaluation=[]", "trainer.checkpoint_every=20", "trainer.threads=1",
+    "evaluation=[]", "trainer.checkpoint_every=10", "trainer.threads=1",
     "trainer.deterministic=true",
 ]
 
