@@ -16,7 +16,7 @@ from segsynth_unet.augment import random_dihedral
 from segsynth_unet.evaluator import UNetSegmentationEvaluator
 from segsynth_unet.loss import segmentation_loss
 from segsynth_unet.network import UNet, max_depth
-from segsynth_unet.segmenter import Segmenter, TrainingPlan
+from segsynth_unet.segmenter import Segmenter, TrainingPlan, learning_rate_factor
 
 Params = UNetSegmentationEvaluator.Params
 
@@ -181,6 +181,55 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     # the same loss is logged at step 6 (the split run also logged its own last step, 3)
     last = (tmp_path / "split" / "losses.csv").read_text().splitlines()[-1]
     assert last == (tmp_path / "whole" / "losses.csv").read_text().splitlines()[-1]
+
+
+def test_cosine_learning_rate_falls_from_one_to_zero() -> None:
+    factors = [learning_rate_factor("cosine", step, 9) for step in range(1, 10)]
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(0.0, abs=1e-12)
+    assert factors[4] == pytest.approx(0.5)  # the middle step trains at half the rate
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert {learning_rate_factor("constant", step, 9) for step in range(1, 10)} == {1.0}
+    with pytest.raises(ValueError, match="lr_decay"):
+        learning_rate_factor("linear", 1, 9)
+
+
+def test_cosine_fit_ends_at_rate_zero_and_resumes_exactly(tmp_path: Path) -> None:
+    data = bright_squares(6, seed=4, fov=True)
+    plan = TrainingPlan(steps=6, batch_size=3, lr_decay="cosine")
+
+    def fresh() -> Segmenter:
+        torch.manual_seed(123)
+        return Segmenter(1, 1, depth=2, base_filters=4, lr=1e-2)
+
+    whole = fresh()
+    whole.fit(data, make_trainer(tmp_path / "whole", every=3), plan, "whole")
+    group = whole.optimizer.param_groups[0]
+    assert group["initial_lr"] == 1e-2 and group["lr"] == pytest.approx(0.0, abs=1e-12)
+
+    interrupted = fresh()  # stopped during step 5, after the step-3 checkpoint
+    calls = {"n": 0}
+    loss = interrupted.loss
+
+    def failing_loss(*args: object) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return loss(*args)
+
+    interrupted.loss = failing_loss
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(data, make_trainer(tmp_path / "split", every=3), plan, "a")
+    resumed = fresh()  # a new process: the rates of steps 4-6 come from the step, not from state
+    resumed.fit(data, make_trainer(tmp_path / "split", resume=True, every=3), plan, "b")
+    for (name, a), (_, b) in zip(whole.net.state_dict().items(), resumed.net.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_params_take_lr_decay() -> None:
+    assert Params().lr_decay == "constant"
+    assert Params(lr_decay="cosine").lr_decay == "cosine"
+    with pytest.raises(pydantic.ValidationError):
+        Params(lr_decay="linear")
 
 
 # --------------------------------------------------------------------------- end to end
