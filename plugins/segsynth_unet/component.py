@@ -7,14 +7,14 @@ training on MESSIDOR). Both share ``Segmenter`` (network, loop, prediction).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import Field
 
 import segsynth
 from segsynth.params import BatchSize, LearningRate, Steps, Width
-from segsynth_unet.segmenter import Segmenter, TrainingPlan, exclusive_classes
+from segsynth_unet.segmenter import LearningRateDecay, Segmenter, TrainingPlan, exclusive_classes
 
 
 class UNetSegmenter(segsynth.Segmenter):
@@ -25,14 +25,7 @@ class UNetSegmenter(segsynth.Segmenter):
         steps: Steps = Field(1000, description="Training steps (batches).")
         batch_size: BatchSize = Field(8, description="Images per training batch.")
         lr: LearningRate = Field(1e-3, description="Adam learning rate.")
-        lr_decay: Literal["constant", "cosine"] = Field(
-            "constant",
-            description=(
-                "Learning-rate schedule over the steps: 'constant' (Adam at lr throughout) or "
-                "'cosine' (from lr at the first step down to 0 at the last): a short fit ends "
-                "settled instead of bouncing, so fewer steps reach the same segmenter."
-            ),
-        )
+        lr_decay: LearningRateDecay = "constant"
         depth: int = Field(4, ge=1, le=8, description="Number of 2x poolings.")
         base_filters: Width = Field(32, description="Filters of the first level.")
         flip_rotate: bool = Field(True, description="Random flips and 90-degree rotations.")

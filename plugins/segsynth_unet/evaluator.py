@@ -48,7 +48,13 @@ from segsynth_unet.scoring import (
     region_label,
     score,
 )
-from segsynth_unet.segmenter import Segmenter, TrainingPlan, exclusive_classes, predicted_classes
+from segsynth_unet.segmenter import (
+    LearningRateDecay,
+    Segmenter,
+    TrainingPlan,
+    exclusive_classes,
+    predicted_classes,
+)
 from segsynth_unet.summary import aggregate, format_mean_std
 from segsynth_unet.training_sets import (
     TRAIN_ON_CHOICES,
@@ -132,14 +138,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         steps: Steps = Field(600, description="Training steps (batches) per segmenter.")
         batch_size: BatchSize = Field(8, description="Images per training batch.")
         lr: LearningRate = Field(1e-3, description="Adam learning rate.")
-        lr_decay: Literal["constant", "cosine"] = Field(
-            "constant",
-            description=(
-                "Learning-rate schedule over the steps: 'constant' (Adam at lr throughout) or "
-                "'cosine' (from lr at the first step down to 0 at the last): a short fit ends "
-                "settled instead of bouncing, so fewer steps reach the same segmenter."
-            ),
-        )
+        lr_decay: LearningRateDecay = "constant"
         depth: int | None = Field(
             None,
             ge=1,

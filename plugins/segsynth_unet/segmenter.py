@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 
 import segsynth
 from segsynth.labels import LabelTable, most_probable_class
@@ -34,8 +35,16 @@ class TrainingPlan:
     lr_decay: str = "constant"  # "constant" or "cosine" (``learning_rate_factor``)
 
 
-#: what ``lr_decay`` may be: the evaluator's and the component's recipe params share it
+#: what ``lr_decay`` may be
 LR_DECAYS = ("constant", "cosine")
+#: the recipe field ``lr_decay`` of the evaluator and of the ``unet`` segmenter component
+LearningRateDecay = Annotated[Literal["constant", "cosine"], Field(
+    description=(
+        "Learning-rate schedule over the steps: 'constant' (Adam at lr throughout) or 'cosine' "
+        "(from lr at the first step down to 0 at the last): a short fit ends settled instead "
+        "of bouncing, so fewer steps reach the same segmenter."
+    ),
+)]
 
 
 def learning_rate_factor(decay: str, step: int, steps: int) -> float:
