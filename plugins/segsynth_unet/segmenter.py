@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import torch
 from pydantic import Field
 
 import segsynth
+from segsynth.gan import set_learning_rates
 from segsynth.labels import LabelTable, most_probable_class
 from segsynth_unet.augment import random_dihedral, small_affine
 from segsynth_unet.loss import class_segmentation_loss, segmentation_loss
@@ -35,8 +36,6 @@ class TrainingPlan:
     lr_decay: str = "constant"  # "constant" or "cosine" (``learning_rate_factor``)
 
 
-#: what ``lr_decay`` may be
-LR_DECAYS = ("constant", "cosine")
 #: the recipe field ``lr_decay`` of the evaluator and of the ``unet`` segmenter component
 LearningRateDecay = Annotated[Literal["constant", "cosine"], Field(
     description=(
@@ -45,6 +44,8 @@ LearningRateDecay = Annotated[Literal["constant", "cosine"], Field(
         "of bouncing, so fewer steps reach the same segmenter."
     ),
 )]
+#: what ``lr_decay`` may be
+LR_DECAYS = get_args(get_args(LearningRateDecay)[0])
 
 
 def learning_rate_factor(decay: str, step: int, steps: int) -> float:
@@ -112,11 +113,11 @@ class Segmenter:
             fovs = torch.ones_like(masks[:, :1])  # so pixels warped in from outside get no loss
         affine = small_affine() if plan.affine else None
         self.net.train()
-        base_lrs = [group.setdefault("initial_lr", group["lr"]) for group in self.optimizer.param_groups]
+        # the undecayed rate, kept in the optimizer's state so that a resumed fit finds it
+        group = self.optimizer.param_groups[0]
+        base = ((self.optimizer, group.setdefault("initial_lr", group["lr"])),)
         for step in trainer.steps(start, plan.steps, desc):
-            factor = learning_rate_factor(plan.lr_decay, step, plan.steps)
-            for group, base in zip(self.optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
+            set_learning_rates(base, learning_rate_factor(plan.lr_decay, step, plan.steps))
             index = torch.randint(0, len(pairs), (plan.batch_size,)).to(trainer.device)
             batch = [images[index], masks[index]] + ([] if fovs is None else [fovs[index]])
             if plan.flip_rotate:
