@@ -123,6 +123,21 @@ class SynthesisBlock(_Strict):
         "sector), so that a segmenter trained on the pairs learns that the rim is not "
         "foreground (segsynth.fov_paste). Needs data with a field of view.",
     )
+    fields_of_view_pairing: Literal["random", "fit"] = Field(
+        "random",
+        description="How the fields of view drawn for a batch meet its masks: `random`, or `fit` "
+        "(the same shapes, reordered within the batch so that they cut the fewest foreground "
+        "pixels: a rim goes to a mask whose empty corner it fits, instead of cutting vessels "
+        "from a mask that had none to spare). Only with fields_of_view: true.",
+    )
+
+    @model_validator(mode="after")
+    def _pairing_needs_fields(self) -> SynthesisBlock:
+        if self.fields_of_view_pairing != "random" and not self.fields_of_view:
+            raise ValueError(f"fields_of_view_pairing: {self.fields_of_view_pairing} pairs fields of view "
+                             "with masks, but fields_of_view is false: set fields_of_view: true or "
+                             "drop fields_of_view_pairing")
+        return self
 
 
 class ReportBlock(_Strict):

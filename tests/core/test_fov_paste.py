@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from segsynth.cli import app
-from segsynth.fov_paste import FieldsOfView, PastedSampler
+from segsynth.fov_paste import FieldsOfView, PastedSampler, fitting_order
 from segsynth.steps.synthesis import read_pairs
 from toys import TOY_RECIPE
 
@@ -69,21 +69,79 @@ def test_pasted_sampler_is_deterministic_for_a_seed() -> None:
     assert all(torch.equal(a, b) for a, b in zip(first, second))
 
 
-def _disc_recipe() -> dict:
+def _lost(masks: torch.Tensor, pasted: torch.Tensor) -> float:
+    return float((masks - pasted).sum())
+
+
+def test_fit_gives_each_rim_to_the_mask_whose_empty_side_it_covers() -> None:
+    top_free = torch.zeros(1, 8, 8)
+    top_free[:, 5:] = 1.0  # foreground only in the bottom rows
+    bottom_free = top_free.flip(-2)
+    full = torch.ones(1, 8, 8)
+    masks = torch.stack([bottom_free, full, top_free])
+    fovs = torch.stack([_rim(8, 4), torch.ones(1, 8, 8), _rim(8, 4).flip(-2)])  # top rim, none, bottom rim
+    order = fitting_order(masks, fovs)
+    assert order.tolist() == [2, 1, 0]  # no foreground pixel is cut
+    assert float((masks * (1 - fovs[order])).sum()) == 0.0
+
+
+def test_fit_keeps_the_drawn_shapes_and_cuts_less_foreground_than_random() -> None:
+    shapes = torch.stack([torch.ones(1, 16, 16)] * 3 + [_rim(16, 6), _rim(16, 6).flip(-1).transpose(-1, -2)])
+    random_paste = FieldsOfView.from_fovs(shapes)
+    fit_paste = FieldsOfView.from_fovs(shapes, pairing="fit")
+    g = torch.Generator().manual_seed(3)
+    masks = (torch.rand(64, 1, 16, 16, generator=g) > 0.7).float()
+    masks[::3, :, :8] = 0.0  # a third of the masks leave their top half empty
+    images = torch.rand(64, 3, 16, 16, generator=g)
+    by_random = random_paste.paste(masks, images, torch.Generator().manual_seed(9))
+    by_fit = fit_paste.paste(masks, images, torch.Generator().manual_seed(9))
+
+    def kept_shapes(pasted_images: torch.Tensor) -> list[int]:
+        return sorted(int((pasted_images[i] == 0).all(0).sum()) for i in range(len(pasted_images)))
+
+    assert kept_shapes(by_fit[1]) == kept_shapes(by_random[1])  # the same fields of view, reordered
+    assert _lost(masks, by_random[0]) > 100 and _lost(masks, by_fit[0]) < 0.5 * _lost(masks, by_random[0])
+    outside = by_fit[1] == 0
+    assert torch.equal(by_fit[0] * outside[:, :1], torch.zeros_like(by_fit[0]))  # still nothing outside
+
+
+def test_pairing_is_stored_and_an_older_file_reads_as_random(tmp_path: Path) -> None:
+    fields = FieldsOfView.from_fovs(torch.stack([torch.ones(1, 4, 4), _rim(4, 1)]), pairing="fit")
+    fields.save(tmp_path / "fov.json")
+    assert FieldsOfView.load(tmp_path / "fov.json").pairing == "fit"
+    older = fields.to_json()
+    del older["pairing"]
+    assert FieldsOfView.from_json(older).pairing == "random"
+    with pytest.raises(ValueError, match="pairing 'best' is not one of random, fit"):
+        FieldsOfView(fields.shapes, fields.counts, "best")
+
+
+def test_fit_pairing_without_fields_of_view_is_refused_by_name(toy_plugin, write_recipe, tmp_path: Path) -> None:
+    recipe = copy.deepcopy(TOY_RECIPE)
+    recipe["synthesis"]["fields_of_view_pairing"] = "fit"
+    result = runner.invoke(app, ["run", str(write_recipe(recipe)), "--out", str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 2
+    assert "fields_of_view_pairing: fit pairs fields of view with masks, but fields_of_view is false" in result.output
+
+
+def _disc_recipe(pairing: str = "random") -> dict:
     recipe = copy.deepcopy(TOY_RECIPE)
     recipe["data"]["params"]["fov"] = "disc"
     recipe["synthesis"]["fields_of_view"] = True
+    recipe["synthesis"]["fields_of_view_pairing"] = pairing
     return recipe
 
 
+@pytest.mark.parametrize("pairing", ["random", "fit"])
 def test_a_run_pastes_the_real_field_of_view_and_sample_and_export_reproduce_it(
-    toy_plugin, write_recipe, tmp_path: Path,
+    toy_plugin, write_recipe, tmp_path: Path, pairing: str,
 ) -> None:
     run = tmp_path / "run"
-    result = runner.invoke(app, ["run", str(write_recipe(_disc_recipe())), "--out", str(run), "--no-progress"])
+    result = runner.invoke(app, ["run", str(write_recipe(_disc_recipe(pairing))), "--out", str(run), "--no-progress"])
     assert result.exit_code == 0, result.output
     stored = json.loads((run / "stage1" / "fields_of_view.json").read_text())
     assert len(stored["shapes"]) == 1 and stored["shapes"][0]["count"] == 6  # the toy's one disc
+    assert stored["pairing"] == pairing
     import segsynth
 
     info = segsynth.DatasetInfo(image_channels=1, mask_channels=1, size=(16, 16))

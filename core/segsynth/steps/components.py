@@ -110,10 +110,13 @@ class Components:
 
     def fields_of_view(self, train_fovs: torch.Tensor | None = None) -> FieldsOfView | None:
         """The real fields of view ``synthesis.fields_of_view`` pastes, or ``None`` when off."""
-        if not self.recipe.synthesis.fields_of_view:
+        synthesis = self.recipe.synthesis
+        if not synthesis.fields_of_view:
             return None
-        return self._kept(self.folder.fields_of_view, train_fovs, self._fovs_of, FieldsOfView.load,
-                          FieldsOfView.from_fovs)
+        fields = self._kept(self.folder.fields_of_view, train_fovs, self._fovs_of, FieldsOfView.load,
+                            lambda fovs: FieldsOfView.from_fovs(fovs, synthesis.fields_of_view_pairing))
+        fields.pairing = synthesis.fields_of_view_pairing  # the recipe's, also for a kept older file
+        return fields
 
     def _fovs_of(self, pairs: PairSet) -> torch.Tensor:
         if pairs.fovs is None:
