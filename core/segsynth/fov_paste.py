@@ -28,16 +28,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from scipy.optimize import linear_sum_assignment
 
 from segsynth.files import atomic_write_text
+from segsynth.params import FovPairing
 
 __all__ = ["FOV_PAIRINGS", "FieldsOfView", "PastedSampler", "fitting_order"]
 
-FOV_PAIRINGS = ("random", "fit")
+FOV_PAIRINGS: tuple[str, ...] = get_args(FovPairing)
 
 
 def _runs(flat: torch.Tensor) -> list[int]:

@@ -30,6 +30,8 @@ from pydantic_core import CoreSchema, core_schema
 from segsynth.interfaces import INT64_MAX, Params, describe_number
 
 AugmentPolicy = Literal["translation", "cutout", "flip"]
+#: How pasted fields of view meet the synthetic masks of a batch (segsynth.fov_paste).
+FovPairing = Literal["random", "fit"]
 POLICIES: tuple[AugmentPolicy, ...] = ("translation", "cutout", "flip")
 
 

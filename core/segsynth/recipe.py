@@ -36,6 +36,7 @@ from segsynth.params import (
     BatchSize,
     Count,
     DeviceName,
+    FovPairing,
     Seed,
     Threads,
 )
@@ -123,7 +124,7 @@ class SynthesisBlock(_Strict):
         "sector), so that a segmenter trained on the pairs learns that the rim is not "
         "foreground (segsynth.fov_paste). Needs data with a field of view.",
     )
-    fields_of_view_pairing: Literal["random", "fit"] = Field(
+    fields_of_view_pairing: FovPairing = Field(
         "random",
         description="How the fields of view drawn for a batch meet its masks: `random`, or `fit` "
         "(the same shapes, reordered within the batch so that they cut the fewest foreground "
