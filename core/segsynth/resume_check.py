@@ -158,15 +158,14 @@ def check_run_folder(
     old = old if isinstance(old, dict) else {}
     try:
         return check_resume(old, resolved, finished, folder.root, sampling)
-    except UserError as refused:
+    except UserError:
         respelled = _in_current_spelling(old)
         if respelled is None:
             raise
-        # a parameter renamed since the run started (old spellings still validate) is no change
-        try:
-            return check_resume(respelled, resolved, finished, folder.root, sampling)
-        except UserError:
-            raise refused from None
+        # A parameter renamed since the run started (old spellings still validate), or one added
+        # since with its default, is no change: compare in today's spelling, and list only what
+        # really differs when something does.
+        return check_resume(respelled, resolved, finished, folder.root, sampling)
 
 
 def _in_current_spelling(old: dict[str, Any]) -> dict[str, Any] | None:

@@ -82,7 +82,8 @@ class UNetGenerator(nn.Module):
 
     ``dropout_blocks`` counts the innermost decoder blocks that carry dropout (three in the
     paper, ``CD512-CD1024-CD1024``); with ``dropout=0`` or ``dropout_blocks=0`` the generator
-    is deterministic.
+    is deterministic. ``logits=True`` leaves out the final Tanh: the same U-Net then serves as the
+    segmenter of the mask-consistency term (image in, one logit map per mask channel out).
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class UNetGenerator(nn.Module):
         dropout: float = 0.5,
         dropout_blocks: int = 3,
         upsample: Upsample = "transpose",
+        logits: bool = False,
     ) -> None:
         super().__init__()
         self.depth = unet_depth(size)
@@ -112,7 +114,8 @@ class UNetGenerator(nn.Module):
             p = dropout if k < dropout_blocks else 0.0
             self.up.append(_up_block(c_in, widths[level - 1], norm, p, upsample))
         head_in = widths[0] if self.depth == 1 else 2 * widths[0]
-        self.head = nn.Sequential(*_upsampling(head_in, out_channels, upsample, bias=True), nn.Tanh())
+        head: list[nn.Module] = _upsampling(head_in, out_channels, upsample, bias=True)
+        self.head = nn.Sequential(*head) if logits else nn.Sequential(*head, nn.Tanh())
 
     def forward(self, masks: Tensor) -> Tensor:
         skips: list[Tensor] = []

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from segsynth.params import AdamBetas, BatchSize, LearningRate, LossWeight, TranslatorTrainingParams
+from segsynth.params import AdamBetas, BatchSize, LearningRate, LossWeight, TranslatorTrainingParams, Width
 
 
 class Pix2PixParams(TranslatorTrainingParams):
@@ -48,4 +48,14 @@ class Pix2PixParams(TranslatorTrainingParams):
         description="Decoder upsampling: 'transpose' (paper: 4x4 stride-2 transposed convolutions) "
         "or 'resize' (nearest-neighbour x2, then a 3x3 convolution: no checkerboard pattern in "
         "flat regions, Odena et al. 2016).",
+    )
+    mask_consistency: LossWeight = Field(
+        0.0,
+        description="Weight of the mask-consistency term: a small U-Net trained on the real pairs "
+        "segments each generated image and G pays (BCE + Dice) for every vessel or object it "
+        "draws where the mask has none, or leaves out (segsynth_pix2pix.consistency). 0 (paper) "
+        "turns it off; about 1 to 10 next to lambda_l1 100.",
+    )
+    consistency_filters: Width = Field(
+        8, description="Filters of the mask-consistency segmenter's first layer (its cost grows with the square)."
     )

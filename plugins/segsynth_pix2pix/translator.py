@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from segsynth import DatasetInfo, Trainer, UserError
+from segsynth import DatasetInfo, PairSet, Trainer, UserError
 from segsynth.gan_base import PairedGANTranslator, Render
 from segsynth_pix2pix.augment import PairAugment
+from segsynth_pix2pix.consistency import MaskConsistency
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
 from segsynth_pix2pix.generator import UNetGenerator
 from segsynth_pix2pix.layers import init_weights
@@ -43,6 +44,8 @@ class Pix2PixTranslator(PairedGANTranslator):
     params: Pix2PixParams
     tanh_masks = True  # masks enter as -1/+1, like the images
     init_offsets = (101, 102)
+    #: Offset from the run seed of the mask-consistency segmenter's initial weights.
+    consistency_init_offset: ClassVar[int] = 103
 
     def __init__(self, params: Pix2PixParams, info: DatasetInfo) -> None:
         super().__init__(params, info)
@@ -62,6 +65,36 @@ class Pix2PixTranslator(PairedGANTranslator):
         init_weights(self.discriminator)
         self._build_optimizers(p.lr, p.lr, p.betas)
         self.augment = PairAugment(p.augment)
+        self.consistency: MaskConsistency | None = None
+        if p.mask_consistency > 0:
+            segmenter = UNetGenerator(
+                info.image_channels, info.mask_channels, info.size, base_filters=p.consistency_filters,
+                norm=p.norm, dropout=0.0, dropout_blocks=0, upsample=p.upsample, logits=True,
+            )
+            init_weights(segmenter)
+            self.consistency = MaskConsistency(segmenter, p.lr, p.betas)
+
+    def state(self) -> dict[str, Any]:
+        """Both nets and optimizers, plus the mask-consistency segmenter and its optimizer when on."""
+        state = super().state()
+        if self.consistency is not None:
+            state["consistency_segmenter"] = self.consistency.segmenter
+            state["opt_consistency"] = self.consistency.opt
+        return state
+
+    def fit(self, pairs: PairSet, trainer: Trainer) -> None:
+        """As every paired GAN, with the consistency segmenter on the device first when it is on."""
+        if self.consistency is not None:
+            trainer.setup(self.consistency.segmenter)
+            self.consistency.segmenter.train()
+        super().fit(pairs, trainer)
+
+    def _base_rates(self) -> tuple[tuple[torch.optim.Optimizer, float], ...]:
+        """G's and D's rates, and the consistency segmenter's (G's rate, decayed alike)."""
+        rates = super()._base_rates()
+        if self.consistency is None:
+            return rates
+        return (*rates, (self.consistency.opt, self.params.lr))
 
     def _check_patch_grid(self, size: int) -> None:
         if output_size(self.discriminator, size) >= 1:
@@ -78,9 +111,12 @@ class Pix2PixTranslator(PairedGANTranslator):
         g, d = self._init_streams(trainer)
         init_weights(self.generator, g)
         init_weights(self.discriminator, d)
+        if self.consistency is not None:
+            init_weights(self.consistency.segmenter, trainer.generator(self.consistency_init_offset))
 
     def _train_step(self, mask: Tensor, image: Tensor, trainer: Trainer) -> dict[str, Tensor]:
-        """One discriminator update, then one generator update, on the same generated batch."""
+        """One discriminator update, then one generator update, on the same generated batch
+        (with the mask-consistency term on: one update of its segmenter on the real pair between them)."""
         p = self.params
         g, d = trainer.wrapped(self.generator), trainer.wrapped(self.discriminator)
         with trainer.autocast():
@@ -105,10 +141,18 @@ class Pix2PixTranslator(PairedGANTranslator):
             logits_gen = d(self.augment(fake_pair))
         g_gan = adversarial_loss(logits_gen, True, p.gan_loss)
         g_l1 = F.l1_loss(fake.float(), image.float())
-        trainer.backward(g_gan + p.lambda_l1 * g_l1)
+        losses = {"d_loss": d_loss.detach(), "g_gan": g_gan.detach(), "g_l1": g_l1.detach()}
+        g_loss = g_gan + p.lambda_l1 * g_l1
+        if self.consistency is not None:
+            mask01 = (mask + 1) / 2  # pix2pix feeds masks as -1/+1
+            losses["s_real"] = self.consistency.train_on_real(image, mask01, trainer)
+            g_consistency = self.consistency.generator_loss(fake, mask01, trainer)
+            g_loss = g_loss + p.mask_consistency * g_consistency
+            losses["g_consistency"] = g_consistency.detach()
+        trainer.backward(g_loss)
         trainer.step(self.opt_g)
         d.requires_grad_(True)
-        return {"d_loss": d_loss.detach(), "g_gan": g_gan.detach(), "g_l1": g_l1.detach()}
+        return losses
 
     # ------------------------------------------------------------------ rendering
     @contextlib.contextmanager

@@ -206,3 +206,83 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     )
     checks.assert_same_state(straight, second, ("generator", "discriminator"))
     assert [int(r["step"]) for r in checks.read_losses(tmp_path / "resumed")] == list(range(1, 2 * n + 1))
+
+
+# ----------------------------------------------------------------------------- mask consistency
+def test_segmentation_loss_is_low_when_right_and_high_when_wrong() -> None:
+    from segsynth_pix2pix.consistency import segmentation_loss
+
+    target = torch.zeros(2, 1, 8, 8)
+    target[:, :, 2:4, :] = 1  # a sparse bar, like a vessel
+    right = segmentation_loss(target * 40 - 20, target)
+    wrong = segmentation_loss(20 - target * 40, target)
+    blank = segmentation_loss(torch.full_like(target, -20.0), target)  # misses the bar: BCE alone is small
+    assert float(right) < 0.01
+    assert float(wrong) > 10
+    assert float(blank) > 0.9  # the Dice half: a prediction without the foreground costs ~1
+    empty = torch.zeros_like(target)
+    assert float(segmentation_loss(torch.full_like(empty, -20.0), empty)) < 0.01  # nothing to find, nothing found
+
+
+def test_mask_consistency_is_off_by_default_and_adds_a_trained_segmenter_when_on(tmp_path: Path) -> None:
+    assert P().mask_consistency == 0.0 and P().consistency_filters == 8
+    off = _translator(32)
+    assert off.consistency is None and set(off.state()) == {"generator", "discriminator", "opt_g", "opt_d"}
+    on = _translator(32, steps=80, batch_size=2, mask_consistency=5.0, flip=False)
+    assert {"consistency_segmenter", "opt_consistency"} <= set(on.state())
+    segmenter = on.consistency.segmenter
+    assert not any(isinstance(m, torch.nn.Tanh) for m in segmenter.modules())  # logits out
+    before = {k: v.clone() for k, v in segmenter.state_dict().items()}
+    on.fit(checks.bar_pairs(4, 32, seed=3), checks.cpu_trainer(tmp_path))
+    rows = checks.read_losses(tmp_path)
+    assert set(rows[0]) == {"step", "d_loss", "g_gan", "g_l1", "s_real", "g_consistency"}
+    first = sum(float(r["s_real"]) for r in rows[:5]) / 5
+    last = sum(float(r["s_real"]) for r in rows[-5:]) / 5
+    assert last < 0.9 * first, (first, last)  # the segmenter learns mask-from-image on the real pairs
+    assert any(not torch.equal(before[k], v) for k, v in segmenter.state_dict().items())
+
+
+def test_consistency_term_moves_the_generator_and_never_the_segmenter() -> None:
+    t = _translator(32, mask_consistency=1.0, consistency_filters=4)
+    pairs = checks.bar_pairs(2, 32)
+    fake = t.generator(pairs.masks * 2 - 1)
+    loss = t.consistency.generator_loss(fake, pairs.masks, checks.cpu_trainer(Path("unused")))
+    loss.backward()
+    assert all(p.grad is None for p in t.consistency.segmenter.parameters())
+    assert all(p.requires_grad for p in t.consistency.segmenter.parameters())  # unfrozen afterwards
+    assert sum(float(p.grad.abs().sum()) for p in t.generator.parameters() if p.grad is not None) > 0
+
+
+def test_resume_with_mask_consistency_equals_uninterrupted_run(tmp_path: Path) -> None:
+    settings = {"batch_size": 2, "mask_consistency": 2.0, "consistency_filters": 4}
+    straight, second = checks.fit_straight_and_resumed(
+        lambda steps: _translator(32, steps=steps, **settings),
+        checks.bar_pairs(4, 32), tmp_path, steps=6, every=3, resumed_seed=77,
+    )
+    checks.assert_same_state(straight, second, ("generator", "discriminator", "consistency_segmenter"),
+                             ("opt_consistency",))
+    checks.assert_same_losses(tmp_path)
+
+
+def test_a_run_started_before_a_new_parameter_resumes_and_lists_only_real_changes(tmp_path: Path) -> None:
+    """A run folder written before ``mask_consistency`` existed resumes (the new field at its
+    default is no change); setting it is refused, and the message names it alone."""
+    import yaml
+
+    from segsynth.folders import RunFolder
+    from segsynth.plugins import get_registry
+    from segsynth.recipe import load_recipe
+    from segsynth.resume_check import check_run_folder
+
+    root = Path(__file__).resolve().parents[2]
+    resolved = load_recipe(root / "recipes" / "quickstart.yaml", get_registry()).resolved()
+    assert resolved["stage2"]["name"] == "pix2pix"
+    old = yaml.safe_load(yaml.safe_dump(resolved))
+    del old["stage2"]["params"]["mask_consistency"], old["stage2"]["params"]["consistency_filters"]
+    folder = RunFolder(tmp_path)
+    folder.resolved_recipe.write_text(yaml.safe_dump(old))
+    assert check_run_folder(folder, resolved) == []
+    resolved["stage2"]["params"]["mask_consistency"] = 5.0
+    with pytest.raises(UserError, match=r"mask_consistency: 0.0 -> 5.0") as refused:
+        check_run_folder(folder, resolved)
+    assert "consistency_filters" not in str(refused.value)

@@ -1,0 +1,77 @@
+"""Mask consistency: a segmenter trained on the real pairs checks that G draws what the mask says.
+
+Why: pix2pix's L1 and PatchGAN terms reward images that *look* like the real ones, not images
+whose structures sit where the mask puts them. On HRF tiles after 1500 steps a real-trained
+U-Net finds only Dice 0.50 of the synthetic masks in the images rendered from them (0.69 on real
+test images): vessels the mask draws are faint or missing, and the generator paints vessel-like
+texture where the mask has none. A segmenter trained only on those pairs learns both errors,
+and on real photographs it misses vessels (recall 0.64 against 0.74 real-trained).
+
+The remedy follows the semantic-consistency terms of conditional synthesis (the segmentation
+loss through a fixed or co-trained segmenter in e.g. Park et al.'s SPADE follow-ups and OASIS,
+Schoenfeld et al. 2021): a small U-Net ``S`` learns mask-from-image on the *real* pairs only,
+one update per step, and the generator gets ``weight * (BCE + Dice)(S(G(mask)), mask)``, with
+``S`` frozen for that term. ``S`` never sees a generated image as training data, so the
+generator cannot teach it its own mistakes; the adversarial term keeps the images from turning
+into whatever ``S`` finds easiest. Mask channels are scored independently (sigmoid per channel),
+which fits both binary masks and one-hot K-class maps. ``S`` only shapes training: rendering
+never runs it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from segsynth import Trainer
+
+#: Added to both sides of the soft Dice ratio, so an empty mask with an empty prediction scores 1.
+DICE_SMOOTH = 1.0
+
+
+def segmentation_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Binary cross-entropy plus soft Dice (per channel, over the batch) of ``logits`` vs 0/1 ``target``.
+
+    BCE alone is ruled by the background on sparse masks (7 % vessel on fundus tiles); the Dice
+    half weighs the foreground as much as the rest.
+    """
+    logits, target = logits.float(), target.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    dims = (0, 2, 3)
+    overlap = (prob * target).sum(dims)
+    dice = (2 * overlap + DICE_SMOOTH) / (prob.sum(dims) + target.sum(dims) + DICE_SMOOTH)
+    return bce + (1 - dice).mean()
+
+
+class MaskConsistency:
+    """The segmenter ``S`` (image -> mask logits), its optimizer, and the two losses it takes part in.
+
+    ``segmenter`` is any network from images in ``[-1, 1]`` to one logit map per mask channel.
+    It is called directly, not through a DDP wrapper: under torchrun ``trainer.step`` averages
+    its gradients like those of any module a plugin calls itself.
+    """
+
+    def __init__(self, segmenter: nn.Module, lr: float, betas: tuple[float, float]) -> None:
+        self.segmenter = segmenter
+        self.opt = torch.optim.Adam(segmenter.parameters(), lr=lr, betas=betas)
+
+    def train_on_real(self, image: Tensor, mask01: Tensor, trainer: Trainer) -> Tensor:
+        """One update of ``S`` on real pairs (images in ``[-1, 1]``, masks 0/1); returns its loss."""
+        with trainer.autocast():
+            logits = self.segmenter(image)
+        loss = segmentation_loss(logits, mask01)
+        trainer.backward(loss)
+        trainer.step(self.opt)
+        return loss.detach()
+
+    def generator_loss(self, fake: Tensor, mask01: Tensor, trainer: Trainer) -> Tensor:
+        """How far ``S`` reads ``mask01`` from the generated ``fake``; gradients reach G only."""
+        self.segmenter.requires_grad_(False)
+        try:
+            with trainer.autocast():
+                logits = self.segmenter(fake)
+            return segmentation_loss(logits, mask01)
+        finally:
+            self.segmenter.requires_grad_(True)
