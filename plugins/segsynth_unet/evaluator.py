@@ -62,6 +62,7 @@ from segsynth_unet.training_sets import (
     TrainingSetSpec,
     TrainOn,
     build_training_set,
+    draw_weights,
     plan_training_sets,
 )
 from segsynth_unet.yardstick import LoadedYardstick, Shape, load_yardstick
@@ -126,6 +127,15 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             description=(
                 "Sizes of the 'synthetic' training sets: null = every synthetic pair (label "
                 "'synthetic'), N = a seeded subset of N pairs (label 'synthetic@N')."
+            ),
+        )
+        real_share: float | None = Field(
+            None, gt=0.0, lt=1.0,
+            description=(
+                "Share of the 'real+synthetic' draws that are real pairs (0.5: half of every "
+                "batch on average). null: every pair equally likely, so the real pairs get "
+                "real / (real + synthetic) of the draws and are seen less often than in the "
+                "'real' set of the same steps."
             ),
         )
         seeds: int = Field(
@@ -365,7 +375,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                 notes.append(f"No {spec.label} training pairs: no segmenter trained on {spec.label}.")
                 return outcome
             self._check_data(pairs)
-            segmenter = self._trained(spec.label, seed, pairs, trainer)
+            weights = draw_weights(spec, len(real_train), len(pairs), self.params.real_share)
+            segmenter = self._trained(spec.label, seed, pairs, trainer, weights)
             probabilities = segmenter.predict(real_test.images, self._child(trainer, spec.label, seed),
                                               batch_size=self._batch())
             outcome.pairs = len(pairs)
@@ -543,7 +554,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         return child.with_settings(seed=trainer.settings.seed + seed)
 
     def _trained(
-        self, label: str, seed: int, pairs: segsynth.PairSet, trainer: segsynth.Trainer
+        self, label: str, seed: int, pairs: segsynth.PairSet, trainer: segsynth.Trainer,
+        weights: torch.Tensor | None = None,
     ) -> Segmenter:
         """The segmenter for (``label``, ``seed``): trained here, or reloaded when resuming a finished one.
 
@@ -555,7 +567,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         p = self.params
         segmenter = self._new_segmenter()
         if not (child.resume_requested and child.load_final(segmenter.state())):
-            plan = TrainingPlan(p.steps, p.batch_size, p.flip_rotate, p.affine, p.lr_decay)
+            plan = TrainingPlan(p.steps, p.batch_size, p.flip_rotate, p.affine, p.lr_decay, weights)
             segmenter.fit(pairs, child, plan, desc=f"unet on {label} (seed {seed})")
         return segmenter
 

@@ -34,6 +34,8 @@ class TrainingPlan:
     flip_rotate: bool = True
     affine: bool = False
     lr_decay: str = "constant"  # "constant" or "cosine" (``learning_rate_factor``)
+    #: per-pair draw probabilities (any positive scale); None draws every pair equally often
+    draw_weights: torch.Tensor | None = None
 
 
 #: the recipe field ``lr_decay`` of the evaluator and of the ``unet`` segmenter component
@@ -73,6 +75,16 @@ def exclusive_classes(info: segsynth.DatasetInfo) -> LabelTable | None:
     return labels if labels is not None and labels.k > 1 else None
 
 
+def draw_batch(count: int, plan: TrainingPlan) -> torch.Tensor:
+    """``plan.batch_size`` pair indices, with replacement, from torch's global (checkpointed) RNG:
+    uniform, or by ``plan.draw_weights``."""
+    if plan.draw_weights is None:
+        return torch.randint(0, count, (plan.batch_size,))
+    if plan.draw_weights.shape != (count,):
+        raise ValueError(f"draw_weights has {tuple(plan.draw_weights.shape)} entries for {count} pairs")
+    return torch.multinomial(plan.draw_weights, plan.batch_size, replacement=True)
+
+
 class Segmenter:
     """A U-Net plus its Adam optimizer, trained on a ``PairSet`` through a ``segsynth.Trainer``.
 
@@ -100,7 +112,7 @@ class Segmenter:
     def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer, plan: TrainingPlan, desc: str) -> None:
         """Train for ``plan.steps`` random augmented batches, resumable from ``trainer``'s checkpoints.
 
-        Batches are drawn with replacement by torch's global RNG (seeded and checkpointed by the
+        Batches are drawn with replacement (``draw_batch``) by torch's global RNG (seeded and checkpointed by the
         trainer), so an interrupted and resumed run reproduces an unbroken one on the CPU.
         """
         trainer.setup(self.net)
@@ -118,7 +130,7 @@ class Segmenter:
         base = ((self.optimizer, group.setdefault("initial_lr", group["lr"])),)
         for step in trainer.steps(start, plan.steps, desc):
             set_learning_rates(base, learning_rate_factor(plan.lr_decay, step, plan.steps))
-            index = torch.randint(0, len(pairs), (plan.batch_size,)).to(trainer.device)
+            index = draw_batch(len(pairs), plan).to(trainer.device)
             batch = [images[index], masks[index]] + ([] if fovs is None else [fovs[index]])
             if plan.flip_rotate:
                 batch = list(random_dihedral(*batch))

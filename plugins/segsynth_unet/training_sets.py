@@ -12,7 +12,12 @@ synthetic pairs as there are real ones (the fair comparison), ``synthetic`` (and
 - ``synthetic@real_count``: ``len(real_train)`` synthetic pairs, a seeded random subset.
 - ``synthetic``: one set per entry of ``synthetic_counts``; ``None`` is every synthetic pair
   (label ``synthetic``), an integer ``N`` a seeded subset of ``N`` pairs (label ``synthetic@N``).
-- ``real+synthetic``: every real and every synthetic pair.
+- ``real+synthetic``: every real and every synthetic pair. By default every pair is drawn
+  equally often, so the real pairs fill ``real / (real + synthetic)`` of the batches (a third
+  with twice as many synthetic pairs): within the same number of steps the real pairs are then
+  seen a third as often as in the ``real`` set, and "real + synthetic" can fall below "real"
+  for that alone. ``real_share`` (``draw_weights``) fixes the real pairs' share of the draws
+  instead (0.5: half of every batch on average), the usual way synthetic data is mixed in.
 
 Subsets are drawn by ``torch.randperm`` from a generator seeded by the run seed and the
 repetition's seed index, so the same run gives the same subsets, each repetition a different
@@ -114,3 +119,19 @@ def build_training_set(
     if any(p.fovs is not None for p in parts):
         parts = [with_fov(p) for p in parts]
     return segsynth.PairSet.concat(parts)
+
+
+def draw_weights(spec: TrainingSetSpec, real_count: int, total: int, real_share: float | None) -> torch.Tensor | None:
+    """Per-pair draw weights for ``spec``'s set, or ``None`` for uniform draws.
+
+    Only ``real+synthetic`` with a ``real_share`` has them: its first ``real_count`` pairs (the
+    real ones, as ``build_training_set`` concatenates them) share ``real_share`` of the
+    probability, the synthetic rest ``1 - real_share``. A set with only one of the two kinds
+    is drawn uniformly.
+    """
+    if spec.label != "real+synthetic" or real_share is None or real_count in (0, total):
+        return None
+    weights = torch.empty(total, dtype=torch.float64)
+    weights[:real_count] = real_share / real_count
+    weights[real_count:] = (1 - real_share) / (total - real_count)
+    return weights

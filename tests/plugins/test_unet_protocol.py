@@ -25,12 +25,13 @@ from segsynth.feature_distances import (
 from segsynth_unet.evaluator import UNetSegmentationEvaluator
 from segsynth_unet.network import UNet
 from segsynth_unet.reference import FeatureSettings, feature_distances, fidelity_region, mask_fidelity
-from segsynth_unet.segmenter import Segmenter, TrainingPlan
+from segsynth_unet.segmenter import Segmenter, TrainingPlan, draw_batch
 from segsynth_unet.summary import aggregate, format_mean_std, mean_std
 from segsynth_unet.training_sets import (
     SetUnavailable,
     TrainingSetSpec,
     build_training_set,
+    draw_weights,
     plan_training_sets,
 )
 
@@ -212,9 +213,35 @@ def test_mixed_training_set_keeps_the_real_fov() -> None:
     assert torch.equal(mixed.fovs[:3], real.fovs) and bool((mixed.fovs[3:] == 1).all())
 
 
+def test_real_share_sets_how_often_the_real_pairs_of_the_mixed_set_are_drawn() -> None:
+    """10 real + 90 synthetic pairs: drawn uniformly the real ones fill a tenth of the batches
+    (and are seen a tenth as often as in the real set); with real_share 0.5, half."""
+    mixed = TrainingSetSpec("real+synthetic", "real+synthetic")
+    weights = draw_weights(mixed, 10, 100, 0.5)
+    assert weights is not None and weights.shape == (100,)
+    assert float(weights[:10].sum()) == pytest.approx(0.5) and float(weights[10:].sum()) == pytest.approx(0.5)
+    assert draw_weights(mixed, 10, 100, None) is None  # the default: uniform
+    for other in (TrainingSetSpec("real", "real"), TrainingSetSpec("synthetic", "synthetic")):
+        assert draw_weights(other, 10, 100, 0.5) is None
+    assert draw_weights(mixed, 10, 10, 0.5) is None  # no synthetic pairs: nothing to balance
+
+    def real_part(plan: TrainingPlan) -> float:
+        torch.manual_seed(0)
+        drawn = torch.cat([draw_batch(100, plan) for _ in range(500)])
+        return float((drawn < 10).double().mean())
+
+    assert real_part(TrainingPlan(1, 8)) == pytest.approx(0.1, abs=0.02)
+    assert real_part(TrainingPlan(1, 8, draw_weights=weights)) == pytest.approx(0.5, abs=0.03)
+    assert real_part(TrainingPlan(1, 8, draw_weights=draw_weights(mixed, 10, 100, 0.8))) == pytest.approx(0.8, abs=0.03)
+    with pytest.raises(ValueError, match="99 pairs"):
+        draw_batch(99, TrainingPlan(1, 8, draw_weights=weights))
+
+
 @pytest.mark.parametrize(
     "bad",
     [
+        {"real_share": 0.0},
+        {"real_share": 1.0},
         {"seeds": 0},
         {"synthetic_counts": []},
         {"synthetic_counts": [0]},
