@@ -238,7 +238,7 @@ class Painter(Segmenter):
 def run_painters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test: PairSet) -> segsynth.EvaluationResult:
     painted = {"real": 2, "synthetic": 16}  # real-trained: 2 of 16 rows; synthetic-trained: all
 
-    def trained(self: Any, label: str, seed: int, pairs: PairSet, trainer: Trainer) -> Painter:
+    def trained(self: Any, label: str, seed: int, pairs: PairSet, trainer: Trainer, weights: Any = None) -> Painter:
         return Painter(painted[label])
 
     monkeypatch.setattr(UNetSegmentationEvaluator, "_trained", trained)

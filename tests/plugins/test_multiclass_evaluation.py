@@ -130,7 +130,7 @@ def run_oracles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, test: PairSet, 
     truth = class_index(test.masks)
     answers = {"real": truth, "synthetic": swapped(truth)}
 
-    def trained(self: Any, label: str, seed: int, pairs: PairSet, trainer: Trainer) -> Oracle:
+    def trained(self: Any, label: str, seed: int, pairs: PairSet, trainer: Trainer, weights: Any = None) -> Oracle:
         return Oracle(answers[label])
 
     monkeypatch.setattr(UNetSegmentationEvaluator, "_trained", trained)
@@ -220,7 +220,9 @@ def test_binary_scores_keys_and_files_are_unchanged(tmp_path: Path, monkeypatch:
     info = segsynth.DatasetInfo(1, 1, (16, 16), has_fov=True)
     result = UNetSegmentationEvaluator(params, info).evaluate(bright_squares(4, 1), test, bright_squares(4, 2),
                                                               make_trainer(tmp_path))
-    assert set(result.metrics) == {f"real.{k}" for k in BINARY_METRICS}
+    widths = {k for k in result.metrics if k.startswith("real.recall_width.")}  # binary masks only
+    assert set(result.metrics) - widths == {f"real.{k}" for k in BINARY_METRICS}
+    assert widths and widths <= {f"real.recall_width.{w}" for w in ("1px", "2px", "3-4px", "5px+")}
     p = (probabilities > 0.5).numpy() & test.fovs.bool().numpy()
     t = test.masks.bool().numpy() & test.fovs.bool().numpy()
     assert result.metrics["real.f1"] == pytest.approx(2 * (p & t).sum() / (p.sum() + t.sum()))

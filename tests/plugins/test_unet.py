@@ -234,6 +234,8 @@ def test_params_take_lr_decay() -> None:
 
 # --------------------------------------------------------------------------- end to end
 METRICS = ["f1", "macro_f1", "precision", "recall", "specificity", "accuracy", "auc", "mean_image_f1"]
+#: the recall by width of bright_squares' truth: every square is at least 5 px wide
+SQUARES_WIDTH = "recall_width.5px+"
 REFERENCE_METRICS = {"fidelity.synthetic.dice", "fidelity.synthetic.dice.std", "fidelity.real_test.dice",
                      "fidelity.real_test.dice.std", "kid.segmenter", "kid.segmenter.std",
                      "prd.precision", "prd.precision.std", "prd.recall", "prd.recall.std",
@@ -250,9 +252,10 @@ def test_evaluator_end_to_end_on_bright_squares(tmp_path: Path) -> None:
     evaluator = UNetSegmentationEvaluator(params, info)
     result = evaluator.evaluate(real_train, real_test, synthetic, make_trainer(tmp_path))
 
-    expected = {f"{s}.{m}" for s in ("real", "synthetic") for m in METRICS} | {"ratio.f1"}
+    expected = {f"{s}.{m}" for s in ("real", "synthetic") for m in [*METRICS, SQUARES_WIDTH]} | {"ratio.f1"}
     assert set(result.metrics) == expected | REFERENCE_METRICS
     assert result.metrics["real.f1"] > 0.8 and result.metrics["synthetic.f1"] > 0.8
+    assert result.metrics[f"real.{SQUARES_WIDTH}"] > 0.8  # the squares are found whole
     assert result.metrics["real.auc"] > 0.95
     assert result.metrics["ratio.f1"] == pytest.approx(result.metrics["synthetic.f1"] / result.metrics["real.f1"])
     for key, value in result.metrics.items():
@@ -291,7 +294,7 @@ def test_evaluator_notes_missing_training_data(tmp_path: Path) -> None:
     params = Params(steps=2, depth=1, base_filters=2, seeds=1, figure_images=0,
                     train_on=["synthetic", "synthetic@real_count", "real+synthetic"])
     result = UNetSegmentationEvaluator(params, info).evaluate(real_train, real_test, empty, make_trainer(tmp_path))
-    assert set(result.metrics) == {f"real+synthetic.{m}" for m in METRICS}
+    assert set(result.metrics) == {f"real+synthetic.{m}" for m in [*METRICS, SQUARES_WIDTH]}
     assert any("No synthetic training pairs" in note for note in result.notes)
     assert any("synthetic@real_count needs 4 pairs but only 0 exist" in note for note in result.notes)
     # the yardstick is trained even when 'real' is not a training set, but there is nothing to judge

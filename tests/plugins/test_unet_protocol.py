@@ -170,6 +170,9 @@ def test_evaluator_reports_mean_and_std_over_seeds(tmp_path: Path, monkeypatch: 
     assert rows[1]["Dice = foreground F1, pooled pixels (in FOV)"] == "0.600 ± 0.100"
     assert [(r["training pairs"], r["seeds"]) for r in rows] == [(4, 3), (4, 3)]
     assert len(result.tables["Per-seed scores (train on synthetic, test on real)"]) == 6
+    widths = result.tables["Recall by structure width on the real test set"]  # the squares are thick
+    assert [r["trained on"] for r in widths] == ["real", "synthetic@real_count"]
+    assert all(0.0 <= result.metrics[f"{label}.recall_width.5px+"] <= 1.0 for label in ("real", "synthetic@real_count"))
     for label in ("real", "synthetic@real_count"):
         for seed in range(3):
             assert (tmp_path / label / f"seed{seed}" / "checkpoints" / "final.pt").exists()
@@ -375,6 +378,7 @@ def test_every_table_label_says_where_it_was_counted(tmp_path: Path) -> None:
         "Per-seed scores (train on synthetic, test on real)",
         "Mask fidelity of Stage II (frozen U-Net trained on real pairs, seed 0)",
         "Feature-space distance to real test images (frozen real-trained U-Net, seed 0)",
+        "Recall by structure width on the real test set",
     }
     for title, rows in result.tables.items():
         for row in rows:
@@ -389,3 +393,34 @@ def test_every_table_label_says_where_it_was_counted(tmp_path: Path) -> None:
     assert "ratio.f1" in result.metrics
     # the yardstick is the seed-0 real segmenter trained by the protocol, not a second one
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["seed0", "seed1"]
+
+
+# --------------------------------------------------------------------------- recall by width
+def test_thickness_classes_follow_the_largest_square_that_fits() -> None:
+    from segsynth_unet.thickness import WIDTH_CLASSES, recall_by_width, thickness_classes, width_shares
+
+    mask = torch.zeros(1, 1, 20, 20)
+    mask[0, 0, 1, 1:15] = 1          # a 1-px line
+    mask[0, 0, 4:6, 1:15] = 1        # 2 px wide
+    mask[0, 0, 8:11, 1:15] = 1       # 3 px wide
+    mask[0, 0, 13:19, 1:15] = 1      # 6 px wide
+    classes = thickness_classes(mask)[0]
+    labels = [label for label, _ in WIDTH_CLASSES]
+    assert labels == ["1px", "2px", "3-4px", "5px+"]
+    assert set(classes[1, 1:15].tolist()) == {0} and set(classes[4:6, 1:15].flatten().tolist()) == {1}
+    assert set(classes[8:11, 1:15].flatten().tolist()) == {2} and set(classes[13:19, 1:15].flatten().tolist()) == {3}
+    assert int((classes >= 0).sum()) == int(mask.sum())  # every foreground pixel has one class
+    assert int((classes[:, 15:] >= 0).sum()) == 0
+    thick_only = (thickness_classes(mask) == 3)[:, None].float()
+    recall = recall_by_width(thick_only, thickness_classes(mask), None)
+    assert recall == {"recall_width.1px": 0.0, "recall_width.2px": 0.0, "recall_width.3-4px": 0.0,
+                      "recall_width.5px+": 1.0}
+    half = torch.zeros_like(mask)
+    half[..., :8] = 1  # finds the left half of everything, outside the field of view too
+    fov = torch.zeros_like(mask)
+    fov[..., :4] = 1
+    assert recall_by_width(half, thickness_classes(mask), None)["recall_width.1px"] == pytest.approx(7 / 14)
+    assert recall_by_width(half, thickness_classes(mask), fov)["recall_width.1px"] == 1.0  # counted in the FOV only
+    shares = width_shares(thickness_classes(mask), None)
+    assert shares == pytest.approx({"1px": 14 / 168, "2px": 28 / 168, "3-4px": 42 / 168, "5px+": 84 / 168})
+    assert recall_by_width(half, thickness_classes(torch.zeros_like(mask)), None) == {}  # no truth: left out
