@@ -27,6 +27,7 @@ from segsynth_dcgan.losses import (
 )
 from segsynth_dcgan.networks import SPATIAL_LATENT_SIDE, DCGANDiscriminator, DCGANEncoder, DCGANGenerator
 from segsynth_dcgan.params import DCGANParams
+from segsynth_dcgan.thin_view import with_thin_channels
 
 if TYPE_CHECKING:  # pragma: no cover
     from segsynth import Trainer
@@ -77,7 +78,7 @@ class DCGANMaskGenerator(MaskGAN):
             spatial_latent=p.spatial_latent, class_logits=self.class_logits,
         )
         self.discriminator = DCGANDiscriminator(
-            info.mask_channels, info.size, p.disc_filters or p.base_filters, p.max_filters,
+            info.mask_channels * (2 if p.thin_channel else 1), info.size, p.disc_filters or p.base_filters, p.max_filters,
             spectral_norm=p.spectral_norm,
             minibatch_std=p.minibatch_std, patch_depth=p.patch_depth,
         )
@@ -154,7 +155,10 @@ class DCGANMaskGenerator(MaskGAN):
         """One discriminator update, then one generator update on the same fakes."""
         p = self.params
         G, D = trainer.wrapped(self.generator), trainer.wrapped(self.discriminator)
-        augment = self.augment
+        view = with_thin_channels if p.thin_channel else _unchanged
+
+        def augment(masks: torch.Tensor) -> torch.Tensor:  # what D is shown of masks in [-1, 1]
+            return self.augment(view(masks))
         device = real_all.device
         if self._draw_weights is None:
             picks = torch.randint(real_all.shape[0], (p.batch_size,), device=device)
@@ -180,7 +184,7 @@ class DCGANMaskGenerator(MaskGAN):
             d_total = d_loss + penalty * (p.r1_gamma / 2.0 * p.r1_every)
         trainer.backward(d_total)
         trainer.step(self.opt_d)
-        augment.update(real_logits, step)
+        self.augment.update(real_logits, step)
 
         # freezing D saves computing its weight gradients and keeps them out of its next step
         D.requires_grad_(False)
@@ -204,6 +208,10 @@ class DCGANMaskGenerator(MaskGAN):
         D.requires_grad_(True)
         self._update_average()
         return d_loss.detach(), g_loss.detach()
+
+
+def _unchanged(masks: torch.Tensor) -> torch.Tensor:
+    return masks
 
 
 @torch.no_grad()

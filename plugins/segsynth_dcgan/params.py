@@ -93,6 +93,13 @@ class DCGANParams(GanGeneratorParams):
         "log2(size) - 2. Measured on HRF tiles it made Stage I collapse (docs/results.md): try it "
         "with the coverage measures watching.",
     )
+    thin_channel: bool = Field(
+        False,
+        description="Give D, beside each mask channel, the mask's 1-px-thin part (what no 2x2 "
+        "square inside the mask covers; segsynth_dcgan.thin_view), so that masks with too few "
+        "thin structures (fine vessels) are easy to reject: a stride-2 first layer hardly tells "
+        "a 1-px line from a 2-px band.",
+    )
     mode_seeking: LossWeight = Field(
         0.0,
         description="Weight of the mode-seeking term (Mao et al. 2019): G is penalised by "

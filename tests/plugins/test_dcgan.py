@@ -308,10 +308,11 @@ def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
         {"patch_depth": 2, "r1_gamma": 1.0, "r1_every": 1, "augment": {"adaptive": True, "interval": 1}},
         {"encoder": {"reconstruction": 10.0}, "geometry": {"flip_h": True}},
         {"disc_filters": 2},
+        {"thin_channel": True, "r1_gamma": 1.0, "r1_every": 1, "augment": {"adaptive": True, "interval": 1}},
     ],
     ids=["hinge", "spectral_norm", "r1", "hinge+sn+r1", "soft_fakes", "no_ema", "no_augment", "ada",
          "mbstd+mode_seeking", "geometry", "diversity", "spatial_latent", "patch+r1+ada", "encoder",
-         "narrow_d"],
+         "narrow_d", "thin_channel+r1+ada"],
 )
 def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) -> None:
     model = build(tiny(steps=3, **changes))
@@ -320,6 +321,28 @@ def test_variants_train_a_few_steps(tmp_path: Path, changes: dict[str, object]) 
         assert {"p", "r_t"} <= rows[0].keys()
     if model.encoder is not None:
         assert float(rows[0]["rec"]) > 0.0
+
+
+def test_thin_channel_shows_d_the_one_pixel_structures_and_passes_gradients() -> None:
+    from segsynth_dcgan.thin_view import thin_part, with_thin_channels
+
+    mask = torch.zeros(1, 1, 12, 12)
+    mask[0, 0, 1, 1:10] = 1      # a 1-px line: all thin
+    mask[0, 0, 4:6, 1:10] = 1    # a 2-px band: none of it
+    mask[0, 0, 8:11, 1:10] = 1   # 3 px: none
+    mask[0, 0, 4, 11] = 1        # a lone pixel: thin
+    thin = thin_part(mask)
+    assert torch.equal(thin[0, 0, 1, 1:10], torch.ones(9)) and float(thin[0, 0, 4, 11]) == 1.0
+    assert float(thin.sum()) == 10.0
+    assert float(thin_part(torch.ones(1, 1, 6, 6)).sum()) == 0.0
+    x = (mask * 2 - 1).requires_grad_(True)
+    shown = with_thin_channels(x)
+    assert shown.shape == (1, 2, 12, 12) and torch.equal(shown[:, :1], x)
+    assert set(shown[:, 1].unique().tolist()) == {-1.0, 1.0}
+    shown[:, 1].sum().backward()  # the straight-through gradient reaches the generator's output
+    assert float(x.grad.abs().sum()) > 0
+    model = build(tiny(thin_channel=True))
+    assert model.discriminator(torch.zeros(2, 2, 32, 32)).shape[0] == 2  # D takes the two channels
 
 
 # ---------------------------------------------------------------------------- encoder (VAE-GAN)
