@@ -13,37 +13,20 @@ Schoenfeld et al. 2021): a small U-Net ``S`` learns mask-from-image on the *real
 one update per step, and the generator gets ``weight * (BCE + Dice)(S(G(mask)), mask)``, with
 ``S`` frozen for that term. ``S`` never sees a generated image as training data, so the
 generator cannot teach it its own mistakes; the adversarial term keeps the images from turning
-into whatever ``S`` finds easiest. Mask channels are scored independently (sigmoid per channel),
-which fits both binary masks and one-hot K-class maps. ``S`` only shapes training: rendering
+into whatever ``S`` finds easiest. Its loss is the evaluator's (``segsynth.segmentation_loss``:
+BCE + soft Dice, sigmoid per channel), which fits both binary masks and one-hot K-class maps. ``S`` only shapes training: rendering
 never runs it.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segsynth import Trainer
+from segsynth.segmentation_loss import segmentation_loss
 
-#: Added to both sides of the soft Dice ratio, so an empty mask with an empty prediction scores 1.
-DICE_SMOOTH = 1.0
-
-
-def segmentation_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """Binary cross-entropy plus soft Dice (per channel, over the batch) of ``logits`` vs 0/1 ``target``.
-
-    BCE alone is ruled by the background on sparse masks (7 % vessel on fundus tiles); the Dice
-    half weighs the foreground as much as the rest.
-    """
-    logits, target = logits.float(), target.float()
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    prob = torch.sigmoid(logits)
-    dims = (0, 2, 3)
-    overlap = (prob * target).sum(dims)
-    dice = (2 * overlap + DICE_SMOOTH) / (prob.sum(dims) + target.sum(dims) + DICE_SMOOTH)
-    return bce + (1 - dice).mean()
-
+__all__ = ["MaskConsistency", "segmentation_loss"]
 
 class MaskConsistency:
     """The segmenter ``S`` (image -> mask logits), its optimizer, and the two losses it takes part in.

@@ -465,13 +465,13 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         if not shares:
             return
         rows = []
-        for outcome in outcomes:
-            summary = aggregate(outcome.scores)
+        for outcome in outcomes:  # the means and stds _summarise put in the metrics
             row: dict[str, Any] = {"trained on": outcome.spec.label}
             for label, share in shares.items():
-                key = f"{RECALL_WIDTH}.{label}"
-                if key in summary:
-                    row[f"recall, {label} wide: {share:.0%} of the foreground ({region})"] = format_mean_std(*summary[key])
+                key = f"{outcome.spec.label}.{RECALL_WIDTH}.{label}"
+                if key in result.metrics:
+                    row[f"recall, {label} wide: {share:.0%} of the foreground ({region})"] = format_mean_std(
+                        result.metrics[key], result.metrics.get(f"{key}.std"))
             rows.append(row)
         result.tables[WIDTH_TABLE_TITLE] = rows
         result.notes.append(
