@@ -8,7 +8,7 @@ thin part explicitly, as a second channel per mask channel, makes "too few 1-px 
 visible to it as a wrong layout.
 
 The thin part is what a 2x2 square cannot reach: the mask minus its morphological opening by
-that square (``segsynth_unet.thickness``'s 1-px class), computed with max-pooling so that the
+that square (``segsynth.thickness``'s 1-px class), computed with max-pooling so that the
 generator's straight-through gradient passes through it.
 """
 

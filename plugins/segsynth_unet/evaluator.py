@@ -56,7 +56,7 @@ from segsynth_unet.segmenter import (
     predicted_classes,
 )
 from segsynth_unet.summary import aggregate, format_mean_std
-from segsynth_unet.thickness import RECALL_WIDTH, recall_by_width, thickness_classes, width_shares
+from segsynth.thickness import RECALL_WIDTH, recall_by_width, thickness_classes, width_shares
 from segsynth_unet.training_sets import (
     TRAIN_ON_CHOICES,
     SetUnavailable,

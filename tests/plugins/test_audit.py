@@ -192,6 +192,29 @@ def test_mask_statistics_evaluator_identical_then_wider_masks(tmp_path: Path) ->
     assert any("maskstats.components.distance left out" in n for n in split.notes)
 
 
+def test_mask_statistics_width_profile_counts_thin_and_thick_pixels(tmp_path: Path) -> None:
+    """Bars 1 px and 3 px wide: the profile puts every pixel in its class, per mask, and the
+    ratio shows a generator that draws the thin ones too thick (the HRF failure)."""
+    def bars(n: int, widths: tuple[int, ...]) -> PairSet:
+        masks = torch.zeros(n, 1, 24, 24)
+        for i in range(n):
+            top = 2
+            for w in widths:
+                masks[i, 0, top : top + w, 2:12] = 1.0  # 10 px long
+                top += w + 3
+        return PairSet(masks.clone(), masks)
+
+    real, thick = bars(4, (1, 3)), bars(4, (3, 3))
+    evaluator = MaskStatisticsEvaluator(MaskStatisticsEvaluator.Params(bins=10), INFO)
+    m = evaluator.evaluate(real, real, thick, make_trainer(tmp_path))
+    assert m.metrics["maskstats.width.1px.real"] == 10.0 and m.metrics["maskstats.width.3-4px.real"] == 30.0
+    assert m.metrics["maskstats.width.1px.synthetic"] == 0.0 and m.metrics["maskstats.width.3-4px.synthetic"] == 60.0
+    assert m.metrics["maskstats.width.1px.ratio"] == 0.0 and m.metrics["maskstats.width.3-4px.ratio"] == 2.0
+    assert "maskstats.width.2px.ratio" not in m.metrics  # no real 2-px pixel: no ratio
+    rows = {r["width"]: r for r in m.tables["Foreground by structure width, real train vs synthetic"]}
+    assert rows["1px"]["share of foreground (real)"] == 0.25 and rows["3-4px"]["share of foreground (synthetic)"] == 1.0
+
+
 def test_mask_statistics_refuses_other_sizes_and_notes_empty_sets(tmp_path: Path) -> None:
     evaluator = MaskStatisticsEvaluator(MaskStatisticsEvaluator.Params(), INFO)
     with pytest.raises(segsynth.UserError, match="comparable"):

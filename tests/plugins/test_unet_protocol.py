@@ -397,7 +397,7 @@ def test_every_table_label_says_where_it_was_counted(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- recall by width
 def test_thickness_classes_follow_the_largest_square_that_fits() -> None:
-    from segsynth_unet.thickness import WIDTH_CLASSES, recall_by_width, thickness_classes, width_shares
+    from segsynth.thickness import WIDTH_CLASSES, recall_by_width, thickness_classes, width_shares
 
     mask = torch.zeros(1, 1, 20, 20)
     mask[0, 0, 1, 1:15] = 1          # a 1-px line

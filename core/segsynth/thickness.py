@@ -1,10 +1,13 @@
-"""Recall by structure width: which of the real foreground a segmenter finds, thin to thick.
+"""Structure width of mask pixels: recall by width for segmenters, width profiles for Stage I.
 
 Why: a synthetic-trained segmenter can match the real-trained one on thick vessels and still
 lose on the 1-px ones that make up a quarter of a fundus photograph's vessel pixels; pooled
 recall and F1 average that away. On HRF the first measurement (docs/results.md) showed the
 synthetic-trained U-Nets finding half as many of the thinnest vessels as the real-trained one,
-which no other number of the evaluator had said.
+which no other number of the evaluator had said. The cause sat in Stage I, whose masks held
+40 % fewer 1-px vessel pixels than the real ones while their mean width looked right, so
+``mask_statistics`` reports the same width classes for real and synthetic masks
+(``width_profile``).
 
 Width is *local thickness* (Hildebrand & Rueegsegger 1997), here on a pixel grid with squares:
 a foreground pixel has thickness >= k when a k x k square that contains it fits wholly inside
@@ -54,6 +57,15 @@ def recall_by_width(
         if total:
             result[f"{RECALL_WIDTH}.{label}"] = int((found & truth).sum()) / total
     return result
+
+
+def width_profile(masks: torch.Tensor) -> dict[str, float]:
+    """Mean foreground pixels per mask in each width class of binary ``masks`` ``(N, H, W)`` (or
+    ``(N, 1, H, W)``): where a mask generator draws too few thin or too many thick structures."""
+    if masks.shape[0] == 0:
+        return {}
+    classes = thickness_classes(masks.float())
+    return {label: int((classes == i).sum()) / masks.shape[0] for i, (label, _) in enumerate(WIDTH_CLASSES)}
 
 
 def width_shares(classes: torch.Tensor, fovs: torch.Tensor | None) -> dict[str, float]:
