@@ -73,14 +73,16 @@ def unet_config(params: DiffusionParams, size: tuple[int, int], in_channels: int
 def schedule_config(params: DiffusionParams) -> dict[str, Any]:
     """The keyword arguments both schedulers share: noise levels, schedule, prediction target.
 
-    ``clip_sample`` keeps DDIM's estimate of the clean sample inside ``[-1, 1]``, where images
-    and masks live: early, very noisy steps can otherwise overshoot and the error never recovers.
+    ``clip_sample`` (the recipe's, on by default) keeps DDIM's estimate of the clean sample inside
+    ``[-1, 1]``, where images and masks live: early, very noisy steps cannot overshoot. The price
+    is a bias near the edges of the range: an estimate of a value at -0.94 is clipped on one side
+    only, so its mean moves inward at every step (a dark background renders brighter).
     """
     return {
         "num_train_timesteps": params.train_timesteps,
         "beta_schedule": BETA_SCHEDULES[params.noise_schedule],
         "prediction_type": params.prediction,
-        "clip_sample": True,
+        "clip_sample": params.clip_sample,
         "clip_sample_range": 1.0,
     }
 

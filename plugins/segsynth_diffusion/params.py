@@ -81,6 +81,14 @@ class DiffusionParams(segsynth.Params):
         description="Deterministic DDIM denoising steps per sample (at most train_timesteps): "
         "sampling time grows linearly with it; 10 to 50 is the usual range.",
     )
+    clip_sample: bool = Field(
+        True, json_schema_extra=SAMPLING_ONLY,
+        description="Clip DDIM's estimate of the clean sample to [-1, 1] at every step (DDPM's "
+        "practice: a very noisy step cannot overshoot). Clipping pulls estimates of values near the "
+        "edge of the range inward, so a dark background (fluorescence microscopy at -0.94) comes "
+        "out brighter, more so the more steps: false renders it truer (docs/diffusion.md). Binary "
+        "masks sit at both edges alike and keep it on.",
+    )
     flip: bool = Field(True, description="Randomly mirror training samples left-right (data augmentation).")
     log_every: StepInterval = Field(10, description="Log the denoising loss every this many steps.")
 

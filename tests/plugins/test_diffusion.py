@@ -195,6 +195,26 @@ def test_the_mask_steers_the_rendering() -> None:
     assert not torch.equal(t.translate(masks, checks.seeded(3)), t.translate(swapped, checks.seeded(3)))
 
 
+def test_clip_sample_is_what_the_sampler_clips_with() -> None:
+    """With a U-Net whose outputs are large the clean-sample estimates leave [-1, 1]: clipping
+    them (the default) and not clipping render different images from the same noise, and the
+    scheduler gets the recipe's choice."""
+    from segsynth_diffusion.denoiser import schedule_config
+
+    assert schedule_config(TP(**TINY))["clip_sample"] is True
+    assert schedule_config(TP(**TINY, clip_sample=False))["clip_sample"] is False
+    torch.manual_seed(0)
+    clipped, free = _translator(), _translator(clip_sample=False)
+    free.denoiser.unet.load_state_dict(clipped.denoiser.unet.state_dict())
+    for t in (clipped, free):
+        with torch.no_grad():
+            t.denoiser.unet.conv_out.weight.mul_(200)
+    masks = checks.bar_pairs(2, 32).masks
+    a, b = clipped.translate(masks, checks.seeded(7)), free.translate(masks, checks.seeded(7))
+    assert not torch.equal(a, b)
+    assert torch.equal(b, free.translate(masks, checks.seeded(7)))  # still seeded
+
+
 def test_translator_final_checkpoint_reloads(tmp_path: Path) -> None:
     checks.check_final_checkpoint_reloads_translator(lambda: _translator(steps=2), tmp_path)
 
