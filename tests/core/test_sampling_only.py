@@ -31,8 +31,8 @@ def test_both_diffusion_components_mark_their_sampler() -> None:
     from segsynth_diffusion.translator import DiffusionTranslator
 
     assert sampling_fields(DiffusionMaskGenerator.Params) == {
-        "sampling_steps", "threshold", "hysteresis_low", "min_piece_pixels", "sample_batch_size"}
-    assert sampling_fields(DiffusionTranslator.Params) == {"sampling_steps", "translate_batch_size"}
+        "sampling_steps", "clip_sample", "threshold", "hysteresis_low", "min_piece_pixels", "sample_batch_size"}
+    assert sampling_fields(DiffusionTranslator.Params) == {"sampling_steps", "clip_sample", "translate_batch_size"}
 
 
 def test_the_mark_is_shown_where_people_read_parameters() -> None:
