@@ -25,6 +25,7 @@ from segsynth.coverage import EMPTY_FP_RATE, EMPTY_FP_RATIO, EMPTY_FP_SAMPLES, E
 from segsynth.files import atomic_write_csv, atomic_write_text
 from segsynth.labels import LabelTable, one_hot
 from segsynth.params import MAX_COUNT, BatchSize, Count, Draws, LearningRate, Neighbours, Steps
+from segsynth.thickness import RECALL_WIDTH, recall_by_width, thickness_classes, width_shares
 from segsynth_unet.empty_truth import empty_fp_rate, near_empty
 from segsynth_unet.figure import confusion_figure, prediction_grid
 from segsynth_unet.network import max_depth
@@ -56,7 +57,6 @@ from segsynth_unet.segmenter import (
     predicted_classes,
 )
 from segsynth_unet.summary import aggregate, format_mean_std
-from segsynth.thickness import RECALL_WIDTH, recall_by_width, thickness_classes, width_shares
 from segsynth_unet.training_sets import (
     TRAIN_ON_CHOICES,
     SetUnavailable,
