@@ -59,6 +59,7 @@ from segsynth_unet.segmenter import (
 from segsynth_unet.summary import aggregate, format_mean_std
 from segsynth_unet.training_sets import (
     TRAIN_ON_CHOICES,
+    TRAIN_ON_DEFAULT,
     SetUnavailable,
     TrainingSetSpec,
     TrainOn,
@@ -116,12 +117,15 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
 
     class Params(segsynth.Params):
         train_on: list[TrainOn] = Field(
-            default_factory=lambda: list(TRAIN_ON_CHOICES),
+            default_factory=lambda: list(TRAIN_ON_DEFAULT),
             description=(
                 "Training sets, one segmenter per set and seed: 'real' (all real training pairs), "
                 "'synthetic@real_count' (a seeded subset of as many synthetic pairs as real ones), "
                 "'synthetic' (one set per synthetic_counts entry; null = all synthetic pairs), "
-                "'real+synthetic' (all real plus all synthetic pairs)."
+                "'real+synthetic' (all real plus all synthetic pairs); 'rendered_real' (not by "
+                "default: the real training masks rendered by the run's Stage II, as many as "
+                "the synthetic pairs: what a perfect Stage I would give, so the gap splits into "
+                "Stage II's and Stage I's shares)."
             ),
         )
         synthetic_counts: list[Count | None] = Field(
@@ -372,7 +376,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         for seed in range(self.params.seeds):
             try:
                 pairs = build_training_set(
-                    spec, real_train, synthetic, trainer.generator(SUBSET_OFFSET + seed)
+                    spec, real_train, synthetic, trainer.generator(SUBSET_OFFSET + seed),
+                    self.context.translate,
                 )
             except SetUnavailable as exc:
                 notes.append(f"No {spec.label} segmenter: {exc}.")
@@ -665,7 +670,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
     def _add_ratio(result: segsynth.EvaluationResult) -> None:
         """``ratio.f1`` = synthetic F1 / real F1 (means over seeds): 1.0 means nothing was lost.
 
-        Likewise ``ratio.mean_fg_dice`` with K classes.
+        Likewise ``ratio.mean_fg_dice`` with K classes, and ``ratio.rendered_real.*`` (Stage II's
+        ceiling over real) when ``rendered_real`` was trained.
         """
         for key in RATIO_KEYS:
             real, synthetic = result.metrics.get(f"real.{key}"), result.metrics.get(f"synthetic.{key}")
@@ -676,6 +682,10 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                 result.notes.append(f"ratio.{key} left out: the real-trained segmenter scored {measure} = 0.")
                 continue
             result.metrics[f"ratio.{key}"] = synthetic / real
+        for key in RATIO_KEYS:  # the Stage-II ceiling, when the recipe asked for it
+            real, rendered = result.metrics.get(f"real.{key}"), result.metrics.get(f"rendered_real.{key}")
+            if real and rendered is not None:
+                result.metrics[f"ratio.rendered_real.{key}"] = rendered / real
 
     def _class_results(
         self,

@@ -12,6 +12,12 @@ synthetic pairs as there are real ones (the fair comparison), ``synthetic`` (and
 - ``synthetic@real_count``: ``len(real_train)`` synthetic pairs, a seeded random subset.
 - ``synthetic``: one set per entry of ``synthetic_counts``; ``None`` is every synthetic pair
   (label ``synthetic``), an integer ``N`` a seeded subset of ``N`` pairs (label ``synthetic@N``).
+- ``rendered_real`` (not in the default list): the real training *masks* rendered by the
+  run's own Stage II (``EvaluationContext.translate``), as many pairs as there are synthetic
+  ones, each mask rendered with fresh noise. Its segmenter shows what a perfect Stage I would
+  give with this Stage II: real -> rendered_real is what Stage II loses, rendered_real ->
+  synthetic what Stage I loses. Its images are Stage II's renders of training masks, so it is
+  a diagnosis, never data to publish.
 - ``real+synthetic``: every real and every synthetic pair. By default every pair is drawn
   equally often, so the real pairs fill ``real / (real + synthetic)`` of the batches (a third
   with twice as many synthetic pairs): within the same number of steps the real pairs are then
@@ -26,7 +32,7 @@ one, and the subsets of one repetition are nested (the first ``N`` of the same p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,8 +40,14 @@ import torch
 
 import segsynth
 
-TrainOn = Literal["real", "synthetic@real_count", "synthetic", "real+synthetic"]
-TRAIN_ON_CHOICES: tuple[str, ...] = ("real", "synthetic@real_count", "synthetic", "real+synthetic")
+TrainOn = Literal["real", "synthetic@real_count", "synthetic", "real+synthetic", "rendered_real"]
+TRAIN_ON_CHOICES: tuple[str, ...] = (
+    "real", "synthetic@real_count", "synthetic", "real+synthetic", "rendered_real",
+)
+#: What ``train_on`` is when a recipe does not say: every set but the ``rendered_real`` diagnosis.
+TRAIN_ON_DEFAULT: tuple[str, ...] = TRAIN_ON_CHOICES[:4]
+#: Masks rendered per Stage-II call when building ``rendered_real`` (bounds memory on big tiles).
+RENDER_BATCH = 32
 
 
 class SetUnavailable(Exception):
@@ -85,19 +97,52 @@ def with_fov(pairs: segsynth.PairSet) -> segsynth.PairSet:
     return segsynth.PairSet(pairs.images, pairs.masks, torch.ones_like(pairs.masks[:, :1]), pairs.ids)
 
 
+def rendered_real(
+    real_train: segsynth.PairSet,
+    count: int,
+    translate: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None,
+    generator: torch.Generator,
+) -> segsynth.PairSet:
+    """``count`` pairs of real training masks (cycled in order, so each is used equally often)
+    and Stage II's renders of them, in batches of ``RENDER_BATCH``, noise from ``generator``.
+
+    The fields of view of the real pairs go with their masks, as they do in the real set.
+    """
+    if translate is None:
+        raise SetUnavailable(
+            "rendered_real needs the run's Stage II to render the real masks, and this run has "
+            "none (a single-stage run, or an evaluator used outside a run)"
+        )
+    if len(real_train) == 0 or count == 0:
+        raise SetUnavailable("rendered_real needs real training masks and a synthetic count above 0")
+    order = torch.arange(count) % len(real_train)
+    base = real_train.subset(order)
+    images = torch.cat([
+        translate(base.masks[start : start + RENDER_BATCH], generator)
+        for start in range(0, count, RENDER_BATCH)
+    ])
+    ids = [f"rendered_{i:05d}_{name}" for i, name in enumerate(base.ids)] if base.ids else base.ids
+    return segsynth.PairSet(images.to(base.images.dtype), base.masks, base.fovs, ids)
+
+
 def build_training_set(
     spec: TrainingSetSpec,
     real_train: segsynth.PairSet,
     synthetic: segsynth.PairSet,
     generator: torch.Generator,
+    translate: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
 ) -> segsynth.PairSet:
     """The pairs ``spec`` names; ``SetUnavailable`` when the data cannot make them.
+
+    ``translate`` (the run's frozen Stage II) is needed by ``rendered_real`` only.
 
     For ``real+synthetic``, when only one part has a field of view the other gets an all-ones
     one, so the real images keep their loss mask instead of ``PairSet.concat`` dropping it.
     """
     if spec.label == "real":
         return real_train
+    if spec.label == "rendered_real":
+        return rendered_real(real_train, len(synthetic) or len(real_train), translate, generator)
     if spec.label == "synthetic@real_count":
         try:
             return seeded_subset(synthetic, len(real_train), generator)

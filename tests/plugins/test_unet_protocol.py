@@ -208,6 +208,50 @@ def test_training_sets_have_the_right_sizes_and_are_seeded() -> None:
         build_training_set(spec, real, synthetic.subset([0, 1]), torch.Generator())
 
 
+def _noisy_render(masks: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A stand-in Stage II: the mask plus seeded noise, so renders of one mask differ."""
+    return (masks + 0.1 * torch.rand(masks.shape, generator=g)).clamp(0, 1)
+
+
+def test_rendered_real_renders_every_real_mask_equally_often() -> None:
+    real, synthetic = bright_squares(3, 40, fov=True), bright_squares(7, 41)
+    spec = TrainingSetSpec("rendered_real", "rendered_real")
+    pairs = build_training_set(spec, real, synthetic, torch.Generator().manual_seed(0), _noisy_render)
+    assert len(pairs) == len(synthetic) == 7  # as many as the synthetic pairs
+    assert torch.equal(pairs.masks, real.masks[torch.arange(7) % 3])  # cycled: 3, 2, 2 renders each
+    assert pairs.fovs is not None and torch.equal(pairs.fovs, real.fovs[torch.arange(7) % 3])
+    assert not torch.equal(pairs.images, pairs.masks)  # the renders, not the masks
+    assert not torch.equal(pairs.images[0], pairs.images[3])  # the same mask, fresh noise
+    again = build_training_set(spec, real, synthetic, torch.Generator().manual_seed(0), _noisy_render)
+    other = build_training_set(spec, real, synthetic, torch.Generator().manual_seed(1), _noisy_render)
+    assert torch.equal(pairs.images, again.images) and not torch.equal(pairs.images, other.images)
+    assert len(set(pairs.ids)) == 7
+    with pytest.raises(SetUnavailable, match="needs the run's Stage II"):
+        build_training_set(spec, real, synthetic, torch.Generator())
+    assert "rendered_real" not in Params().train_on  # a diagnosis: asked for, never by default
+
+
+def test_evaluator_reports_the_stage2_ceiling_ratio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """real 0.8, rendered_real 0.6, synthetic 0.4: ratio.rendered_real.f1 0.75, ratio.f1 0.5."""
+    per_set = iter([0.8, 0.4, 0.6])
+
+    def fake_score(probabilities: torch.Tensor, test: PairSet, threshold: float) -> dict[str, float]:
+        return {"f1": next(per_set)}
+
+    monkeypatch.setattr(evaluator_module, "score", fake_score)
+    params = Params(steps=1, depth=1, base_filters=2, seeds=1, train_on=["real", "synthetic", "rendered_real"],
+                    fidelity=False, feature_distances=False, figure_images=0)
+    evaluator = UNetSegmentationEvaluator(params, segsynth.DatasetInfo(1, 1, (16, 16)))
+    evaluator.bind(segsynth.EvaluationContext(translate=_noisy_render))
+    result = evaluator.evaluate(bright_squares(4, 1), bright_squares(2, 2), bright_squares(6, 3),
+                                make_trainer(tmp_path))
+    assert result.metrics["rendered_real.f1"] == pytest.approx(0.6)
+    assert result.metrics["ratio.rendered_real.f1"] == pytest.approx(0.75)
+    assert result.metrics["ratio.f1"] == pytest.approx(0.5)
+    rows = result.tables["Train on synthetic, test on real"]
+    assert [(r["trained on"], r["training pairs"]) for r in rows] == [("real", 4), ("synthetic", 6), ("rendered_real", 6)]
+
+
 def test_mixed_training_set_keeps_the_real_fov() -> None:
     real, synthetic = bright_squares(3, 30, fov=True), bright_squares(2, 31)
     mixed = build_training_set(TrainingSetSpec("real+synthetic", "real+synthetic"), real, synthetic,
