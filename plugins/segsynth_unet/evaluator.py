@@ -673,19 +673,17 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         Likewise ``ratio.mean_fg_dice`` with K classes, and ``ratio.rendered_real.*`` (Stage II's
         ceiling over real) when ``rendered_real`` was trained.
         """
-        for key in RATIO_KEYS:
-            real, synthetic = result.metrics.get(f"real.{key}"), result.metrics.get(f"synthetic.{key}")
-            if real is None or synthetic is None:
-                continue
-            if real == 0.0:
-                measure = "F1" if key == "f1" else key
-                result.notes.append(f"ratio.{key} left out: the real-trained segmenter scored {measure} = 0.")
-                continue
-            result.metrics[f"ratio.{key}"] = synthetic / real
-        for key in RATIO_KEYS:  # the Stage-II ceiling, when the recipe asked for it
-            real, rendered = result.metrics.get(f"real.{key}"), result.metrics.get(f"rendered_real.{key}")
-            if real and rendered is not None:
-                result.metrics[f"ratio.rendered_real.{key}"] = rendered / real
+        # (the set compared with real, the metric prefix): synthetic, and the Stage-II ceiling
+        for label, prefix in (("synthetic", "ratio"), ("rendered_real", "ratio.rendered_real")):
+            for key in RATIO_KEYS:
+                real, other = result.metrics.get(f"real.{key}"), result.metrics.get(f"{label}.{key}")
+                if real is None or other is None:
+                    continue
+                if real == 0.0:
+                    measure = "F1" if key == "f1" else key
+                    result.notes.append(f"{prefix}.{key} left out: the real-trained segmenter scored {measure} = 0.")
+                    continue
+                result.metrics[f"{prefix}.{key}"] = other / real
 
     def _class_results(
         self,

@@ -114,14 +114,14 @@ def rendered_real(
             "none (a single-stage run, or an evaluator used outside a run)"
         )
     if len(real_train) == 0 or count == 0:
-        raise SetUnavailable("rendered_real needs real training masks and a synthetic count above 0")
+        raise SetUnavailable("rendered_real needs at least one real training mask to render")
     order = torch.arange(count) % len(real_train)
     base = real_train.subset(order)
     images = torch.cat([
         translate(base.masks[start : start + RENDER_BATCH], generator)
         for start in range(0, count, RENDER_BATCH)
     ])
-    ids = [f"rendered_{i:05d}_{name}" for i, name in enumerate(base.ids)] if base.ids else base.ids
+    ids = [f"rendered_{i:05d}_{name}" for i, name in enumerate(base.ids)]
     return segsynth.PairSet(images.to(base.images.dtype), base.masks, base.fovs, ids)
 
 
