@@ -30,6 +30,8 @@ class UNetSegmenter(segsynth.Segmenter):
         base_filters: Width = Field(32, description="Filters of the first level.")
         flip_rotate: bool = Field(True, description="Random flips and 90-degree rotations.")
         affine: bool = Field(False, description="Small random affine warps (kornia).")
+        photometric: float = Field(0.0, ge=0.0, le=2.0, description=(
+            "Strength of a random photometric jitter of the training images alone (gamma, gain, colour balance, blur up to 1 px, noise; augment.PHOTOMETRIC_RANGES at 1.0): teaches the segmenter that vessels, not one camera's or one translator's look, make the mask. 0 (default) leaves images as they are."))
 
     def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)
@@ -49,7 +51,8 @@ class UNetSegmenter(segsynth.Segmenter):
 
     def fit(self, pairs: segsynth.PairSet, trainer: segsynth.Trainer) -> None:
         plan = TrainingPlan(self.params.steps, self.params.batch_size, self.params.flip_rotate,
-                            self.params.affine, self.params.lr_decay)
+                            self.params.affine, self.params.lr_decay,
+                            photometric=self.params.photometric)
         self.segmenter.fit(pairs, trainer, plan, "segmenter unet")
 
     def predict(self, images: torch.Tensor, trainer: segsynth.Trainer) -> torch.Tensor:

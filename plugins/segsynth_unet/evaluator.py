@@ -188,6 +188,12 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         affine: bool = Field(
             False, description="Also augment with a small random affine warp (kornia)."
         )
+        photometric: float = Field(
+            0.0, ge=0.0, le=2.0,
+            description=(
+                "Strength of a random photometric jitter of the training images alone (gamma, gain, colour balance, blur up to 1 px, noise; augment.PHOTOMETRIC_RANGES at 1.0): teaches the segmenter that vessels, not one camera's or one translator's look, make the mask. 0 (default) leaves images as they are."
+            ),
+        )
         fidelity: bool = Field(
             True,
             description=(
@@ -605,7 +611,8 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         p = self.params
         segmenter = self._new_segmenter()
         if not (child.resume_requested and child.load_final(segmenter.state())):
-            plan = TrainingPlan(p.steps, p.batch_size, p.flip_rotate, p.affine, p.lr_decay, weights)
+            plan = TrainingPlan(p.steps, p.batch_size, p.flip_rotate, p.affine, p.lr_decay, weights,
+                                p.photometric)
             segmenter.fit(pairs, child, plan, desc=f"unet on {label} (seed {seed})")
         return segmenter
 

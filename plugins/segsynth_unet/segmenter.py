@@ -17,7 +17,7 @@ from pydantic import Field
 import segsynth
 from segsynth.gan import set_learning_rates
 from segsynth.labels import LabelTable, most_probable_class
-from segsynth_unet.augment import random_dihedral, small_affine
+from segsynth_unet.augment import random_dihedral, random_photometric, small_affine
 from segsynth_unet.loss import class_segmentation_loss, segmentation_loss
 from segsynth_unet.network import UNet
 
@@ -36,6 +36,8 @@ class TrainingPlan:
     lr_decay: str = "constant"  # "constant" or "cosine" (``learning_rate_factor``)
     #: per-pair draw probabilities (any positive scale); None draws every pair equally often
     draw_weights: torch.Tensor | None = None
+    #: strength of the image-only jitter (``augment.random_photometric``); 0 leaves images as they are
+    photometric: float = 0.0
 
 
 #: the recipe field ``lr_decay`` of the evaluator and of the ``unet`` segmenter component
@@ -136,6 +138,8 @@ class Segmenter:
                 batch = list(random_dihedral(*batch))
             if affine is not None:
                 batch = list(affine(*batch))
+            if plan.photometric > 0:
+                batch[0] = random_photometric(batch[0], plan.photometric)
             x, y = trainer.to_device(batch[0]), batch[1]
             weight = batch[2] if len(batch) > 2 else None
             with trainer.autocast():

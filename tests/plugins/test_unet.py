@@ -12,7 +12,7 @@ import segsynth
 from segsynth import Trainer, TrainerSettings
 from square_data import bright_squares
 from segsynth_unet import plugin
-from segsynth_unet.augment import random_dihedral
+from segsynth_unet.augment import PHOTOMETRIC_RANGES, random_dihedral, random_photometric
 from segsynth_unet.evaluator import UNetSegmentationEvaluator
 from segsynth_unet.loss import segmentation_loss
 from segsynth_unet.network import UNet, max_depth
@@ -142,6 +142,52 @@ def test_dihedral_moves_image_mask_and_fov_together() -> None:
     rect = torch.rand(4, 1, 6, 10)
     (out,) = random_dihedral(rect)
     assert out.shape == rect.shape
+
+
+# --------------------------------------------------------------------------- photometric jitter
+def test_photometric_jitter_changes_the_look_not_the_black_or_the_shape() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(64, 3, 24, 24) * 0.6 + 0.2
+    images[:, :, :, :6] = 0.0  # a black rim, like outside a fundus field of view
+    assert random_photometric(images, 0.0) is images
+    out = random_photometric(images, 1.0)
+    assert out.shape == images.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    # one draw per sample: the mean brightness of the bright part moves, by different amounts
+    shift = (out[:, :, :, 8:].mean(dim=(1, 2, 3)) - images[:, :, :, 8:].mean(dim=(1, 2, 3)))
+    assert float(shift.abs().mean()) > 0.02 and float(shift.std()) > 0.02
+    # gamma/gain/tint multiply: far from the bright part the rim stays black up to the noise
+    assert float(out[:, :, :, :3].mean()) < 0.02
+    # colour balance: channels of one sample move by different factors
+    ratio = out[:, :, :, 8:].mean(dim=(2, 3)) / images[:, :, :, 8:].mean(dim=(2, 3))
+    assert float((ratio[:, 0] - ratio[:, 1]).abs().mean()) > 0.01
+    # the strength scales the ranges: at 0.25 the same draws move brightness about 4x less
+    torch.manual_seed(1)
+    strong = random_photometric(images, 1.0)
+    torch.manual_seed(1)
+    weak = random_photometric(images, 0.25)
+    assert float((weak - images)[:, :, :, 8:].abs().mean()) < 0.5 * float((strong - images)[:, :, :, 8:].abs().mean())
+    assert set(PHOTOMETRIC_RANGES) == {"log_gamma", "gain", "tint", "blur_sigma", "noise"}
+
+
+def test_photometric_jitter_trains_and_resumes_exactly(tmp_path: Path) -> None:
+    data = bright_squares(6, seed=4, fov=True)
+    plan = TrainingPlan(steps=6, batch_size=3, photometric=1.0)
+
+    def fresh() -> Segmenter:
+        torch.manual_seed(123)
+        return Segmenter(1, 1, depth=2, base_filters=4, lr=1e-2)
+
+    whole = fresh()
+    whole.fit(data, make_trainer(tmp_path / "whole", every=3), plan, "whole")
+    plain = fresh()
+    plain.fit(data, make_trainer(tmp_path / "plain", every=3), TrainingPlan(6, 3), "plain")
+    first = fresh()
+    first.fit(data, make_trainer(tmp_path / "split", every=3), TrainingPlan(3, 3, photometric=1.0), "a")
+    resumed = fresh()
+    resumed.fit(data, make_trainer(tmp_path / "split", resume=True, every=3), plan, "b")
+    weights = lambda seg: torch.cat([t.flatten().float() for t in seg.net.state_dict().values()])  # noqa: E731
+    assert torch.equal(weights(whole), weights(resumed))
+    assert not torch.equal(weights(whole), weights(plain))  # the jitter reached the training batches
 
 
 # --------------------------------------------------------------------------- segmenter training

@@ -178,6 +178,26 @@ def test_evaluator_reports_mean_and_std_over_seeds(tmp_path: Path, monkeypatch: 
             assert (tmp_path / label / f"seed{seed}" / "checkpoints" / "final.pt").exists()
 
 
+def test_photometric_strength_reaches_every_arms_training_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe's `photometric` is what each segmenter trains with, in the evaluator and in the
+    `unet` segmenter component alike (and 0 when the recipe leaves it out)."""
+    from segsynth_unet.component import UNetSegmenter
+
+    plans: list[TrainingPlan] = []
+    monkeypatch.setattr(Segmenter, "fit", lambda self, pairs, trainer, plan, desc: plans.append(plan))
+    info = segsynth.DatasetInfo(1, 1, (16, 16), has_fov=True)
+    for strength in (0.0, 0.7):
+        params = Params(steps=1, depth=1, base_filters=2, seeds=2, train_on=["real", "synthetic"],
+                        photometric=strength, fidelity=False, feature_distances=False, figure_images=0)
+        UNetSegmentationEvaluator(params, info).evaluate(
+            bright_squares(4, 1), bright_squares(2, 2, fov=True), bright_squares(6, 3), make_trainer(tmp_path / str(strength))
+        )
+    assert [plan.photometric for plan in plans] == [0.0] * 4 + [0.7] * 4
+    component = UNetSegmenter(UNetSegmenter.Params(steps=1, depth=1, base_filters=2, photometric=0.4), info)
+    component.fit(bright_squares(4, 1), make_trainer(tmp_path / "component"))
+    assert plans[-1].photometric == 0.4 and UNetSegmenter.Params().photometric == 0.0
+
+
 # --------------------------------------------------------------------------- training sets
 def test_plan_expands_synthetic_counts() -> None:
     labels = [s.label for s in plan_training_sets(
@@ -298,6 +318,8 @@ def test_real_share_sets_how_often_the_real_pairs_of_the_mixed_set_are_drawn() -
         {"feature_layer": "head"},
         {"kid_subset_size": 1},
         {"prd_k": 0},
+        {"photometric": -0.5},
+        {"photometric": 3.0},
     ],
 )
 def test_protocol_params_validation(bad: dict) -> None:
