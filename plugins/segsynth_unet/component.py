@@ -14,7 +14,13 @@ from pydantic import Field
 
 import segsynth
 from segsynth.params import BatchSize, LearningRate, Steps, Width
-from segsynth_unet.segmenter import LearningRateDecay, Segmenter, TrainingPlan, exclusive_classes
+from segsynth_unet.segmenter import (
+    LearningRateDecay,
+    PhotometricStrength,
+    Segmenter,
+    TrainingPlan,
+    exclusive_classes,
+)
 
 
 class UNetSegmenter(segsynth.Segmenter):
@@ -30,8 +36,7 @@ class UNetSegmenter(segsynth.Segmenter):
         base_filters: Width = Field(32, description="Filters of the first level.")
         flip_rotate: bool = Field(True, description="Random flips and 90-degree rotations.")
         affine: bool = Field(False, description="Small random affine warps (kornia).")
-        photometric: float = Field(0.0, ge=0.0, le=2.0, description=(
-            "Strength of a random photometric jitter of the training images alone (gamma, gain, colour balance, blur up to 1 px, noise; augment.PHOTOMETRIC_RANGES at 1.0): teaches the segmenter that vessels, not one camera's or one translator's look, make the mask. 0 (default) leaves images as they are."))
+        photometric: PhotometricStrength = 0.0
 
     def __init__(self, params: Params, info: segsynth.DatasetInfo) -> None:
         super().__init__(params, info)

@@ -51,6 +51,7 @@ from segsynth_unet.scoring import (
 )
 from segsynth_unet.segmenter import (
     LearningRateDecay,
+    PhotometricStrength,
     Segmenter,
     TrainingPlan,
     exclusive_classes,
@@ -188,12 +189,7 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
         affine: bool = Field(
             False, description="Also augment with a small random affine warp (kornia)."
         )
-        photometric: float = Field(
-            0.0, ge=0.0, le=2.0,
-            description=(
-                "Strength of a random photometric jitter of the training images alone (gamma, gain, colour balance, blur up to 1 px, noise; augment.PHOTOMETRIC_RANGES at 1.0): teaches the segmenter that vessels, not one camera's or one translator's look, make the mask. 0 (default) leaves images as they are."
-            ),
-        )
+        photometric: PhotometricStrength = 0.0
         fidelity: bool = Field(
             True,
             description=(

@@ -48,6 +48,16 @@ LearningRateDecay = Annotated[Literal["constant", "cosine"], Field(
         "of bouncing, so fewer steps reach the same segmenter."
     ),
 )]
+#: the recipe field ``photometric`` of the evaluator and of the ``unet`` segmenter component
+PhotometricStrength = Annotated[float, Field(
+    ge=0.0, le=2.0,
+    description=(
+        "Strength of a random photometric jitter of the training images alone (gamma, gain, "
+        "colour balance, blur up to 1 px, noise; augment.PHOTOMETRIC_RANGES at 1.0): teaches the "
+        "segmenter that vessels, not one camera's or one translator's look, make the mask. "
+        "0 (default) leaves images as they are."
+    ),
+)]
 #: what ``lr_decay`` may be
 LR_DECAYS = get_args(get_args(LearningRateDecay)[0])
 
