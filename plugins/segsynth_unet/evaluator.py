@@ -65,6 +65,7 @@ from segsynth_unet.training_sets import (
     TrainingSetSpec,
     TrainOn,
     build_training_set,
+    check_real_share,
     draw_weights,
     plan_training_sets,
 )
@@ -136,13 +137,15 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
                 "'synthetic'), N = a seeded subset of N pairs (label 'synthetic@N')."
             ),
         )
-        real_share: float | None = Field(
-            None, gt=0.0, lt=1.0,
+        real_share: float | tuple[float, float] | None = Field(
+            None,
             description=(
                 "Share of the 'real+synthetic' draws that are real pairs (0.5: half of every "
-                "batch on average). null: every pair equally likely, so the real pairs get "
-                "real / (real + synthetic) of the draws and are seen less often than in the "
-                "'real' set of the same steps."
+                "batch on average); [start, end] moves it linearly from the first step to the "
+                "last (e.g. [0.25, 1.0]: mostly synthetic pairs first, the real ones alone at "
+                "the end, where a decayed learning rate settles on them). null: every pair "
+                "equally likely, so the real pairs get real / (real + synthetic) of the draws "
+                "and are seen less often than in the 'real' set of the same steps."
             ),
         )
         seeds: int = Field(
@@ -262,6 +265,11 @@ class UNetSegmentationEvaluator(segsynth.Evaluator):
             if len(set(value)) != len(value):
                 raise ValueError(f"synthetic_counts lists a count twice: {value}")
             return value
+
+        @field_validator("real_share")
+        @classmethod
+        def _valid_share(cls, value: float | tuple[float, float] | None) -> float | tuple[float, float] | None:
+            return None if value is None else check_real_share(value)
 
         @model_validator(mode="after")
         def _counts_need_synthetic(self) -> UNetSegmentationEvaluator.Params:

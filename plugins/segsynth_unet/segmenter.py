@@ -34,7 +34,8 @@ class TrainingPlan:
     flip_rotate: bool = True
     affine: bool = False
     lr_decay: str = "constant"  # "constant" or "cosine" (``learning_rate_factor``)
-    #: per-pair draw probabilities (any positive scale); None draws every pair equally often
+    #: per-pair draw probabilities (any positive scale), ``(N,)``; or ``(2, N)``: those of the
+    #: first and of the last step, blended linearly in between; None draws every pair equally often
     draw_weights: torch.Tensor | None = None
     #: strength of the image-only jitter (``augment.random_photometric``); 0 leaves images as they are
     photometric: float = 0.0
@@ -87,14 +88,20 @@ def exclusive_classes(info: segsynth.DatasetInfo) -> LabelTable | None:
     return labels if labels is not None and labels.k > 1 else None
 
 
-def draw_batch(count: int, plan: TrainingPlan) -> torch.Tensor:
-    """``plan.batch_size`` pair indices, with replacement, from torch's global (checkpointed) RNG:
-    uniform, or by ``plan.draw_weights``."""
-    if plan.draw_weights is None:
+def draw_batch(count: int, plan: TrainingPlan, step: int = 1) -> torch.Tensor:
+    """``plan.batch_size`` pair indices for ``step`` (1-based), with replacement, from torch's
+    global (checkpointed) RNG: uniform, or by ``plan.draw_weights`` (blended for ``step`` when
+    they hold a first and a last row). The weights are a function of the step alone, so a
+    resumed fit draws as an unbroken one."""
+    weights = plan.draw_weights
+    if weights is None:
         return torch.randint(0, count, (plan.batch_size,))
-    if plan.draw_weights.shape != (count,):
-        raise ValueError(f"draw_weights has {tuple(plan.draw_weights.shape)} entries for {count} pairs")
-    return torch.multinomial(plan.draw_weights, plan.batch_size, replacement=True)
+    if weights.shape[-1:] != (count,) or weights.dim() not in (1, 2) or (weights.dim() == 2 and len(weights) != 2):
+        raise ValueError(f"draw_weights has shape {tuple(weights.shape)}; expected ({count},) or (2, {count}) for {count} pairs")
+    if weights.dim() == 2:
+        progress = 0.0 if plan.steps <= 1 else (step - 1) / (plan.steps - 1)
+        weights = torch.lerp(weights[0], weights[1], progress)
+    return torch.multinomial(weights, plan.batch_size, replacement=True)
 
 
 class Segmenter:
@@ -142,7 +149,7 @@ class Segmenter:
         base = ((self.optimizer, group.setdefault("initial_lr", group["lr"])),)
         for step in trainer.steps(start, plan.steps, desc):
             set_learning_rates(base, learning_rate_factor(plan.lr_decay, step, plan.steps))
-            index = draw_batch(len(pairs), plan).to(trainer.device)
+            index = draw_batch(len(pairs), plan, step).to(trainer.device)
             batch = [images[index], masks[index]] + ([] if fovs is None else [fovs[index]])
             if plan.flip_rotate:
                 batch = list(random_dihedral(*batch))

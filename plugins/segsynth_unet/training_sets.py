@@ -23,7 +23,9 @@ synthetic pairs as there are real ones (the fair comparison), ``synthetic`` (and
   with twice as many synthetic pairs): within the same number of steps the real pairs are then
   seen a third as often as in the ``real`` set, and "real + synthetic" can fall below "real"
   for that alone. ``real_share`` (``draw_weights``) fixes the real pairs' share of the draws
-  instead (0.5: half of every batch on average), the usual way synthetic data is mixed in.
+  instead (0.5: half of every batch on average), the usual way synthetic data is mixed in;
+  ``real_share: [start, end]`` moves that share linearly over the steps (pre-training on the
+  synthetic pairs that ends as fine-tuning on the real ones, within one fit).
 
 Subsets are drawn by ``torch.randperm`` from a generator seeded by the run seed and the
 repetition's seed index, so the same run gives the same subsets, each repetition a different
@@ -46,6 +48,8 @@ TRAIN_ON_CHOICES: tuple[str, ...] = (
 )
 #: What ``train_on`` is when a recipe does not say: every set but the ``rendered_real`` diagnosis.
 TRAIN_ON_DEFAULT: tuple[str, ...] = TRAIN_ON_CHOICES[:4]
+
+
 #: Masks rendered per Stage-II call when building ``rendered_real`` (bounds memory on big tiles).
 RENDER_BATCH = 32
 
@@ -166,17 +170,50 @@ def build_training_set(
     return segsynth.PairSet.concat(parts)
 
 
-def draw_weights(spec: TrainingSetSpec, real_count: int, total: int, real_share: float | None) -> torch.Tensor | None:
+def check_real_share(real_share: float | tuple[float, float]) -> float | tuple[float, float]:
+    """``real_share`` as given, or a ``ValueError`` that says what a valid one is.
+
+    A single share lies strictly between 0 and 1 (at 0 or 1 the mixed set is the 'synthetic' or
+    'real' set); a ``(start, end)`` ramp has both ends in [0, 1] and must mix the two kinds.
+    """
+    if isinstance(real_share, (int, float)):
+        if not 0.0 < real_share < 1.0:
+            raise ValueError(
+                f"real_share {real_share} must lie strictly between 0 and 1 (at 0 or 1 the mixed set "
+                "is the 'synthetic' or the 'real' set: train that one with train_on instead)"
+            )
+        return real_share
+    start, end = real_share
+    if not (0.0 <= start <= 1.0 and 0.0 <= end <= 1.0):
+        raise ValueError(f"real_share [{start}, {end}]: both ends must lie in [0, 1]")
+    if start == end and start in (0.0, 1.0):
+        raise ValueError(
+            f"real_share [{start}, {end}] draws only {'synthetic' if start == 0 else 'real'} pairs at "
+            "every step; give a ramp that mixes both (e.g. [0.25, 1.0]) or train that set with "
+            "train_on instead"
+        )
+    return real_share
+
+
+def draw_weights(
+    spec: TrainingSetSpec, real_count: int, total: int, real_share: float | tuple[float, float] | None
+) -> torch.Tensor | None:
     """Per-pair draw weights for ``spec``'s set, or ``None`` for uniform draws.
 
     Only ``real+synthetic`` with a ``real_share`` has them: its first ``real_count`` pairs (the
     real ones, as ``build_training_set`` concatenates them) share ``real_share`` of the
-    probability, the synthetic rest ``1 - real_share``. A set with only one of the two kinds
-    is drawn uniformly.
+    probability, the synthetic rest ``1 - real_share``: one row ``(total,)``. A ``(start, end)``
+    share gives two rows, the first step's and the last step's (``segmenter.draw_batch`` blends
+    them linearly): e.g. (0.25, 1.0) learns mostly from the many synthetic pairs first and ends
+    on the real ones alone, where the learning rate has decayed. A set with only one of the two
+    kinds is drawn uniformly.
     """
     if spec.label != "real+synthetic" or real_share is None or real_count in (0, total):
         return None
-    weights = torch.empty(total, dtype=torch.float64)
-    weights[:real_count] = real_share / real_count
-    weights[real_count:] = (1 - real_share) / (total - real_count)
-    return weights
+    check_real_share(real_share)
+    shares = [real_share] if isinstance(real_share, (int, float)) else list(real_share)
+    rows = torch.empty(len(shares), total, dtype=torch.float64)
+    for row, share in zip(rows, shares):
+        row[:real_count] = share / real_count
+        row[real_count:] = (1 - share) / (total - real_count)
+    return rows[0] if len(shares) == 1 else rows

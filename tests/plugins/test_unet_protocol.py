@@ -304,11 +304,42 @@ def test_real_share_sets_how_often_the_real_pairs_of_the_mixed_set_are_drawn() -
         draw_batch(99, TrainingPlan(1, 8, draw_weights=weights))
 
 
+def test_a_real_share_ramp_moves_the_mixed_set_from_synthetic_to_real_pairs_over_the_steps() -> None:
+    """real_share [0, 1] over 101 steps: the first batch holds no real pair, the last only real
+    ones, the middle about half; the draws depend on the step alone (a resumed fit draws alike)."""
+    mixed = TrainingSetSpec("real+synthetic", "real+synthetic")
+    ramp = draw_weights(mixed, 10, 100, (0.0, 1.0))
+    assert ramp is not None and ramp.shape == (2, 100)
+    assert float(ramp[0, :10].sum()) == 0.0 and float(ramp[1, :10].sum()) == pytest.approx(1.0)
+    plan = TrainingPlan(101, 16, draw_weights=ramp)
+
+    def real_part(step: int, draws: int = 200) -> float:
+        torch.manual_seed(step)
+        drawn = torch.cat([draw_batch(100, plan, step) for _ in range(draws)])
+        return float((drawn < 10).double().mean())
+
+    assert real_part(1) == 0.0 and real_part(101) == 1.0
+    assert real_part(51) == pytest.approx(0.5, abs=0.03)
+    assert real_part(26) == pytest.approx(0.25, abs=0.03)
+    torch.manual_seed(3)
+    first = draw_batch(100, plan, 40)
+    torch.manual_seed(3)
+    assert torch.equal(first, draw_batch(100, plan, 40))
+    quarter = draw_weights(mixed, 10, 100, (0.25, 1.0))
+    assert quarter is not None and float(quarter[0, :10].sum()) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="99 pairs"):
+        draw_batch(99, plan, 1)
+
+
 @pytest.mark.parametrize(
     "bad",
     [
         {"real_share": 0.0},
         {"real_share": 1.0},
+        {"real_share": [1.0, 1.0]},
+        {"real_share": [0.0, 0.0]},
+        {"real_share": [0.2, 1.2]},
+        {"real_share": [0.5]},
         {"seeds": 0},
         {"synthetic_counts": []},
         {"synthetic_counts": [0]},
@@ -333,6 +364,9 @@ def test_validation_messages_are_clear() -> None:
     with pytest.raises(pydantic.ValidationError, match="lists a count twice"):
         Params(synthetic_counts=[5, 5])
     assert Params(synthetic_counts=[100, None]).synthetic_counts == [100, None]
+    with pytest.raises(pydantic.ValidationError, match=r"draws only real pairs at every step"):
+        Params(real_share=[1.0, 1.0])
+    assert Params(real_share=[0.25, 1.0]).real_share == (0.25, 1.0)
 
 
 # --------------------------------------------------------------------------- features & reference measures
