@@ -96,7 +96,7 @@ def draw_batch(count: int, plan: TrainingPlan, step: int = 1) -> torch.Tensor:
     weights = plan.draw_weights
     if weights is None:
         return torch.randint(0, count, (plan.batch_size,))
-    if weights.shape[-1:] != (count,) or weights.dim() not in (1, 2) or (weights.dim() == 2 and len(weights) != 2):
+    if tuple(weights.shape) not in ((count,), (2, count)):
         raise ValueError(f"draw_weights has shape {tuple(weights.shape)}; expected ({count},) or (2, {count}) for {count} pairs")
     if weights.dim() == 2:
         progress = 0.0 if plan.steps <= 1 else (step - 1) / (plan.steps - 1)

@@ -48,8 +48,6 @@ TRAIN_ON_CHOICES: tuple[str, ...] = (
 )
 #: What ``train_on`` is when a recipe does not say: every set but the ``rendered_real`` diagnosis.
 TRAIN_ON_DEFAULT: tuple[str, ...] = TRAIN_ON_CHOICES[:4]
-
-
 #: Masks rendered per Stage-II call when building ``rendered_real`` (bounds memory on big tiles).
 RENDER_BATCH = 32
 
