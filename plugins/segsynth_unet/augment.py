@@ -91,7 +91,8 @@ def random_photometric(images: torch.Tensor, strength: float) -> torch.Tensor:
     blurred = sigma.gt(0.05)  # a narrower kernel is the identity at pixel resolution
     if blurred.any():
         s = sigma[blurred].to(device=dev, dtype=dtype)
-        out[blurred.to(dev)] = gaussian_blur2d(out[blurred.to(dev)], (5, 5), torch.stack([s, s], dim=1))
+        which = blurred.to(dev)
+        out[which] = gaussian_blur2d(out[which], (5, 5), torch.stack([s, s], dim=1))
     noise_std = (torch.rand(n, 1, 1, 1) * r["noise"]).to(device=dev, dtype=dtype)
     out = out + torch.randn(out.shape).to(device=dev, dtype=dtype) * noise_std
     return out.clamp(0, 1)

@@ -63,6 +63,13 @@ PhotometricStrength = Annotated[float, Field(
 LR_DECAYS = get_args(get_args(LearningRateDecay)[0])
 
 
+def fit_progress(step: int, steps: int) -> float:
+    """How far ``step`` (1-based) of ``steps`` is through a fit: 0 at the first step, 1 at the
+    last (0 throughout a one-step fit). The learning-rate decay and a real-share ramp both read
+    it, so both are functions of the step alone and a resumed fit matches an unbroken one."""
+    return 0.0 if steps <= 1 else (step - 1) / (steps - 1)
+
+
 def learning_rate_factor(decay: str, step: int, steps: int) -> float:
     """The share of the base learning rate that ``step`` (1-based) of ``steps`` trains with.
 
@@ -74,7 +81,7 @@ def learning_rate_factor(decay: str, step: int, steps: int) -> float:
     if decay == "constant" or steps <= 1:
         return 1.0
     if decay == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * (step - 1) / (steps - 1)))
+        return 0.5 * (1.0 + math.cos(math.pi * fit_progress(step, steps)))
     raise ValueError(f"lr_decay must be one of {LR_DECAYS}; got {decay!r}")
 
 
@@ -99,8 +106,7 @@ def draw_batch(count: int, plan: TrainingPlan, step: int = 1) -> torch.Tensor:
     if tuple(weights.shape) not in ((count,), (2, count)):
         raise ValueError(f"draw_weights has shape {tuple(weights.shape)}; expected ({count},) or (2, {count}) for {count} pairs")
     if weights.dim() == 2:
-        progress = 0.0 if plan.steps <= 1 else (step - 1) / (plan.steps - 1)
-        weights = torch.lerp(weights[0], weights[1], progress)
+        weights = torch.lerp(weights[0], weights[1], fit_progress(step, plan.steps))
     return torch.multinomial(weights, plan.batch_size, replacement=True)
 
 

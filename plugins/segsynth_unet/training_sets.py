@@ -204,11 +204,11 @@ def draw_weights(
     share gives two rows, the first step's and the last step's (``segmenter.draw_batch`` blends
     them linearly): e.g. (0.25, 1.0) learns mostly from the many synthetic pairs first and ends
     on the real ones alone, where the learning rate has decayed. A set with only one of the two
-    kinds is drawn uniformly.
+    kinds is drawn uniformly. ``real_share`` is taken as valid (the evaluator's params check
+    it with ``check_real_share``).
     """
     if spec.label != "real+synthetic" or real_share is None or real_count in (0, total):
         return None
-    check_real_share(real_share)
     shares = [real_share] if isinstance(real_share, (int, float)) else list(real_share)
     rows = torch.empty(len(shares), total, dtype=torch.float64)
     for row, share in zip(rows, shares):
