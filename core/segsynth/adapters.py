@@ -138,10 +138,12 @@ class PairedFilesDataset(FileDataset[P]):
 
     @cached_property
     def splits(self) -> dict[str, list[str]]:
-        """Sample ids per split: the lists' ids, or a seeded draw of ``test_fraction``."""
+        """Sample ids per split: the lists' ids, or a seeded draw of ``test_fraction`` (its
+        ``fold``-th block where the params have a ``fold``; params written before folds keep
+        working)."""
         p = self.params
         return split_ids(list(self.samples), p.train_list, p.test_list, p.test_fraction, p.seed,
-                         where=str(p.root))
+                         fold=getattr(p, "fold", 0), where=str(p.root))
 
     @abstractmethod
     def layout_help(self, problem: str) -> str:

@@ -21,8 +21,8 @@ from segsynth.pairing import natural_key
 from segsynth.params import Seed
 
 __all__ = [
-    "SplitSeed", "TestFraction", "TestList", "TrainList", "check_distinct_lists", "draw_test",
-    "listed_ids", "read_id_list", "split_ids",
+    "SplitFold", "SplitSeed", "TestFraction", "TestList", "TrainList", "check_distinct_lists",
+    "check_fold_without_lists", "draw_test", "fold_of", "listed_ids", "read_id_list", "split_ids",
 ]
 
 # The params of an adapter that splits by ``split_ids`` (``train_list: TrainList = None``, ...).
@@ -37,6 +37,21 @@ TestFraction = Annotated[float, Field(
     gt=0.0, lt=1.0, description="Share of ids drawn for test when no list is given.",
 )]
 SplitSeed = Annotated[Seed, Field(description="Seed of the random train/test split (no lists given).")]
+SplitFold = Annotated[int, Field(ge=0, description=(
+    "Which test draw of the seeded split to test on: 0 the first (the default), k the (k+1)-th "
+    "disjoint draw of the same size from the same shuffled order, so folds 0 .. 1/test_fraction "
+    "- 1 make a k-fold cross-validation over whole samples (test_fraction 0.5: fold 1 swaps "
+    "train and test). Random splits only."
+))]
+
+
+def check_fold_without_lists(fold: int, train_list: Path | None, test_list: Path | None) -> None:
+    """The params' validator: a fold is a part of the seeded draw, which lists replace."""
+    if fold and (train_list is not None or test_list is not None):
+        raise ValueError(
+            f"fold {fold} picks a part of the seeded random split, but train_list / test_list "
+            "fix the split by hand; drop fold or the lists"
+        )
 
 
 def check_distinct_lists(train_list: Path | None, test_list: Path | None) -> None:
@@ -97,6 +112,7 @@ def split_ids(
     test_fraction: float,
     seed: int,
     *,
+    fold: int = 0,
     where: str | None = None,
 ) -> dict[str, list[str]]:
     """``{"train": [...], "test": [...]}``, each in natural id order; never empty.
@@ -105,7 +121,7 @@ def split_ids(
     """
     known = set(ids)
     if train_list is None and test_list is None:
-        chosen = _random_split(sorted(ids, key=natural_key), test_fraction, seed, where)
+        chosen = _random_split(sorted(ids, key=natural_key), test_fraction, seed, where, fold)
     else:
         train = read_id_list(train_list, known) if train_list is not None else None
         test = read_id_list(test_list, known) if test_list is not None else None
@@ -132,7 +148,7 @@ def split_ids(
 
 
 def _random_split(
-    ids: list[str], test_fraction: float, seed: int, where: str | None = None
+    ids: list[str], test_fraction: float, seed: int, where: str | None = None, fold: int = 0
 ) -> dict[str, list[str]]:
     if len(ids) < 2:
         raise UserError(
@@ -140,13 +156,31 @@ def _random_split(
             "train/test split needs at least 2 (one to train on, one to test on). Add pairs "
             "there, or point root and the name patterns at the folder that holds the data set."
         )
-    return draw_test(ids, test_fraction, seed)
+    return draw_test(ids, test_fraction, seed, fold)
 
 
-def draw_test(ids: list[str], test_fraction: float, seed: int) -> dict[str, list[str]]:
+def draw_test(ids: list[str], test_fraction: float, seed: int, fold: int = 0) -> dict[str, list[str]]:
     """A seeded draw of ``test_fraction`` of ``ids`` (at least 2) for test, at least one on each
-    side; both splits keep the order of ``ids``."""
+    side; both splits keep the order of ``ids``.
+
+    One seeded permutation serves every fold: fold ``k`` tests on its ``k``-th block of
+    ``n_test`` ids, so the folds' test sets are disjoint and fold 0 is the split this function
+    always drew (recipes written before folds existed keep their split).
+    """
     n_test = min(len(ids) - 1, max(1, round(len(ids) * test_fraction)))
     order = np.random.default_rng(seed).permutation(len(ids))
-    test = {ids[i] for i in order[:n_test]}
+    test = {ids[i] for i in order[fold_of(len(ids), n_test, fold, test_fraction)]}
     return {"train": [i for i in ids if i not in test], "test": [i for i in ids if i in test]}
+
+
+def fold_of(count: int, n_test: int, fold: int, test_fraction: float) -> slice:
+    """The positions in the shuffled order that fold ``fold`` tests on; a fold past the last
+    whole block of ``n_test`` is a ``UserError`` that says how many folds there are."""
+    folds = count // n_test
+    if not 0 <= fold < folds:
+        raise UserError(
+            f"fold {fold} does not exist: {count} samples in test draws of {n_test} "
+            f"(test_fraction {test_fraction}) make {folds} fold(s), numbered 0 to {folds - 1}. "
+            "Choose a fold in that range, or lower test_fraction for more folds."
+        )
+    return slice(fold * n_test, (fold + 1) * n_test)

@@ -47,7 +47,7 @@ class Bbbc038(BbbcDataset[Bbbc038Params]):
         """Train and test ids: ``root`` and ``test_root``, or a seeded split of ``root``."""
         p = self.params
         if p.test_root is None:
-            return random_split(list(self.samples), p.test_fraction, p.seed, str(p.root))
+            return random_split(list(self.samples), p.test_fraction, p.seed, str(p.root), p.fold)
         return {"train": list(self.samples), "test": list(self.test_samples)}
 
     def decode(self, split: str, sample_id: str, cache: DecodeCache) -> Decoded:

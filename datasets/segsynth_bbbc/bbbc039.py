@@ -43,7 +43,13 @@ class Bbbc039(BbbcDataset[Bbbc039Params]):
         lists = list_files(p.root)
         use_lists = p.split == "lists" or (p.split == "auto" and "training" in lists)
         if not use_lists:
-            return random_split(list(self.pairs), p.test_fraction, p.seed, str(p.root))
+            return random_split(list(self.pairs), p.test_fraction, p.seed, str(p.root), p.fold)
+        if p.fold:
+            raise segsynth.UserError(
+                f"fold {p.fold} picks a part of the seeded random split, but the split lists in "
+                f"{p.root / 'metadata'} fix train and test; set 'split: random' to draw folds "
+                "from the images, or drop fold."
+            )
         return self._from_lists(lists)
 
     def _from_lists(self, lists: dict[str, Path]) -> dict[str, list[str]]:

@@ -80,8 +80,9 @@ class Bbbc039Crops(BbbcDataset[CropsParams]):
 
     @cached_property
     def splits(self) -> dict[str, list[str]]:
-        return random_split(list(self.crops), self.params.test_fraction, self.params.seed,
-                            "the built-in BBBC039 crops")
+        p = self.params
+        return random_split(list(self.crops), p.test_fraction, p.seed, "the built-in BBBC039 crops",
+                            p.fold)
 
     def decode(self, split: str, sample_id: str, cache: DecodeCache) -> Decoded:
         crop = self.crops[sample_id]

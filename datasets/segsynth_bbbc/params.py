@@ -3,7 +3,7 @@
 They share one vocabulary: ``boundary_channel`` adds the touching-nuclei boundary as a second
 mask channel, ``intensity``/``percentiles`` scale the pixels, ``tile_size`` cuts full-
 resolution tiles, and the split keys (``test_fraction``, ``seed``, ``n_train``, ``n_test``)
-mean the same in each.
+and ``fold`` (k-fold cross-validation over whole images) mean the same in each.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 import segsynth
 from segsynth.params import Seed
 from segsynth.preprocess import CacheDir, Channels, Preprocess
+from segsynth.splits import SplitFold
 
 
 class SplitParams(segsynth.Params):
@@ -43,6 +44,7 @@ class SplitParams(segsynth.Params):
         description="Share of images drawn for test by the seeded random split (0 < f < 1).",
     )
     seed: Seed = Field(0, description="Seed of the random train/test split of whole images.")
+    fold: SplitFold = 0
     n_train: int | None = Field(
         None, ge=1, description="Use only the first N training images (before tiling); None: all."
     )
@@ -153,6 +155,15 @@ class Bbbc038Params(FileParams):
             "stage1_test); None: split root by test_fraction and seed."
         ),
     )
+
+    @model_validator(mode="after")
+    def _fold_needs_a_draw(self) -> Bbbc038Params:
+        if self.fold and self.test_root is not None:
+            raise ValueError(
+                f"fold {self.fold} picks a part of the seeded split of root, but test_root gives "
+                "the test images; drop fold or test_root"
+            )
+        return self
 
 
 class CropsParams(SplitParams):

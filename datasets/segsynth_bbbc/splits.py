@@ -18,7 +18,7 @@ _SUFFIXES = (".png", ".tif", ".tiff")
 
 
 def random_split(
-    ids: list[str], test_fraction: float, seed: int, where: str
+    ids: list[str], test_fraction: float, seed: int, where: str, fold: int = 0
 ) -> dict[str, list[str]]:
     """A seeded split with at least one image on each side.
 
@@ -31,7 +31,7 @@ def random_split(
             f"only {len(ids)} image(s) found in {where}; a train/test split needs at least 2. "
             "Add images there or point 'root' to the folder that holds the data set."
         )
-    return draw_test(ids, test_fraction, seed)
+    return draw_test(ids, test_fraction, seed, fold)
 
 
 def entry_id(entry: str) -> str:

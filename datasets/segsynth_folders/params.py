@@ -12,7 +12,15 @@ from segsynth.labels import LabelTable
 from segsynth.pairing import check_name_pattern, check_relative_glob
 from segsynth.preprocess import CacheDir, Channels, DefaultPreprocess
 from segsynth.tiling import Tiling
-from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
+from segsynth.splits import (
+    SplitFold,
+    SplitSeed,
+    TestFraction,
+    TestList,
+    TrainList,
+    check_distinct_lists,
+    check_fold_without_lists,
+)
 
 
 class PairedFoldersParams(segsynth.Params):
@@ -77,6 +85,7 @@ class PairedFoldersParams(segsynth.Params):
     test_list: TestList = None
     test_fraction: TestFraction = 0.2
     seed: SplitSeed = 0
+    fold: SplitFold = 0
     preprocess: DefaultPreprocess
     tiles: Tiling | None = Field(
         None,
@@ -100,6 +109,7 @@ class PairedFoldersParams(segsynth.Params):
     @model_validator(mode="after")
     def _distinct_lists(self) -> PairedFoldersParams:
         check_distinct_lists(self.train_list, self.test_list)
+        check_fold_without_lists(self.fold, self.train_list, self.test_list)
         if self.labels is not None and self.mask_threshold is not None:
             raise ValueError(
                 "mask_threshold and labels exclude each other: a label map's values are class "

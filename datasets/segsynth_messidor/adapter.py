@@ -86,7 +86,8 @@ class Messidor(FileDataset[MessidorParams]):
     @cached_property
     def splits(self) -> dict[str, list[str]]:
         p = self.params
-        return subset_and_split(list(self.photos), p.n_images, p.test_fraction, p.seed, str(p.root))
+        return subset_and_split(list(self.photos), p.n_images, p.test_fraction, p.seed, str(p.root),
+                                p.fold)
 
     def read(self, split: str) -> segsynth.PairSet:
         cache = DecodeCache(self.params.cache_dir)

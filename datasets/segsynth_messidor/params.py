@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 import segsynth
 from segsynth.params import Seed
 from segsynth.preprocess import CacheDir, Channels, Preprocess
+from segsynth.splits import SplitFold
 
 BASE_PATTERN = r"^Base\d{2}$"
 
@@ -55,6 +56,7 @@ class MessidorParams(segsynth.Params):
         0.25, gt=0.0, lt=1.0, description="Share of the images drawn for test (0 < f < 1)."
     )
     seed: Seed = Field(0, description="Seed of the subset and of the train/test split.")
+    fold: SplitFold = 0
     preprocess: Preprocess = Field(  # as for DRIVE: the whole fundus, undistorted, any camera
         default_factory=Preprocess.factory(512, "pad"),
         description="Training size and fitting; default 512 x 512 padded (pad border has fov 0).",

@@ -2,7 +2,8 @@
 
 One permutation of all photographs (in base and name order, NumPy's PCG64 stream, stable
 across versions and platforms) serves both: ``n_images`` takes its head, so a bigger subset
-contains a smaller one, and the test images are the first ``test_fraction`` of that head.
+contains a smaller one, and the test images are the first ``test_fraction`` of that head (fold
+``k``: its ``k``-th block of that size, for k-fold cross-validation).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 import segsynth
+from segsynth.splits import fold_of
 
 
 def subset_and_split(
     ids: list[str], n_images: int | None, test_fraction: float, seed: int, where: str,
+    fold: int = 0,
 ) -> dict[str, list[str]]:
     """``{"train": [...], "test": [...]}`` in the input order, each with at least one id.
 
@@ -29,7 +32,7 @@ def subset_and_split(
             "Add bases, widen the grade filters or raise n_images."
         )
     n_test = min(len(chosen) - 1, max(1, round(len(chosen) * test_fraction)))
-    test = set(chosen[:n_test])
+    test = set(chosen[fold_of(len(chosen), n_test, fold, test_fraction)])
     taken = set(chosen)
     return {
         "train": [i for i in ids if i in taken and i not in test],

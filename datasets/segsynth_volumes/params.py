@@ -10,7 +10,15 @@ from pydantic import Field, field_validator, model_validator
 import segsynth
 from segsynth.pairing import check_name_pattern, check_relative_glob
 from segsynth.preprocess import DefaultPreprocess
-from segsynth.splits import SplitSeed, TestFraction, TestList, TrainList, check_distinct_lists
+from segsynth.splits import (
+    SplitFold,
+    SplitSeed,
+    TestFraction,
+    TestList,
+    TrainList,
+    check_distinct_lists,
+    check_fold_without_lists,
+)
 
 #: Default name pattern: the file or folder name without a volume suffix, so ``case7.nii.gz``,
 #: ``case7.tif`` and a DICOM series folder ``case7`` all have the id ``case7``. (No "/" in it: a
@@ -140,6 +148,7 @@ class VolumeSlicesParams(segsynth.Params):
     test_list: TestList = None
     test_fraction: TestFraction = 0.2
     seed: SplitSeed = 0
+    fold: SplitFold = 0
     preprocess: DefaultPreprocess
 
     @field_validator("images", "masks")
@@ -157,4 +166,5 @@ class VolumeSlicesParams(segsynth.Params):
         if self.foreground_labels is not None and self.mask_threshold is not None:
             raise ValueError("give foreground_labels or mask_threshold, not both")
         check_distinct_lists(self.train_list, self.test_list)
+        check_fold_without_lists(self.fold, self.train_list, self.test_list)
         return self

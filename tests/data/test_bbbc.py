@@ -201,6 +201,19 @@ def test_official_split_lists_honoured(tmp_path):
     assert random == bbbc039(root, split="random", test_fraction=0.5, seed=3).splits
 
 
+def test_bbbc039_folds_swap_train_and_test_and_refuse_lists(tmp_path):
+    root, meta = _with_lists(tmp_path, training=f"{NAMES[0]}.png\n{NAMES[1]}.png\n",
+                             test=f"{NAMES[2]}.png\n{NAMES[3]}.png\n")
+    first = bbbc039(root, split="random", test_fraction=0.5, seed=3).splits
+    second = bbbc039(root, split="random", test_fraction=0.5, seed=3, fold=1).splits
+    assert second == {"train": first["test"], "test": first["train"]}
+    with pytest.raises(UserError, match=r"fold 1 picks a part of the seeded random split, but the "
+                                        r"split lists in .*metadata fix train and test; set 'split: random'"):
+        bbbc039(root, fold=1).splits
+    with pytest.raises(ValidationError, match="fold 2 picks a part of the seeded split of root, but test_root"):
+        Bbbc038.Params(root=root, test_root=root, fold=2)
+
+
 @pytest.mark.filterwarnings("ignore:.*in no split list")
 def test_split_list_errors(tmp_path):
     root, meta = _with_lists(tmp_path, training=f"{NAMES[0]}.png\nIXMtest_Z99_s1_w1GONE.png\n",

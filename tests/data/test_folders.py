@@ -136,6 +136,28 @@ def test_seeded_ratio_split_is_deterministic(tmp_path):
     assert a["test"] == ["s1", "s9", "s11"]  # fixed across machines (PCG64 stream)
 
 
+def test_folds_are_disjoint_test_draws_that_cover_every_id(tmp_path):
+    """k-fold cross-validation over whole samples: fold k tests on the k-th block of one seeded
+    order, so 1 / test_fraction folds test each id exactly once, and fold 0 is the old split."""
+    ids = [f"s{i}" for i in range(12)]
+    params = jpg_manual(tmp_path, ids)
+    folds = [adapter(tmp_path, **params, test_fraction=0.25, seed=5, fold=k).splits for k in range(4)]
+    assert folds[0] == adapter(tmp_path, **params, test_fraction=0.25, seed=5).splits
+    tested = [i for split in folds for i in split["test"]]
+    assert sorted(tested) == sorted(ids)  # each id in exactly one fold's test split
+    for split in folds:
+        assert len(split["test"]) == 3 and sorted(split["train"] + split["test"]) == sorted(ids)
+    halves = [adapter(tmp_path, **params, test_fraction=0.5, seed=5, fold=k).splits for k in (0, 1)]
+    assert halves[0]["train"] == halves[1]["test"] and halves[0]["test"] == halves[1]["train"]
+    with pytest.raises(UserError, match=r"fold 4 does not exist: 12 samples in test draws of 3 .*"
+                                        r"4 fold\(s\), numbered 0 to 3"):
+        adapter(tmp_path, **params, test_fraction=0.25, seed=5, fold=4).splits
+    with pytest.raises(ValidationError, match="fold 1 picks a part of the seeded random split"):
+        PairedFolders.Params(root=tmp_path, **params, test_list=tmp_path / "test.txt", fold=1)
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        PairedFolders.Params(root=tmp_path, **params, fold=-1)
+
+
 def test_split_files(tmp_path):
     params = jpg_manual(tmp_path)
     (tmp_path / "test.txt").write_text("# held out\np10\n\np2  # second\n")

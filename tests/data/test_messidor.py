@@ -68,6 +68,16 @@ def test_fov_is_the_largest_bright_region_with_holes_filled():
     assert not fundus_fov(np.zeros((8, 8, 3), np.float32), 0.05).any()
 
 
+def test_folds_of_the_seeded_subset_swap_train_and_test(tmp_path):
+    root = make_messidor(tmp_path)
+    first = messidor(root, test_fraction=0.5).splits
+    second = messidor(root, test_fraction=0.5, fold=1).splits
+    assert len(first["test"]) == 2
+    assert sorted(second["test"]) == sorted(first["train"]) and sorted(second["train"]) == sorted(first["test"])
+    with pytest.raises(UserError, match=r"fold 2 does not exist: 4 samples .* 2 fold\(s\)"):
+        messidor(root, test_fraction=0.5, fold=2).splits
+
+
 def test_mixed_sizes_end_at_one_size_with_fov_and_zero_masks(tmp_path):
     data = messidor(make_messidor(tmp_path), test_fraction=0.5)
     info = data.info()
