@@ -34,6 +34,7 @@ TOOLKIT: dict[str, str] = {
     "measures": "confusion counts, F1/Dice, AUC, histogram KL",
     "segmentation_loss": "BCE + soft Dice on segmentation logits (the evaluator's U-Nets, pix2pix's consistency term)",
     "thickness": "structure width of mask pixels (local thickness): recall by width, width profiles of masks",
+    "structures": "small dark / bright structures in images (top-hats), and those away from a mask's foreground",
     "feature_distances": "distances between two sets of feature vectors: KID and k-NN "
                          "precision/recall (balanced draws)",
     "images": "reading image files correctly (bit depth, palettes, EXIF) or refusing them clearly",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from segsynth.params import AdamBetas, BatchSize, LearningRate, LossWeight, TranslatorTrainingParams, Width
 
@@ -59,3 +59,24 @@ class Pix2PixParams(TranslatorTrainingParams):
     consistency_filters: Width = Field(
         8, description="Filters of the mask-consistency segmenter's first layer (its cost grows with the square)."
     )
+    structure_l1: LossWeight = Field(
+        0.0,
+        description="Weight of an L1 term on small structures: the dark and bright top-hats "
+        "(grey closing minus image, image minus opening, structure_size square) of each "
+        "rendering against its real image's. Plain L1 is dominated by smooth colour; this term "
+        "pays for every thin line or speck G draws that the photograph does not have at that "
+        "place, and for each one it leaves out (segsynth_pix2pix.losses.structure_l1). 0 (paper) "
+        "turns it off; of the order of lambda_l1.",
+    )
+    structure_size: int = Field(
+        5, ge=3, le=15,
+        description="Side in pixels of the top-hats' square (odd, 3-15): structures narrower than "
+        "it count as small.",
+    )
+
+    @field_validator("structure_size")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"structure_size must be odd (a square centred on its pixel), not {value}; use {value + 1}")
+        return value

@@ -23,7 +23,7 @@ from segsynth_pix2pix.consistency import MaskConsistency
 from segsynth_pix2pix.discriminator import PatchDiscriminator, output_size
 from segsynth_pix2pix.generator import UNetGenerator
 from segsynth_pix2pix.layers import init_weights
-from segsynth_pix2pix.losses import adversarial_loss
+from segsynth_pix2pix.losses import adversarial_loss, structure_l1
 from segsynth_pix2pix.params import Pix2PixParams
 
 
@@ -143,6 +143,10 @@ class Pix2PixTranslator(PairedGANTranslator):
         g_l1 = F.l1_loss(fake.float(), image.float())
         losses = {"d_loss": d_loss.detach(), "g_gan": g_gan.detach(), "g_l1": g_l1.detach()}
         g_loss = g_gan + p.lambda_l1 * g_l1
+        if p.structure_l1 > 0:
+            g_structure = structure_l1(fake, image, p.structure_size)
+            g_loss = g_loss + p.structure_l1 * g_structure
+            losses["g_structure"] = g_structure.detach()
         if self.consistency is not None:
             mask01 = (mask + 1) / 2  # pix2pix feeds masks as -1/+1
             losses["s_real"] = self.consistency.train_on_real(image, mask01, trainer)

@@ -12,6 +12,7 @@ import segsynth
 from segsynth import PairSet, Trainer, TrainerSettings, measures
 from segsynth_metrics import plugin
 from segsynth_metrics.evaluator import IntensityKLEvaluator
+from segsynth_metrics.stray import StrayStructuresEvaluator
 
 INFO = segsynth.DatasetInfo(image_channels=2, mask_channels=1, size=(12, 12), has_fov=True)
 
@@ -36,7 +37,7 @@ def skewed_images(n: int, seed: int) -> torch.Tensor:
 
 
 def test_plugin_registration_and_params() -> None:
-    assert plugin.segsynth_register_components() == [IntensityKLEvaluator]
+    assert plugin.segsynth_register_components() == [IntensityKLEvaluator, StrayStructuresEvaluator]
     assert IntensityKLEvaluator.name == "intensity_kl"
     p = IntensityKLEvaluator.Params()
     assert p.bins == 256 and p.eps == 1e-10

@@ -290,3 +290,53 @@ def test_a_run_started_before_a_new_parameter_resumes_and_lists_only_real_change
     with pytest.raises(UserError, match=r"mask_consistency: 0.0 -> 5.0") as refused:
         check_run_folder(folder, resolved)
     assert "consistency_filters" not in str(refused.value)
+
+
+# ----------------------------------------------------------------------------- small structures
+def test_top_hats_keep_only_what_is_narrower_than_the_square() -> None:
+    from segsynth.structures import top_hats
+
+    image = torch.full((1, 1, 24, 24), 0.5)
+    image[..., 4, :] = 0.3           # a dark 1-px line, 0.2 deep
+    image[..., 12:20, :] = 0.1       # a dark band 8 px wide: wider than the 5-px square
+    image[..., 2, 10] = 0.9          # a bright 1-px speck, 0.4 high
+    dark, bright = top_hats(image, 5)
+    assert torch.allclose(dark[..., 4, :], torch.full((24,), 0.2), atol=1e-6)
+    assert dark[..., 12:20, :].abs().max() < 1e-6 and dark[..., 8, :].abs().max() < 1e-6
+    assert bright[..., 2, 10].item() == pytest.approx(0.4, abs=1e-6)
+    assert (bright > 1e-6).sum() == 1 and (dark >= 0).all() and (bright >= 0).all()
+
+
+def test_structure_l1_pays_for_an_extra_line_and_its_gradient_sits_on_it() -> None:
+    from segsynth_pix2pix.losses import structure_l1
+
+    real = torch.full((2, 3, 24, 24), 0.2)
+    assert structure_l1(real, real, 5).item() == 0.0
+    fake = real.clone().requires_grad_(True)
+    with torch.no_grad():
+        fake[0, :, :, 9] -= 0.1      # a thin dark line the photograph does not have
+    loss = structure_l1(fake, real, 5)
+    assert loss.item() == pytest.approx(0.1 * 24 / (24 * 24) / 2, rel=1e-4)  # one column of 24 in image 0 of 2
+    loss.backward()
+    grad = fake.grad.abs().sum(dim=(0, 1, 2))
+    assert grad[9] > 0 and grad[:5].sum() == 0 and grad[14:].sum() == 0  # within two half-squares
+    flat = real.clone()
+    flat[0] -= 0.1                   # a smooth shift of the whole image: no small structure
+    assert structure_l1(flat, real, 5).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_structure_l1_is_off_by_default_and_trains_and_resumes_when_on(tmp_path: Path) -> None:
+    assert P().structure_l1 == 0.0 and P().structure_size == 5
+    checks.check_rejected(P, {"structure_size": 4}, "structure_size must be odd")
+    checks.check_rejected(P, {"structure_size": 17}, "structure_size")
+    on = _translator(32, steps=4, batch_size=2, structure_l1=50.0, structure_size=3)
+    on.fit(checks.bar_pairs(4, 32, seed=3), checks.cpu_trainer(tmp_path / "fit"))
+    rows = checks.read_losses(tmp_path / "fit")
+    assert set(rows[0]) == {"step", "d_loss", "g_gan", "g_l1", "g_structure"}
+    assert all(float(r["g_structure"]) > 0 for r in rows)
+    straight, second = checks.fit_straight_and_resumed(
+        lambda steps: _translator(32, steps=steps, batch_size=2, structure_l1=50.0),
+        checks.bar_pairs(4, 32), tmp_path / "resume", steps=6, every=3, resumed_seed=77,
+    )
+    checks.assert_same_state(straight, second, ("generator", "discriminator"), ())
+    checks.assert_same_losses(tmp_path / "resume")
