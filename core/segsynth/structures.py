@@ -15,13 +15,26 @@ both are differentiable and cheap on any device (pix2pix's ``structure_l1`` trai
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+from pydantic import AfterValidator, Field
 
-__all__ = ["POLARITIES", "away_from_foreground", "foreground_contrast", "stray_values", "top_hats"]
+__all__ = ["POLARITIES", "SquareSide", "away_from_foreground", "foreground_contrast", "stray_values", "top_hats"]
 
 #: the two kinds of small structure, in the order ``top_hats`` returns them
 POLARITIES: tuple[str, str] = ("dark", "bright")
+
+
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError(f"must be odd (a square centred on its pixel), not {value}; use {value + 1}")
+    return value
+
+
+#: A params field type for a top-hat's square: an odd side of 3 to 15 pixels.
+SquareSide = Annotated[int, Field(ge=3, le=15), AfterValidator(_odd)]
 
 
 def top_hats(images: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 
 import segsynth
-from segsynth.structures import POLARITIES, foreground_contrast, stray_values
+from segsynth.structures import POLARITIES, SquareSide, foreground_contrast, stray_values
 
 TABLE_TITLE = "Small structures where the mask has none (background away from the foreground)"
 #: a ratio over this is named in a note: the segmenter evaluator's empty-tile target is 2x too
@@ -40,8 +40,8 @@ class StrayStructuresEvaluator(segsynth.Evaluator):
     )
 
     class Params(segsynth.Params):
-        size: int = Field(
-            5, ge=3, le=15,
+        size: SquareSide = Field(
+            5,
             description="Side in pixels of the top-hats' square (odd): narrower structures count.",
         )
         margin: int = Field(
@@ -54,13 +54,6 @@ class StrayStructuresEvaluator(segsynth.Evaluator):
             description="The real training images' quantile of background top-hats that sets each "
             "polarity's threshold (so they have 1 - quantile of pixels over it).",
         )
-
-        @field_validator("size")
-        @classmethod
-        def _odd(cls, value: int) -> int:
-            if value % 2 == 0:
-                raise ValueError(f"size must be odd (a square centred on its pixel), not {value}; use {value + 1}")
-            return value
 
     params: Params
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from segsynth.params import AdamBetas, BatchSize, LearningRate, LossWeight, TranslatorTrainingParams, Width
+from segsynth.structures import SquareSide
 
 
 class Pix2PixParams(TranslatorTrainingParams):
@@ -68,15 +69,8 @@ class Pix2PixParams(TranslatorTrainingParams):
         "place, and for each one it leaves out (segsynth_pix2pix.losses.structure_l1). 0 (paper) "
         "turns it off; of the order of lambda_l1.",
     )
-    structure_size: int = Field(
-        5, ge=3, le=15,
+    structure_size: SquareSide = Field(
+        5,
         description="Side in pixels of the top-hats' square (odd, 3-15): structures narrower than "
         "it count as small.",
     )
-
-    @field_validator("structure_size")
-    @classmethod
-    def _odd(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError(f"structure_size must be odd (a square centred on its pixel), not {value}; use {value + 1}")
-        return value

@@ -89,6 +89,6 @@ def test_params() -> None:
     p = StrayStructuresEvaluator.Params()
     assert (p.size, p.margin, p.quantile) == (5, 3, 0.99)
     assert all(f.description for f in StrayStructuresEvaluator.Params.model_fields.values())
-    for bad, message in (({"size": 6}, "size must be odd"), ({"quantile": 1.0}, "less than 1"), ({"margin": -1}, "greater")):
+    for bad, message in (({"size": 6}, r"size\n.*must be odd .* use 7"), ({"quantile": 1.0}, "less than 1"), ({"margin": -1}, "greater")):
         with pytest.raises(pydantic.ValidationError, match=message):
             StrayStructuresEvaluator.Params(**bad)
